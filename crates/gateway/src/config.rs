@@ -1,0 +1,24 @@
+use std::time::Duration;
+
+/// What the gateway needs to know from the node's configuration.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    pub node_id: u64,
+    /// How long a cached `@v/list` or `@latest` answer is served before upstream is asked again.
+    pub list_ttl: Duration,
+    /// How long an upstream "not found" is remembered.
+    pub negative_ttl: Duration,
+    /// Limits applied to upstream zips (Go's own limits by default).
+    pub zip_limits: gomod::ZipLimits,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            node_id: 1,
+            list_ttl: Duration::from_secs(60),
+            negative_ttl: Duration::from_secs(600),
+            zip_limits: gomod::ZipLimits::default(),
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Filling misses: fetch from upstream once per key, verify, store, and only
+//! then answer. A fill that fails leaves nothing behind.
+
+use std::io::BufReader;
+use std::sync::Arc;
+use std::time::Instant;
+
+use gomod::{ModulePath, Version};
+use store::{CatalogOp, Sha256Writer, VersionParts, ZipRef};
+use tokio::io::AsyncWriteExt;
+
+use crate::error::from_upstream;
+use crate::{ApiError, AppState};
+
+const MAX_INFO: u64 = 1 << 20;
+
+pub async fn info(state: &Arc<AppState>, module: &ModulePath, version: &Version) -> Result<Vec<u8>, ApiError> {
+    let key = format!("info {}@{}", module.escaped(), version.escaped());
+    let (st, m, v) = (state.clone(), module.clone(), version.clone());
+    state.file_fills.run(key.clone(), move || async move { negative_guard(&st, key, fetch_info(&st, &m, &v)).await }).await
+}
+
+pub async fn go_mod(state: &Arc<AppState>, module: &ModulePath, version: &Version) -> Result<Vec<u8>, ApiError> {
+    let key = format!("mod {}@{}", module.escaped(), version.escaped());
+    let (st, m, v) = (state.clone(), module.clone(), version.clone());
+    state.file_fills.run(key.clone(), move || async move { negative_guard(&st, key, fetch_mod(&st, &m, &v)).await }).await
+}
+
+pub async fn zip(state: &Arc<AppState>, module: &ModulePath, version: &Version) -> Result<ZipRef, ApiError> {
+    let key = format!("zip {}@{}", module.escaped(), version.escaped());
+    let (st, m, v) = (state.clone(), module.clone(), version.clone());
+    state.zip_fills.run(key.clone(), move || async move { negative_guard(&st, key, fetch_zip(&st, &m, &v)).await }).await
+}
+
+/// Answers from the negative cache when upstream recently said "not found",
+/// and remembers a new "not found" for `cache.negative_ttl`.
+pub async fn negative_guard<T>(
+    state: &AppState,
+    key: String,
+    fetch: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    if let Some(err) = state.negative.get(&key) {
+        return Err(err);
+    }
+    let result = fetch.await;
+    if let Err(e) = &result {
+        if e.is_not_found() {
+            state.negative.insert(key, e.clone());
+        }
+    }
+    result
+}
+
+async fn fetch_info(state: &AppState, module: &ModulePath, version: &Version) -> Result<Vec<u8>, ApiError> {
+    let what = format!("{module}@{version}.info");
+    let body = fetch_small(state, "info", module, &format!("@v/{}.info", version.escaped()), MAX_INFO, &what).await?;
+    let info = gomod::parse_info(&body).map_err(|e| ApiError::bad_gateway(format!("upstream sent an invalid {what}: {e}")))?;
+    if info.version != version.as_str() {
+        return Err(ApiError::bad_gateway(format!("upstream answered {what} with version {:?}; refusing to cache it", info.version)));
+    }
+    put(state, module, version, VersionParts { info: Some(body.clone()), ..Default::default() })?;
+    tracing::info!(%module, %version, "cached .info");
+    Ok(body)
+}
+
+async fn fetch_mod(state: &AppState, module: &ModulePath, version: &Version) -> Result<Vec<u8>, ApiError> {
+    let what = format!("{module}@{version}.mod");
+    let limit = state.cfg.zip_limits.max_go_mod;
+    let body = fetch_small(state, "mod", module, &format!("@v/{}.mod", version.escaped()), limit, &what).await?;
+    put(state, module, version, VersionParts { go_mod: Some(body.clone()), ..Default::default() })?;
+    tracing::info!(%module, %version, h1 = %gomod::h1_go_mod(&body), "cached .mod");
+    Ok(body)
+}
+
+pub async fn fetch_small(state: &AppState, kind: &str, module: &ModulePath, suffix: &str, limit: u64, what: &str) -> Result<Vec<u8>, ApiError> {
+    let started = Instant::now();
+    let result = state.upstream.get(module, suffix, limit).await;
+    state.metrics.upstream(kind, outcome(&result), started.elapsed());
+    match result {
+        Ok(fetched) => Ok(fetched.body.to_vec()),
+        Err(e) => {
+            if !e.is_not_found() {
+                tracing::warn!(what, error = %e, "upstream fetch failed");
+            }
+            Err(from_upstream(what, &e))
+        }
+    }
+}
+
+async fn fetch_zip(state: &AppState, module: &ModulePath, version: &Version) -> Result<ZipRef, ApiError> {
+    if let Some(existing) = stored_zip(state, module, version)? {
+        return Ok(existing);
+    }
+    let what = format!("{module}@{version}.zip");
+    let limits = state.cfg.zip_limits.clone();
+    let mut temp = state.store.blobs.temp()?;
+    let file = temp.take_file().ok_or_else(|| ApiError::internal("temp file missing"))?;
+    let mut writer = Sha256Writer::new(tokio::fs::File::from_std(file));
+    let started = Instant::now();
+    let suffix = format!("@v/{}.zip", version.escaped());
+    let result = state.upstream.download(module, &suffix, limits.max_zip_size, &mut writer).await;
+    state.metrics.upstream("zip", outcome(&result), started.elapsed());
+    if let Err(e) = &result {
+        tracing::warn!(what, error = %e, "upstream zip download failed; partial file discarded");
+        return Err(from_upstream(&what, e));
+    }
+    writer.flush().await.map_err(|e| ApiError::internal(format!("writing {what}: {e}")))?;
+    let (file, sha, size) = writer.finish();
+    temp.put_back(file.into_std().await);
+
+    let path = temp.path().to_path_buf();
+    let (m, v) = (module.clone(), version.clone());
+    let summary = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path).map_err(|e| gomod::Error::InvalidZip(format!("reopen: {e}")))?;
+        gomod::check_zip(BufReader::new(file), &m, &v, &limits)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("zip check task failed: {e}")))?
+    .map_err(|e| {
+        tracing::warn!(what, error = %e, "upstream zip failed verification; nothing stored");
+        ApiError::bad_gateway(format!("upstream zip {what} failed verification, nothing was stored: {e}"))
+    })?;
+
+    let blobs = state.store.blobs.clone();
+    tokio::task::spawn_blocking(move || blobs.commit(temp, &sha))
+        .await
+        .map_err(|e| ApiError::internal(format!("blob commit task failed: {e}")))??;
+    let zip = ZipRef { sha256: sha.to_hex(), size, h1: summary.h1 };
+    put(state, module, version, VersionParts { zip: Some(zip.clone()), ..Default::default() })?;
+    tracing::info!(%module, %version, size, sha256 = %zip.sha256, h1 = %zip.h1, took_ms = started.elapsed().as_millis() as u64, "cached .zip");
+    Ok(zip)
+}
+
+/// A zip another fill stored while this one waited, if its blob is here.
+fn stored_zip(state: &AppState, module: &ModulePath, version: &Version) -> Result<Option<ZipRef>, ApiError> {
+    let Some(zip) = state.store.catalog.zip(module, version)? else { return Ok(None) };
+    let Ok(sha) = zip.sha() else { return Ok(None) };
+    Ok(state.store.blobs.exists(&sha).then_some(zip))
+}
+
+fn put(state: &AppState, module: &ModulePath, version: &Version, parts: VersionParts) -> Result<(), ApiError> {
+    state.store.catalog.apply(&CatalogOp::PutVersion { module: module.clone(), version: version.clone(), parts })?;
+    Ok(())
+}
+
+pub fn outcome<T>(result: &Result<T, upstream::Error>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(e) if e.is_not_found() => "not_found",
+        Err(upstream::Error::Timeout { .. }) => "timeout",
+        Err(_) => "error",
+    }
+}

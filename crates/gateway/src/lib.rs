@@ -1,0 +1,21 @@
+//! The HTTP gateway: the GOPROXY protocol (`list`, `.info`, `.mod`, `.zip`,
+//! `@latest`) served from the local store, misses filled from upstream, plus
+//! health, readiness, Prometheus metrics and a JSON status endpoint.
+
+mod config;
+mod error;
+mod fill;
+mod lists;
+mod metrics;
+mod negative;
+mod proxy;
+mod router;
+mod state;
+mod status;
+mod zipserve;
+
+pub use config::GatewayConfig;
+pub use error::ApiError;
+pub use metrics::Metrics;
+pub use router::router;
+pub use state::AppState;

@@ -1,0 +1,188 @@
+//! The mutable answers: `@v/list`, `@latest` and `.info` queries.
+//!
+//! Lists and `@latest` are cached for `cache.list_ttl`, then refreshed. When
+//! upstream fails the stale copy is served, and lists always include the
+//! versions this mirror holds, so an offline mirror still lists what it has.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::response::Response;
+use gomod::{ModulePath, Version};
+use store::{CatalogOp, LatestRecord, ListRecord};
+
+use crate::fill::{fetch_small, negative_guard};
+use crate::proxy::{respond, JSON, TEXT};
+use crate::state::now_ms;
+use crate::{ApiError, AppState};
+
+const MAX_LIST: u64 = 16 << 20;
+const MAX_INFO: u64 = 1 << 20;
+
+pub async fn list(state: &Arc<AppState>, module: &ModulePath) -> Result<Response, ApiError> {
+    let cached = state.store.catalog.list(module)?;
+    let upstream_versions = match &cached {
+        Some(rec) if fresh(rec.fetched_at_ms, state.cfg.list_ttl) => {
+            state.metrics.hit("list");
+            rec.versions.clone()
+        }
+        _ => {
+            state.metrics.miss("list");
+            match refresh_list(state, module).await {
+                Ok(rec) => rec.versions,
+                Err(e) => fall_back_list(state, module, cached, e)?,
+            }
+        }
+    };
+    let body = merge_versions(upstream_versions, state.store.catalog.versions(module)?);
+    Ok(respond(TEXT, mutable_cache(state), body.into_bytes()))
+}
+
+fn fall_back_list(state: &AppState, module: &ModulePath, cached: Option<ListRecord>, err: ApiError) -> Result<Vec<String>, ApiError> {
+    let held = state.store.catalog.versions(module)?;
+    if cached.is_none() && held.is_empty() {
+        return Err(err);
+    }
+    state.metrics.stale("list");
+    tracing::warn!(%module, error = %err.message, "serving cached version list: upstream could not refresh it");
+    Ok(cached.map(|c| c.versions).unwrap_or_default())
+}
+
+async fn refresh_list(state: &Arc<AppState>, module: &ModulePath) -> Result<ListRecord, ApiError> {
+    let key = format!("list {}", module.escaped());
+    let (st, m) = (state.clone(), module.clone());
+    let body = state
+        .file_fills
+        .run(key.clone(), move || async move {
+            negative_guard(&st, key, async {
+                let what = format!("{m}/@v/list");
+                let body = fetch_small(&st, "list", &m, "@v/list", MAX_LIST, &what).await?;
+                let rec = ListRecord { versions: parse_list(&body), fetched_at_ms: now_ms() };
+                st.store.catalog.apply(&CatalogOp::PutList { module: m.clone(), list: rec.clone() })?;
+                Ok(serde_json_vec(&rec.versions))
+            })
+            .await
+        })
+        .await?;
+    let versions: Vec<String> = serde_json::from_slice(&body).unwrap_or_default();
+    Ok(ListRecord { versions, fetched_at_ms: now_ms() })
+}
+
+pub async fn latest(state: &Arc<AppState>, module: &ModulePath) -> Result<Response, ApiError> {
+    let cached = state.store.catalog.latest(module)?;
+    if let Some(rec) = &cached {
+        if fresh(rec.fetched_at_ms, state.cfg.list_ttl) {
+            state.metrics.hit("latest");
+            return Ok(respond(JSON, mutable_cache(state), rec.info.clone().into_bytes()));
+        }
+    }
+    state.metrics.miss("latest");
+    let key = format!("latest {}", module.escaped());
+    let (st, m) = (state.clone(), module.clone());
+    let fetched = state
+        .file_fills
+        .run(key.clone(), move || async move {
+            negative_guard(&st, key, async {
+                let what = format!("{m}/@latest");
+                let body = fetch_small(&st, "latest", &m, "@latest", MAX_INFO, &what).await?;
+                gomod::parse_info(&body).map_err(|e| ApiError::bad_gateway(format!("upstream sent an invalid {what}: {e}")))?;
+                let info = String::from_utf8(body).map_err(|_| ApiError::bad_gateway(format!("upstream {what} is not UTF-8")))?;
+                let rec = LatestRecord { info: info.clone(), fetched_at_ms: now_ms() };
+                st.store.catalog.apply(&CatalogOp::PutLatest { module: m.clone(), latest: rec })?;
+                Ok(info.into_bytes())
+            })
+            .await
+        })
+        .await;
+    match fetched {
+        Ok(body) => Ok(respond(JSON, mutable_cache(state), body)),
+        Err(e) if e.is_not_found() => Err(e),
+        Err(e) => {
+            let fallback = match cached {
+                Some(rec) => Some(rec.info.into_bytes()),
+                None => newest_held_info(state, module)?,
+            };
+            let body = fallback.ok_or(e.clone())?;
+            state.metrics.stale("latest");
+            tracing::warn!(%module, error = %e.message, "serving cached @latest: upstream could not refresh it");
+            Ok(respond(JSON, mutable_cache(state), body))
+        }
+    }
+}
+
+/// `.info` for a query (branch, tag, commit prefix): resolved by upstream
+/// every time, never stored as immutable.
+pub async fn query(state: &Arc<AppState>, module: &ModulePath, query: &str) -> Result<Response, ApiError> {
+    state.metrics.miss("query");
+    let what = format!("{module}@{query}.info");
+    let suffix = format!("@v/{}.info", gomod::escape_string(query));
+    let key = format!("query {}@{}", module.escaped(), gomod::escape_string(query));
+    let body = negative_guard(state, key, fetch_small(state, "query", module, &suffix, MAX_INFO, &what)).await?;
+    gomod::parse_info(&body).map_err(|e| ApiError::bad_gateway(format!("upstream sent an invalid {what}: {e}")))?;
+    Ok(respond(JSON, mutable_cache(state), body))
+}
+
+/// The `.info` of the highest version held (releases before pre-releases
+/// before pseudo-versions, as the go command prefers), for an offline `@latest`.
+fn newest_held_info(state: &AppState, module: &ModulePath) -> Result<Option<Vec<u8>>, ApiError> {
+    let mut held = state.store.catalog.versions(module)?;
+    held.sort_by_key(|v| (!v.is_pseudo(), !v.is_prerelease(), v.clone()));
+    for v in held.iter().rev() {
+        if let Some(info) = state.store.catalog.info(module, v)? {
+            return Ok(Some(info));
+        }
+    }
+    Ok(None)
+}
+
+/// Keeps only canonical tagged versions: non-canonical entries break the
+/// go command and pseudo-versions cost it extra requests.
+pub fn parse_list(body: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(body);
+    let mut out: Vec<String> = text
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter_map(|v| Version::new(v).ok())
+        .filter(|v| !v.is_pseudo())
+        .map(|v| v.as_str().to_string())
+        .collect();
+    out.sort_by(|a, b| gomod::compare(a, b));
+    out.dedup();
+    out
+}
+
+fn merge_versions(mut listed: Vec<String>, held: Vec<Version>) -> String {
+    listed.extend(held.into_iter().filter(|v| !v.is_pseudo()).map(|v| v.as_str().to_string()));
+    listed.sort_by(|a, b| gomod::compare(a, b));
+    listed.dedup();
+    listed.iter().map(|v| format!("{v}\n")).collect()
+}
+
+fn fresh(fetched_at_ms: u64, ttl: Duration) -> bool {
+    now_ms().saturating_sub(fetched_at_ms) < ttl.as_millis() as u64
+}
+
+fn mutable_cache(state: &AppState) -> String {
+    format!("public, max-age={}", state.cfg.list_ttl.as_secs())
+}
+
+fn serde_json_vec(versions: &[String]) -> Vec<u8> {
+    serde_json::to_vec(versions).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_keeps_canonical_tags_only() {
+        let body = b"v1.0.0\nv0.2\nv0.3.0+meta\nv1.1.0 2019-01-01T00:00:00Z\n\nv0.0.0-20191109021931-daa7c04131f5\nv2.0.0+incompatible\r\nv1.0.0\n";
+        assert_eq!(parse_list(body), ["v1.0.0", "v1.1.0", "v2.0.0+incompatible"]);
+    }
+
+    #[test]
+    fn merge_adds_held_versions_in_order() {
+        let held = vec![Version::new("v1.3.0").unwrap(), Version::new("v0.0.0-20191109021931-daa7c04131f5").unwrap()];
+        assert_eq!(merge_versions(vec!["v1.10.0".into(), "v1.2.0".into()], held), "v1.2.0\nv1.3.0\nv1.10.0\n");
+    }
+}

@@ -1,0 +1,105 @@
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteStatus {
+    pub route: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Kind {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindOutcome {
+    pub kind: String,
+    pub outcome: String,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// The node's Prometheus metrics (names in README.md).
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RouteStatus, Counter>,
+    pub cache_hits: Family<Kind, Counter>,
+    pub cache_misses: Family<Kind, Counter>,
+    pub upstream_fetches: Family<KindOutcome, Counter>,
+    pub upstream_seconds: Family<Kind, Histogram, fn() -> Histogram>,
+    pub bytes_served: Counter,
+    pub stale_served: Family<Kind, Counter>,
+    pub corrupt_blobs: Counter,
+    pub blob_bytes: Gauge,
+    pub blob_count: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("flotilla");
+        let m = Metrics {
+            requests: Family::default(),
+            cache_hits: Family::default(),
+            cache_misses: Family::default(),
+            upstream_fetches: Family::default(),
+            upstream_seconds: Family::new_with_constructor(latency_histogram),
+            bytes_served: Counter::default(),
+            stale_served: Family::default(),
+            corrupt_blobs: Counter::default(),
+            blob_bytes: Gauge::default(),
+            blob_count: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("http_requests", "HTTP requests by route and status", m.requests.clone());
+        registry.register("cache_hits", "Requests answered from the local store, by kind", m.cache_hits.clone());
+        registry.register("cache_misses", "Requests that needed upstream, by kind", m.cache_misses.clone());
+        registry.register("upstream_fetches", "Upstream fetches by kind and outcome", m.upstream_fetches.clone());
+        registry.register("upstream_fetch_seconds", "Upstream fetch latency by kind", m.upstream_seconds.clone());
+        registry.register("served_bytes", "Response body bytes sent for module files", m.bytes_served.clone());
+        registry.register("stale_served", "Lists or @latest served from a stale copy because upstream failed", m.stale_served.clone());
+        registry.register("corrupt_blobs", "Stored blobs found corrupt and quarantined", m.corrupt_blobs.clone());
+        registry.register("blob_store_bytes", "Bytes of blobs stored on this node", m.blob_bytes.clone());
+        registry.register("blob_store_blobs", "Number of blobs stored on this node", m.blob_count.clone());
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    pub fn request(&self, route: &str, status: u16) {
+        self.requests.get_or_create(&RouteStatus { route: route.to_string(), status: status.to_string() }).inc();
+    }
+
+    pub fn hit(&self, kind: &str) {
+        self.cache_hits.get_or_create(&Kind { kind: kind.to_string() }).inc();
+    }
+
+    pub fn miss(&self, kind: &str) {
+        self.cache_misses.get_or_create(&Kind { kind: kind.to_string() }).inc();
+    }
+
+    pub fn stale(&self, kind: &str) {
+        self.stale_served.get_or_create(&Kind { kind: kind.to_string() }).inc();
+    }
+
+    pub fn upstream(&self, kind: &str, outcome: &str, took: Duration) {
+        self.upstream_fetches.get_or_create(&KindOutcome { kind: kind.to_string(), outcome: outcome.to_string() }).inc();
+        self.upstream_seconds.get_or_create(&Kind { kind: kind.to_string() }).observe(took.as_secs_f64());
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

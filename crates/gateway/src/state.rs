@@ -1,0 +1,40 @@
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use store::{Store, ZipRef};
+use upstream::{Group, Upstream};
+
+use crate::negative::NegativeCache;
+use crate::{ApiError, GatewayConfig, Metrics};
+
+/// Shared by every request handler of one node.
+pub struct AppState {
+    pub cfg: GatewayConfig,
+    pub store: Arc<Store>,
+    pub upstream: Upstream,
+    pub metrics: Metrics,
+    pub(crate) negative: NegativeCache,
+    /// One upstream fill per key, however many clients ask at once.
+    pub(crate) zip_fills: Group<String, Result<ZipRef, ApiError>>,
+    pub(crate) file_fills: Group<String, Result<Vec<u8>, ApiError>>,
+    pub(crate) started: Instant,
+}
+
+impl AppState {
+    pub fn new(cfg: GatewayConfig, store: Arc<Store>, upstream: Upstream) -> Arc<Self> {
+        Arc::new(AppState {
+            negative: NegativeCache::new(cfg.negative_ttl),
+            cfg,
+            store,
+            upstream,
+            metrics: Metrics::default(),
+            zip_fills: Group::new(),
+            file_fills: Group::new(),
+            started: Instant::now(),
+        })
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}

@@ -1,0 +1,59 @@
+//! Health, readiness, metrics and the JSON status of this node.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::AppState;
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready when the store is usable. (In a cluster this will also require a
+/// known primary and an applied log.)
+pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    match state.store.catalog.db().get("local", b"readyz-probe") {
+        Ok(_) => "ready\n".into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: store unavailable: {e}\n")).into_response(),
+    }
+}
+
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let stats = state.store.blobs.stats();
+    state.metrics.blob_bytes.set(stats.bytes as i64);
+    state.metrics.blob_count.set(stats.count as i64);
+    let mut resp = state.metrics.encode().into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"));
+    resp
+}
+
+pub async fn status(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let stats = state.store.blobs.stats();
+    Json(json!({
+        "node_id": state.cfg.node_id,
+        "role": "standalone",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "data_dir": state.store.data_dir().display().to_string(),
+        "upstream": state.upstream.describe(),
+        "cache": {
+            "list_ttl_seconds": state.cfg.list_ttl.as_secs_f64(),
+            "negative_ttl_seconds": state.cfg.negative_ttl.as_secs_f64(),
+        },
+        "blobs": { "count": stats.count, "bytes": stats.bytes },
+    }))
+}
+
+pub async fn landing(State(state): State<Arc<AppState>>) -> Response {
+    let text = format!(
+        "Flotilla Go module mirror (node {}).\n\nPoint the go command at this address:\n  go env -w GOPROXY=<this URL>\n\nStatus: /api/v1/status  Health: /healthz  Metrics: /metrics\n",
+        state.cfg.node_id
+    );
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+}

@@ -1,0 +1,645 @@
+//! Module zip checks (x/mod `zip.CheckZip` plus what `dirhash.HashZip` and
+//! Go's `archive/zip` reject) and the zip's `h1:` hash, in one streaming pass.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+
+use sha2::{Digest, Sha256};
+use zip::{CompressionMethod, ZipArchive};
+
+use crate::error::{clip, Error, Result};
+use crate::hash::h1_from_file_hashes;
+use crate::path::{check_file_path, ModulePath};
+use crate::version::{check_module_version, Version};
+
+const MIB: u64 = 1 << 20;
+
+/// Size limits; `Default` is x/mod's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZipLimits {
+    /// Size of the zip file itself (x/mod `MaxZipFile`, 500 MiB).
+    pub max_zip_size: u64,
+    /// Sum of the declared sizes of all files (500 MiB).
+    pub max_uncompressed: u64,
+    /// Root `go.mod` (x/mod `MaxGoMod`, 16 MiB).
+    pub max_go_mod: u64,
+    /// Root `LICENSE` (x/mod `MaxLICENSE`, 16 MiB).
+    pub max_license: u64,
+}
+
+impl Default for ZipLimits {
+    fn default() -> Self {
+        ZipLimits { max_zip_size: 500 * MIB, max_uncompressed: 500 * MIB, max_go_mod: 16 * MIB, max_license: 16 * MIB }
+    }
+}
+
+/// What a valid module zip contains.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZipSummary {
+    /// `h1:` hash over all entries (directories hash as empty files).
+    pub h1: String,
+    /// Number of file entries (directory entries not counted).
+    pub files: usize,
+    /// Total uncompressed size of the file entries.
+    pub uncompressed: u64,
+    /// The root `go.mod`, if the zip has one.
+    pub go_mod: Option<Vec<u8>>,
+}
+
+/// Per-entry facts from the central directory, as the zip reader sees them.
+struct Meta {
+    size: u64,
+    method: CompressionMethod,
+    encrypted: bool,
+}
+
+/// A checked file entry waiting to be hashed.
+struct FileEntry {
+    name: String,
+    index: usize,
+    size: u64,
+    is_go_mod: bool,
+}
+
+/// What a checked entry name is.
+enum Kind<'a> {
+    /// A directory entry (including the `<module>@<version>/` root itself).
+    Dir,
+    /// A file, with its path relative to the module root.
+    File(&'a str),
+}
+
+/// Checks a module zip for `module@version` and computes its `h1:` hash.
+/// Every entry is streamed through sha256; only the root `go.mod` is kept.
+pub fn check_zip<R: Read + Seek>(
+    mut reader: R,
+    module: &ModulePath,
+    version: &Version,
+    limits: &ZipLimits,
+) -> Result<ZipSummary> {
+    check_module_version(module, version)?;
+    let zip_size = reader.seek(SeekFrom::End(0)).map_err(io_error)?;
+    if zip_size > limits.max_zip_size {
+        return Err(bad(format!("zip is {zip_size} bytes, the limit is {}", limits.max_zip_size)));
+    }
+    reader.seek(SeekFrom::Start(0)).map_err(io_error)?;
+    let raw_names = raw_central_names(&mut reader)?;
+    let mut archive = ZipArchive::new(&mut reader).map_err(zip_error)?;
+    let (index_of, metas) = archive_index(&mut archive)?;
+    let prefix = format!("{module}@{version}/");
+    let mut summary = ZipSummary { h1: String::new(), files: 0, uncompressed: 0, go_mod: None };
+    let mut hashes = Vec::with_capacity(raw_names.len());
+    let mut files = Vec::new();
+    let mut collisions = Collisions::default();
+    for raw in &raw_names {
+        let name = entry_name(raw)?;
+        let index = *index_of.get(raw.as_slice()).ok_or_else(|| unreadable(&name))?;
+        let meta = &metas[index];
+        match classify(&name, &prefix, &mut collisions)? {
+            Kind::Dir => {
+                check_dir(&name, meta)?;
+                hashes.push((name, Sha256::digest(b"").into()));
+            }
+            Kind::File(rel) => {
+                let entry = check_file(&name, rel, index, meta, limits, &mut summary)?;
+                files.push(entry);
+            }
+        }
+    }
+    for entry in files {
+        let (sum, content) = hash_file(&mut archive, &entry)?;
+        if entry.is_go_mod {
+            summary.go_mod = content;
+        }
+        hashes.push((entry.name, sum));
+    }
+    summary.h1 = h1_from_file_hashes(hashes);
+    Ok(summary)
+}
+
+fn bad(msg: String) -> Error {
+    Error::InvalidZip(msg)
+}
+
+fn io_error(e: io::Error) -> Error {
+    bad(format!("reading the zip failed: {e}"))
+}
+
+fn zip_error(e: zip::result::ZipError) -> Error {
+    bad(format!("not a readable zip: {e}"))
+}
+
+fn unreadable(name: &str) -> Error {
+    bad(format!("entry {:?} cannot be read separately from another entry with a similar name", clip(name)))
+}
+
+/// Every entry name in the central directory, raw and in order, duplicates
+/// included (the zip reader merges entries with equal names).
+fn raw_central_names<R: Read + Seek>(reader: &mut R) -> Result<Vec<Vec<u8>>> {
+    let cd_start = ZipArchive::new(&mut *reader).map_err(zip_error)?.central_directory_start();
+    reader.seek(SeekFrom::Start(cd_start)).map_err(io_error)?;
+    let mut r = BufReader::new(reader);
+    let mut names = Vec::new();
+    while let Some(name) = next_central_name(&mut r)? {
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// Reads one central directory header's name, `None` at the end of the directory.
+fn next_central_name<R: Read>(r: &mut R) -> Result<Option<Vec<u8>>> {
+    const SIGNATURE: [u8; 4] = [0x50, 0x4b, 0x01, 0x02];
+    let mut header = [0u8; 46];
+    match r.read_exact(&mut header) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(io_error(e)),
+    }
+    if header[..4] != SIGNATURE {
+        return Ok(None);
+    }
+    let field = |at: usize| u64::from(u16::from_le_bytes([header[at], header[at + 1]]));
+    let mut name = vec![0u8; field(28) as usize];
+    r.read_exact(&mut name).map_err(io_error)?;
+    let skip = field(30) + field(32);
+    let skipped = io::copy(&mut r.take(skip), &mut io::sink()).map_err(io_error)?;
+    if skipped != skip {
+        return Err(bad("central directory is truncated".into()));
+    }
+    Ok(Some(name))
+}
+
+/// Reader index of each raw entry name, and each index's metadata.
+type ArchiveIndex = (HashMap<Vec<u8>, usize>, Vec<Meta>);
+
+/// Maps raw entry names to the reader's indices and collects their metadata.
+fn archive_index<R: Read + Seek>(archive: &mut ZipArchive<R>) -> Result<ArchiveIndex> {
+    let mut index_of = HashMap::with_capacity(archive.len());
+    let mut metas = Vec::with_capacity(archive.len());
+    for i in 0..archive.len() {
+        let f = archive.by_index_raw(i).map_err(zip_error)?;
+        index_of.insert(f.name_raw().to_vec(), i);
+        metas.push(Meta { size: f.size(), method: f.compression(), encrypted: f.encrypted() });
+    }
+    Ok((index_of, metas))
+}
+
+/// The entry name as UTF-8 without newlines.
+fn entry_name(raw: &[u8]) -> Result<String> {
+    let name = String::from_utf8(raw.to_vec())
+        .map_err(|_| bad(format!("entry name {:?} is not valid UTF-8", clip(&String::from_utf8_lossy(raw)))))?;
+    if name.contains('\n') {
+        return Err(bad(format!("entry name {:?} contains a newline", clip(&name))));
+    }
+    Ok(name)
+}
+
+/// x/mod `checkZip`'s per-name rules.
+fn classify<'a>(name: &'a str, prefix: &str, collisions: &mut Collisions) -> Result<Kind<'a>> {
+    let Some(rel) = name.strip_prefix(prefix) else {
+        return Err(bad(format!("entry {:?} does not start with {prefix:?}", clip(name))));
+    };
+    if rel.is_empty() {
+        return Ok(Kind::Dir);
+    }
+    let (rel, is_dir) = rel.strip_suffix('/').map_or((rel, false), |r| (r, true));
+    let invalid = |why: String| bad(format!("entry {:?}: {why}", clip(name)));
+    if !is_clean(rel) {
+        return Err(invalid("file path is not clean".into()));
+    }
+    check_file_path(rel).map_err(|why| invalid(format!("invalid file path: {why}")))?;
+    collisions.check(rel, is_dir).map_err(invalid)?;
+    if is_dir {
+        return Ok(Kind::Dir);
+    }
+    let base = rel.rsplit('/').next().unwrap_or(rel);
+    if base.eq_ignore_ascii_case("go.mod") && base != rel {
+        return Err(invalid("go.mod file not in module root directory".into()));
+    }
+    if base.eq_ignore_ascii_case("go.mod") && rel != "go.mod" {
+        return Err(invalid("go.mod file name must be lowercase".into()));
+    }
+    Ok(Kind::File(rel))
+}
+
+/// Relative, no empty, `.` or `..` elements (what `path.Clean` leaves alone
+/// and `CheckFilePath` accepts).
+fn is_clean(rel: &str) -> bool {
+    rel.split('/').all(|e| !e.is_empty() && e != "." && e != "..")
+}
+
+/// Go's `archive/zip` refuses to open a directory entry with content.
+fn check_dir(name: &str, meta: &Meta) -> Result<()> {
+    if meta.size != 0 {
+        return Err(bad(format!("directory entry {:?} declares {} bytes of content", clip(name), meta.size)));
+    }
+    Ok(())
+}
+
+/// Method and size limits of one file; adds it to the totals.
+fn check_file(
+    name: &str,
+    rel: &str,
+    index: usize,
+    meta: &Meta,
+    limits: &ZipLimits,
+    summary: &mut ZipSummary,
+) -> Result<FileEntry> {
+    let quoted = clip(name);
+    if meta.encrypted {
+        return Err(bad(format!("entry {quoted:?} is encrypted")));
+    }
+    if meta.method != CompressionMethod::Stored && meta.method != CompressionMethod::Deflated {
+        let m = meta.method;
+        return Err(bad(format!("entry {quoted:?} uses compression method {m:?}; only Store and Deflate are allowed")));
+    }
+    summary.files += 1;
+    summary.uncompressed = summary.uncompressed.saturating_add(meta.size);
+    if summary.uncompressed > limits.max_uncompressed {
+        let max = limits.max_uncompressed;
+        return Err(bad(format!("total uncompressed size of module contents is more than {max} bytes")));
+    }
+    let limit = match rel {
+        "go.mod" => Some(limits.max_go_mod),
+        "LICENSE" => Some(limits.max_license),
+        _ => None,
+    };
+    if let Some(max) = limit.filter(|&max| meta.size > max) {
+        return Err(bad(format!("{rel} is {} bytes, the limit is {max}", meta.size)));
+    }
+    Ok(FileEntry { name: name.to_string(), index, size: meta.size, is_go_mod: rel == "go.mod" })
+}
+
+/// Streams one file through sha256, checking the decompressed size against
+/// the declared one (the reader checks the CRC at the end).
+fn hash_file<R: Read + Seek>(archive: &mut ZipArchive<R>, entry: &FileEntry) -> Result<([u8; 32], Option<Vec<u8>>)> {
+    let quoted = clip(&entry.name);
+    let file = archive.by_index(entry.index).map_err(|e| bad(format!("entry {quoted:?}: {e}")))?;
+    let mut limited = file.take(entry.size.saturating_add(1));
+    let mut hasher = Sha256::new();
+    let mut kept = entry.is_go_mod.then(Vec::new);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match limited.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(bad(format!("entry {quoted:?}: {e}"))),
+        };
+        hasher.update(&buf[..n]);
+        if let Some(kept) = kept.as_mut() {
+            kept.extend_from_slice(&buf[..n]);
+        }
+        total += n as u64;
+    }
+    if total != entry.size {
+        let size = entry.size;
+        let what = if total > size { "more than" } else { "only" };
+        return Err(bad(format!("entry {quoted:?} decompresses to {what} {size} bytes declared in its header")));
+    }
+    Ok((hasher.finalize().into(), kept))
+}
+
+/// x/mod's collision checker: no two paths equal under case folding, no path
+/// both file and directory, no duplicate files.
+#[derive(Default)]
+struct Collisions {
+    seen: HashMap<String, (String, bool)>,
+    dirs: HashSet<String>,
+}
+
+impl Collisions {
+    fn check(&mut self, path: &str, is_dir: bool) -> std::result::Result<(), String> {
+        let (mut path, mut is_dir) = (path, is_dir);
+        loop {
+            if is_dir && self.dirs.contains(path) {
+                return Ok(()); // its parents were checked when it was first seen
+            }
+            self.check_one(path, is_dir)?;
+            match path.rfind('/') {
+                Some(i) => (path, is_dir) = (&path[..i], true),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    fn check_one(&mut self, path: &str, is_dir: bool) -> std::result::Result<(), String> {
+        let fold = fold_case(path);
+        match self.seen.get(&fold) {
+            Some((other, _)) if other != path => {
+                Err(format!("case-insensitive file name collision: {other:?} and {path:?}"))
+            }
+            Some((_, other_dir)) if *other_dir != is_dir => Err(format!("entry {path:?} is both a file and a directory")),
+            Some(_) => Err(format!("multiple entries for file {path:?}")),
+            None => {
+                self.seen.insert(fold, (path.to_string(), is_dir));
+                if is_dir {
+                    self.dirs.insert(path.to_string());
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A key such that two strings get the same key iff Go's `strings.EqualFold`
+/// holds, approximating Unicode simple case folding with std's case mappings.
+fn fold_case(s: &str) -> String {
+    s.chars().map(fold_char).collect()
+}
+
+fn fold_char(c: char) -> char {
+    if c == '\u{131}' {
+        return c; // dotless i has no simple fold partner in Go
+    }
+    let upper = single(c.to_uppercase()).unwrap_or(c);
+    single(upper.to_lowercase()).unwrap_or(upper)
+}
+
+fn single(mut it: impl Iterator<Item = char>) -> Option<char> {
+    match (it.next(), it.next()) {
+        (Some(c), None) => Some(c),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Cursor, Write};
+    use zip::write::SimpleFileOptions;
+
+    enum E<'a> {
+        File(&'a str, &'a [u8]),
+        Stored(&'a str, &'a [u8]),
+        Dir(&'a str),
+    }
+
+    fn build(entries: &[E<'_>]) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let deflate = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
+        let store = SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
+        for e in entries {
+            match e {
+                E::File(name, data) | E::Stored(name, data) => {
+                    let opts = if matches!(e, E::File(..)) { deflate } else { store };
+                    w.start_file(*name, opts).unwrap();
+                    w.write_all(data).unwrap();
+                }
+                E::Dir(name) => w.add_directory(*name, store).unwrap(),
+            }
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    fn check(bytes: &[u8], module: &str, version: &str) -> Result<ZipSummary> {
+        check_with(bytes, module, version, &ZipLimits::default())
+    }
+
+    fn check_with(bytes: &[u8], module: &str, version: &str, limits: &ZipLimits) -> Result<ZipSummary> {
+        let m = ModulePath::new(module).unwrap();
+        let v = Version::new(version).unwrap();
+        check_zip(Cursor::new(bytes), &m, &v, limits)
+    }
+
+    fn err(bytes: &[u8], module: &str, version: &str) -> String {
+        check(bytes, module, version).expect_err("zip should be rejected").to_string()
+    }
+
+    /// Replaces every occurrence of `from` (same length as `to`) in the zip bytes.
+    fn patch(mut bytes: Vec<u8>, from: &str, to: &str) -> Vec<u8> {
+        assert_eq!(from.len(), to.len());
+        let (f, t) = (from.as_bytes(), to.as_bytes());
+        let mut i = 0;
+        let mut hits = 0;
+        while i + f.len() <= bytes.len() {
+            if &bytes[i..i + f.len()] == f {
+                bytes[i..i + f.len()].copy_from_slice(t);
+                hits += 1;
+            }
+            i += 1;
+        }
+        assert!(hits > 0, "{from} not found");
+        bytes
+    }
+
+    /// Overwrites a field of the `n`th central directory header.
+    fn patch_central(mut bytes: Vec<u8>, n: usize, offset: usize, value: &[u8]) -> Vec<u8> {
+        let starts: Vec<usize> =
+            (0..bytes.len().saturating_sub(4)).filter(|&i| bytes[i..i + 4] == [0x50, 0x4b, 0x01, 0x02]).collect();
+        let at = starts[n] + offset;
+        bytes[at..at + value.len()].copy_from_slice(value);
+        bytes
+    }
+
+    const HELLO: &str = "example.com/hello@v1.0.0/";
+
+    fn hello_zip() -> Vec<u8> {
+        build(&[
+            E::File("example.com/hello@v1.0.0/go.mod", b"module example.com/hello\n"),
+            E::File("example.com/hello@v1.0.0/hello.go", b"package hello\n"),
+        ])
+    }
+
+    #[test]
+    fn worked_example_h1() {
+        let s = check(&hello_zip(), "example.com/hello", "v1.0.0").unwrap();
+        assert_eq!(s.h1, "h1:v/u/g2S1hZaWZImyAVXAGG42N1pWX/UTgAYidytBT84=");
+        assert_eq!(s.files, 2);
+        assert_eq!(s.uncompressed, 39);
+        let go_mod = s.go_mod.unwrap();
+        assert_eq!(go_mod, b"module example.com/hello\n");
+        assert_eq!(crate::h1_go_mod(&go_mod), "h1:fpu2YBs8Cn+uPELS7pdczZmF9hlK1PibTkwahffYMfo=");
+    }
+
+    #[test]
+    fn stored_and_reordered_entries_hash_the_same() {
+        let z = build(&[
+            E::Stored("example.com/hello@v1.0.0/hello.go", b"package hello\n"),
+            E::Stored("example.com/hello@v1.0.0/go.mod", b"module example.com/hello\n"),
+        ]);
+        let s = check(&z, "example.com/hello", "v1.0.0").unwrap();
+        assert_eq!(s.h1, "h1:v/u/g2S1hZaWZImyAVXAGG42N1pWX/UTgAYidytBT84=");
+    }
+
+    #[test]
+    fn directory_entries_count() {
+        let z = build(&[
+            E::File("example.com/dirs@v1.0.0/go.mod", b"module example.com/dirs\n"),
+            E::Dir("example.com/dirs@v1.0.0/sub/"),
+            E::File("example.com/dirs@v1.0.0/sub/b.go", b"package sub\n"),
+        ]);
+        let s = check(&z, "example.com/dirs", "v1.0.0").unwrap();
+        assert_eq!(s.h1, "h1:UyXC2rYaOefNirpgLWWTsO2eCdYcuoqrlezy5lxdYSk=");
+        assert_eq!(s.files, 2);
+        let without = build(&[
+            E::File("example.com/dirs@v1.0.0/go.mod", b"module example.com/dirs\n"),
+            E::File("example.com/dirs@v1.0.0/sub/b.go", b"package sub\n"),
+        ]);
+        assert_ne!(check(&without, "example.com/dirs", "v1.0.0").unwrap().h1, s.h1);
+    }
+
+    #[test]
+    fn root_dir_entry_and_no_go_mod() {
+        let z = build(&[E::Dir(HELLO), E::File("example.com/hello@v1.0.0/a.go", b"package a\n")]);
+        let s = check(&z, "example.com/hello", "v1.0.0").unwrap();
+        assert_eq!(s.go_mod, None);
+        assert_eq!(s.files, 1);
+        let empty = build(&[]);
+        let s = check(&empty, "example.com/hello", "v1.0.0").unwrap();
+        assert_eq!(s.h1, crate::h1_from_file_hashes(Vec::new()));
+    }
+
+    #[test]
+    fn raw_module_path_and_incompatible() {
+        let z = build(&[E::File("example.com/Upper/mod@v2.0.0+incompatible/x.go", b"package x\n")]);
+        assert!(check(&z, "example.com/Upper/mod", "v2.0.0+incompatible").is_ok());
+        let e = err(&z, "example.com/upper/mod", "v2.0.0+incompatible");
+        assert!(e.contains("does not start with \"example.com/upper/mod@v2.0.0+incompatible/\""), "{e}");
+        let e = err(&z, "example.com/Upper/mod", "v2.0.0");
+        assert!(e.contains("should be v0 or v1"), "{e}");
+    }
+
+    #[test]
+    fn rejects_bad_names() {
+        let cases: &[(&str, &str)] = &[
+            ("example.com/other@v1.0.0/a.go", "does not start with"),
+            ("example.com/hello@v1.0.1/a.go", "does not start with"),
+            ("example.com/hello@v1.0.0/a/../b.go", "not clean"),
+            ("example.com/hello@v1.0.0/./b.go", "not clean"),
+            ("example.com/hello@v1.0.0//b.go", "not clean"),
+            ("example.com/hello@v1.0.0/a:b.go", "invalid char ':'"),
+            ("example.com/hello@v1.0.0/a*b.go", "invalid char '*'"),
+            ("example.com/hello@v1.0.0/a\\b.go", "invalid char '\\\\'"),
+            ("example.com/hello@v1.0.0/con.go", "Windows"),
+            ("example.com/hello@v1.0.0/b.", "trailing dot"),
+            ("example.com/hello@v1.0.0/sub/go.mod", "not in module root"),
+            ("example.com/hello@v1.0.0/GO.MOD", "must be lowercase"),
+        ];
+        for &(name, want) in cases {
+            let z = build(&[E::File(name, b"x")]);
+            let e = err(&z, "example.com/hello", "v1.0.0");
+            assert!(e.contains(want), "{name}: want {want:?} in {e:?}");
+            assert!(e.starts_with("invalid module zip: "), "{e}");
+            assert!(!e.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn rejects_newline_and_non_utf8_names() {
+        let z = patch(build(&[E::File("example.com/hello@v1.0.0/aXb", b"x")]), "X", "\n");
+        assert!(err(&z, "example.com/hello", "v1.0.0").contains("newline"));
+        let z = patch(build(&[E::File("example.com/hello@v1.0.0/aXb", b"x")]), "X", "\u{7f}");
+        assert!(err(&z, "example.com/hello", "v1.0.0").contains("invalid char"));
+        let mut z = build(&[E::File("example.com/hello@v1.0.0/aXb", b"x")]);
+        for b in z.iter_mut().filter(|b| **b == b'X') {
+            *b = 0xff;
+        }
+        assert!(err(&z, "example.com/hello", "v1.0.0").contains("not valid UTF-8"));
+    }
+
+    #[test]
+    fn rejects_duplicates_and_collisions() {
+        let dup = patch(
+            build(&[E::File("example.com/hello@v1.0.0/a.go", b"1"), E::File("example.com/hello@v1.0.0/b.go", b"2")]),
+            "b.go",
+            "a.go",
+        );
+        assert!(err(&dup, "example.com/hello", "v1.0.0").contains("multiple entries for file \"a.go\""));
+        let fold = build(&[E::File("example.com/hello@v1.0.0/A.go", b"1"), E::File("example.com/hello@v1.0.0/a.go", b"2")]);
+        assert!(err(&fold, "example.com/hello", "v1.0.0").contains("case-insensitive file name collision"));
+        let kelvin = build(&[
+            E::File("example.com/hello@v1.0.0/k.go", b"1"),
+            E::File("example.com/hello@v1.0.0/\u{212a}.go", b"2"),
+        ]);
+        assert!(err(&kelvin, "example.com/hello", "v1.0.0").contains("case-insensitive"));
+        let both = build(&[E::File("example.com/hello@v1.0.0/a", b"1"), E::File("example.com/hello@v1.0.0/a/b", b"2")]);
+        assert!(err(&both, "example.com/hello", "v1.0.0").contains("both a file and a directory"));
+        let both = build(&[E::File("example.com/hello@v1.0.0/a/b", b"2"), E::File("example.com/hello@v1.0.0/a", b"1")]);
+        assert!(err(&both, "example.com/hello", "v1.0.0").contains("both a file and a directory"));
+        let dir_case = build(&[E::File("example.com/hello@v1.0.0/Sub/a", b"1"), E::File("example.com/hello@v1.0.0/sub/b", b"2")]);
+        assert!(err(&dir_case, "example.com/hello", "v1.0.0").contains("collision"));
+    }
+
+    #[test]
+    fn duplicate_directory_entries_are_allowed_and_hashed() {
+        let z = patch(
+            build(&[E::Dir("example.com/hello@v1.0.0/sub/"), E::Dir("example.com/hello@v1.0.0/sux/"), E::File("example.com/hello@v1.0.0/sub/a", b"1")]),
+            "sux/",
+            "sub/",
+        );
+        let s = check(&z, "example.com/hello", "v1.0.0").unwrap();
+        let empty: [u8; 32] = Sha256::digest(b"").into();
+        let want = h1_from_file_hashes([
+            ("example.com/hello@v1.0.0/sub/".to_string(), empty),
+            ("example.com/hello@v1.0.0/sub/".to_string(), empty),
+            ("example.com/hello@v1.0.0/sub/a".to_string(), Sha256::digest(b"1").into()),
+        ]);
+        assert_eq!(s.h1, want);
+    }
+
+    #[test]
+    fn rejects_size_lies_and_methods() {
+        let z = build(&[E::Stored("example.com/hello@v1.0.0/a.go", b"package a\n")]);
+        // central directory: method at 10, uncompressed size at 24
+        let smaller = patch_central(z.clone(), 0, 24, &5u32.to_le_bytes());
+        assert!(err(&smaller, "example.com/hello", "v1.0.0").contains("more than 5 bytes"));
+        let deflated = build(&[E::File("example.com/hello@v1.0.0/a.go", &[b'a'; 10_000])]);
+        let bomb = patch_central(deflated, 0, 24, &100u32.to_le_bytes());
+        assert!(err(&bomb, "example.com/hello", "v1.0.0").contains("more than 100 bytes"));
+        let larger = patch_central(z.clone(), 0, 24, &50u32.to_le_bytes());
+        assert!(err(&larger, "example.com/hello", "v1.0.0").contains("only 50 bytes"));
+        let bzip = patch_central(z.clone(), 0, 10, &12u16.to_le_bytes());
+        assert!(err(&bzip, "example.com/hello", "v1.0.0").contains("only Store and Deflate"));
+        let crc = patch_central(z, 0, 16, &0u32.to_le_bytes());
+        assert!(err(&crc, "example.com/hello", "v1.0.0").contains("a.go"));
+        let dir = patch_central(build(&[E::Dir("example.com/hello@v1.0.0/sub/")]), 0, 24, &3u32.to_le_bytes());
+        assert!(err(&dir, "example.com/hello", "v1.0.0").contains("directory entry"));
+    }
+
+    #[test]
+    fn enforces_limits() {
+        let z = build(&[
+            E::File("example.com/hello@v1.0.0/go.mod", b"module example.com/hello\n"),
+            E::File("example.com/hello@v1.0.0/LICENSE", &[b'x'; 100]),
+            E::File("example.com/hello@v1.0.0/big.go", &[b'x'; 1000]),
+        ]);
+        let ok = check(&z, "example.com/hello", "v1.0.0").unwrap();
+        assert_eq!(ok.uncompressed, 25 + 100 + 1000);
+        let limits = ZipLimits { max_zip_size: 10, ..ZipLimits::default() };
+        let e = check_with(&z, "example.com/hello", "v1.0.0", &limits).unwrap_err().to_string();
+        assert!(e.contains("the limit is 10"), "{e}");
+        let limits = ZipLimits { max_uncompressed: 1000, ..ZipLimits::default() };
+        let e = check_with(&z, "example.com/hello", "v1.0.0", &limits).unwrap_err().to_string();
+        assert!(e.contains("more than 1000 bytes"), "{e}");
+        let limits = ZipLimits { max_go_mod: 24, ..ZipLimits::default() };
+        let e = check_with(&z, "example.com/hello", "v1.0.0", &limits).unwrap_err().to_string();
+        assert!(e.contains("go.mod is 25 bytes"), "{e}");
+        let limits = ZipLimits { max_license: 99, ..ZipLimits::default() };
+        let e = check_with(&z, "example.com/hello", "v1.0.0", &limits).unwrap_err().to_string();
+        assert!(e.contains("LICENSE is 100 bytes"), "{e}");
+        assert_eq!(ZipLimits::default().max_zip_size, 524_288_000);
+        assert_eq!(ZipLimits::default().max_go_mod, 16_777_216);
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for bytes in [&b""[..], b"not a zip", b"PK\x03\x04garbage"] {
+            assert!(err(bytes, "example.com/hello", "v1.0.0").starts_with("invalid module zip"));
+        }
+        let z = hello_zip();
+        let truncated = &z[..z.len() - 30];
+        assert!(check(truncated, "example.com/hello", "v1.0.0").is_err());
+    }
+
+    #[test]
+    fn fold_matches_go_examples() {
+        assert_eq!(fold_case("ABC"), fold_case("abc"));
+        assert_eq!(fold_case("\u{212a}"), fold_case("k"));
+        assert_eq!(fold_case("\u{17f}"), fold_case("S"));
+        assert_eq!(fold_case("ς"), fold_case("Σ"));
+        assert_ne!(fold_case("\u{131}"), fold_case("i"));
+        assert_ne!(fold_case("ß"), fold_case("ss"));
+    }
+}

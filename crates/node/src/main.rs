@@ -1,0 +1,66 @@
+//! `flotilla`: a highly available Go module mirror.
+
+mod config;
+mod serve;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "flotilla", version, about = "A highly available Go module mirror (GOPROXY server)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a mirror node. Works with no configuration at all: gateway on
+    /// 0.0.0.0:8080, data in ./flotilla-data, upstream https://proxy.golang.org.
+    ///
+    /// Settings come from defaults, then --config FILE, then environment
+    /// variables FLOTILLA_<SECTION>__<KEY> (e.g. FLOTILLA_CACHE__LIST_TTL=30s),
+    /// then these flags. Log level: FLOTILLA_LOG (e.g. info, debug).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// TOML configuration file (see deploy/flotilla.toml).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address the HTTP gateway listens on [gateway.listen].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the catalog and blobs [data_dir].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Upstream proxy chain in GOPROXY syntax [upstream.proxies],
+    /// e.g. "https://proxy.golang.org" or "http://a:8080|https://b".
+    #[arg(long, value_name = "GOPROXY")]
+    pub upstream: Option<String>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("flotilla: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FLOTILLA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

@@ -1,0 +1,103 @@
+//! `flotilla serve`: start-up and shutdown, top to bottom.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::ServeArgs;
+
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub fn run(args: ServeArgs) -> Result<()> {
+    let config = load_config(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+fn load_config(args: &ServeArgs) -> Result<Config> {
+    let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
+    if let Some(listen) = args.listen {
+        config.gateway.listen = listen;
+    }
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Some(upstream) = &args.upstream {
+        config.upstream.proxies = upstream.clone();
+    }
+    Ok(config)
+}
+
+async fn serve(config: Config) -> Result<()> {
+    let store = open_store(&config)?;
+    let upstream = upstream::Upstream::new(upstream_config(&config)).context("invalid [upstream] configuration")?;
+    tracing::info!(upstream = %upstream.describe(), "upstream configured");
+
+    let gateway_cfg = gateway::GatewayConfig {
+        node_id: config.node_id,
+        list_ttl: config.cache.list_ttl,
+        negative_ttl: config.cache.negative_ttl,
+        ..Default::default()
+    };
+    let state = gateway::AppState::new(gateway_cfg, store, upstream);
+    let listener = TcpListener::bind(config.gateway.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (gateway.listen)", config.gateway.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, node_id = config.node_id, "gateway listening");
+
+    let server = axum::serve(listener, gateway::router(state)).with_graceful_shutdown(shutdown_signal());
+    server.await.context("gateway server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn open_store(config: &Config) -> Result<Arc<store::Store>> {
+    let dir = &config.data_dir;
+    let store = store::Store::open(dir).with_context(|| format!("cannot open the store in {} (data_dir)", dir.display()))?;
+    let stats = store.blobs.stats();
+    tracing::info!(data_dir = %dir.display(), blobs = stats.count, bytes = stats.bytes, "store opened");
+    Ok(Arc::new(store))
+}
+
+fn upstream_config(config: &Config) -> upstream::Config {
+    let u = &config.upstream;
+    upstream::Config {
+        proxies: u.proxies.clone(),
+        private: u.private.clone(),
+        private_proxies: u.private_proxies.clone(),
+        ca_file: u.ca_file.clone(),
+        connect_timeout: u.connect_timeout,
+        timeout: u.timeout,
+        read_timeout: u.read_timeout,
+        user_agent: format!("flotilla/{}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT; a second signal, or in-flight requests
+/// outliving the grace period, end the process at once.
+async fn shutdown_signal() {
+    wait_for_signal().await;
+    tracing::info!(grace_seconds = SHUTDOWN_GRACE.as_secs(), "shutting down: finishing in-flight requests");
+    tokio::spawn(async {
+        tokio::select! {
+            _ = wait_for_signal() => tracing::warn!("second signal: exiting now"),
+            _ = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("grace period over: exiting now"),
+        }
+        std::process::exit(1);
+    });
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}

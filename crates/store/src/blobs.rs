@@ -1,0 +1,304 @@
+//! Content-addressed blob files: `blobs/<aa>/<bb>/<sha256>`.
+//!
+//! A blob becomes visible only complete and verified: it is written to
+//! `tmp/`, fsynced, renamed into place and its directory fsynced. Reads check
+//! the content against its name the first time a node opens a blob and again
+//! whenever the file changed since (size, mtime, ctime or inode); a blob that
+//! does not match is moved to `quarantine/` and reported, never served.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use sha2::Digest;
+
+use crate::{Error, Result, Sha256};
+
+#[derive(Clone)]
+pub struct BlobStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    blobs: PathBuf,
+    tmp: PathBuf,
+    quarantine: PathBuf,
+    verified: Mutex<HashMap<Sha256, FileStamp>>,
+    count: AtomicU64,
+    bytes: AtomicU64,
+    temp_seq: AtomicU64,
+}
+
+/// What a file looked like when its content was last verified.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct FileStamp {
+    len: u64,
+    ino: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl FileStamp {
+    fn of(meta: &fs::Metadata) -> Self {
+        FileStamp {
+            len: meta.len(),
+            ino: meta.ino(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlobStats {
+    pub count: u64,
+    pub bytes: u64,
+}
+
+/// A verified blob opened for reading.
+pub struct OpenBlob {
+    pub file: File,
+    pub len: u64,
+}
+
+/// A blob being written. Dropping it without [`BlobStore::commit`] removes the file.
+pub struct TempBlob {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl TempBlob {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The open file, for writing the content.
+    pub fn file(&mut self) -> &mut File {
+        self.file.as_mut().expect("temp blob file present until commit")
+    }
+
+    /// Takes the file out, e.g. to hand it to an async writer; give it back
+    /// with [`TempBlob::put_back`] or just commit by path.
+    pub fn take_file(&mut self) -> Option<File> {
+        self.file.take()
+    }
+
+    pub fn put_back(&mut self, file: File) {
+        self.file = Some(file);
+    }
+}
+
+impl Drop for TempBlob {
+    fn drop(&mut self) {
+        self.file.take();
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+impl BlobStore {
+    /// Opens the blob directories under `data_dir`, removes leftovers in
+    /// `tmp/` and counts what is stored.
+    pub fn new(data_dir: &Path) -> Result<Self> {
+        let inner = Inner {
+            blobs: data_dir.join("blobs"),
+            tmp: data_dir.join("tmp"),
+            quarantine: data_dir.join("quarantine"),
+            verified: Mutex::new(HashMap::new()),
+            count: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            temp_seq: AtomicU64::new(0),
+        };
+        for dir in [&inner.blobs, &inner.tmp, &inner.quarantine] {
+            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let removed = clear_dir(&inner.tmp)?;
+        if removed > 0 {
+            tracing::info!(removed, dir = %inner.tmp.display(), "removed unfinished temp files");
+        }
+        let store = BlobStore { inner: Arc::new(inner) };
+        let stats = store.scan()?;
+        store.inner.count.store(stats.count, Ordering::Relaxed);
+        store.inner.bytes.store(stats.bytes, Ordering::Relaxed);
+        Ok(store)
+    }
+
+    pub fn stats(&self) -> BlobStats {
+        BlobStats { count: self.inner.count.load(Ordering::Relaxed), bytes: self.inner.bytes.load(Ordering::Relaxed) }
+    }
+
+    pub fn path_of(&self, sha: &Sha256) -> PathBuf {
+        let hex = sha.to_hex();
+        self.inner.blobs.join(&hex[0..2]).join(&hex[2..4]).join(hex)
+    }
+
+    pub fn exists(&self, sha: &Sha256) -> bool {
+        self.path_of(sha).is_file()
+    }
+
+    /// A new empty temp file to write a blob into.
+    pub fn temp(&self) -> Result<TempBlob> {
+        let seq = self.inner.temp_seq.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{}-{}-{}.part", std::process::id(), now_nanos(), seq);
+        let path = self.inner.tmp.join(name);
+        let file = File::options().write(true).read(true).create_new(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(TempBlob { path, file: Some(file) })
+    }
+
+    /// Makes a fully written temp file the blob `sha`: fsync, rename into
+    /// place, fsync the directory. The content is hashed again here, so a
+    /// caller cannot commit bytes under the wrong name.
+    pub fn commit(&self, mut temp: TempBlob, sha: &Sha256) -> Result<u64> {
+        let file = match temp.take_file() {
+            Some(f) => f,
+            None => File::open(&temp.path).map_err(|e| Error::io(&temp.path, e))?,
+        };
+        file.sync_all().map_err(|e| Error::io(&temp.path, e))?;
+        drop(file);
+        let actual = hash_file(&temp.path)?;
+        if actual != *sha {
+            return Err(Error::HashMismatch { expected: sha.to_hex(), actual: actual.to_hex() });
+        }
+        let dest = self.path_of(sha);
+        let dir = dest.parent().expect("blob path has a parent");
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let existed = dest.is_file();
+        fs::rename(&temp.path, &dest).map_err(|e| Error::io(&dest, e))?;
+        sync_dir(dir)?;
+        let meta = fs::metadata(&dest).map_err(|e| Error::io(&dest, e))?;
+        if !existed {
+            self.inner.count.fetch_add(1, Ordering::Relaxed);
+            self.inner.bytes.fetch_add(meta.len(), Ordering::Relaxed);
+        }
+        self.inner.verified.lock().insert(*sha, FileStamp::of(&meta));
+        Ok(meta.len())
+    }
+
+    /// Opens blob `sha` for reading, verifying its content first unless it
+    /// was verified before and the file has not changed since. `Ok(None)`:
+    /// this node does not have it. `Err(Corrupt)`: it was bad and has been
+    /// quarantined.
+    pub fn open(&self, sha: &Sha256) -> Result<Option<OpenBlob>> {
+        let path = self.path_of(sha);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let meta = file.metadata().map_err(|e| Error::io(&path, e))?;
+        let stamp = FileStamp::of(&meta);
+        if self.inner.verified.lock().get(sha) != Some(&stamp) {
+            self.verify_file(sha, &path, &stamp)?;
+        }
+        Ok(Some(OpenBlob { file, len: meta.len() }))
+    }
+
+    /// Re-hashes blob `sha` regardless of what is remembered (scrub).
+    pub fn verify(&self, sha: &Sha256) -> Result<bool> {
+        let path = self.path_of(sha);
+        let meta = match fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        self.verify_file(sha, &path, &FileStamp::of(&meta))?;
+        Ok(true)
+    }
+
+    pub fn delete(&self, sha: &Sha256) -> Result<bool> {
+        let path = self.path_of(sha);
+        self.inner.verified.lock().remove(sha);
+        match fs::metadata(&path) {
+            Ok(meta) => {
+                fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                self.forget(meta.len());
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    fn verify_file(&self, sha: &Sha256, path: &Path, stamp: &FileStamp) -> Result<()> {
+        let actual = hash_file(path)?;
+        if actual == *sha {
+            self.inner.verified.lock().insert(*sha, *stamp);
+            return Ok(());
+        }
+        self.inner.verified.lock().remove(sha);
+        let quarantined = self.inner.quarantine.join(format!("{}.{}", sha.to_hex(), now_nanos()));
+        fs::rename(path, &quarantined).map_err(|e| Error::io(path, e))?;
+        self.forget(stamp.len);
+        tracing::error!(
+            blob = %sha, actual = %actual, quarantined = %quarantined.display(),
+            "corrupt blob: content does not match its sha256; moved aside and will not be served"
+        );
+        Err(Error::Corrupt { expected: sha.to_hex(), actual: actual.to_hex(), quarantined })
+    }
+
+    fn forget(&self, len: u64) {
+        let _ = self.inner.count.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| Some(c.saturating_sub(1)));
+        let _ = self.inner.bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(len)));
+    }
+
+    fn scan(&self) -> Result<BlobStats> {
+        let mut stats = BlobStats::default();
+        for a in read_dir(&self.inner.blobs)? {
+            for b in read_dir(&a)? {
+                for blob in read_dir(&b)? {
+                    if let Ok(meta) = fs::metadata(&blob) {
+                        stats.count += 1;
+                        stats.bytes += meta.len();
+                    }
+                }
+            }
+        }
+        Ok(stats)
+    }
+}
+
+/// sha256 of a file's content, read in 1 MiB chunks.
+pub fn hash_file(path: &Path) -> Result<Sha256> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(Sha256(hasher.finalize().into()))
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    Ok(entries.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+}
+
+fn clear_dir(dir: &Path) -> Result<usize> {
+    let mut removed = 0;
+    for path in read_dir(dir)? {
+        if path.is_dir() {
+            fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        } else {
+            fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+}
+
+fn now_nanos() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+}

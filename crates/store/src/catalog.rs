@@ -1,0 +1,208 @@
+//! The catalog: module versions with their `.info`, `.mod` and zip address,
+//! cached version lists and `@latest` answers.
+//!
+//! Keys are built from the *escaped* module path and version (case-encoded,
+//! so `Sirupsen` and `sirupsen` never collide) joined by NUL, which cannot
+//! occur in either, so a prefix scan of one module never sees another:
+//!
+//! ```text
+//! v \0 <module> \0 <version> \0 info|mod|zip   → raw .info / raw .mod / ZipRef (JSON)
+//! l \0 <module>                                → ListRecord (JSON)
+//! t \0 <module>                                → LatestRecord (JSON)
+//! ```
+
+use gomod::{ModulePath, Version};
+use serde::{Deserialize, Serialize};
+
+use crate::db::{Db, DbOp, CF_CATALOG};
+use crate::{Error, Result, Sha256};
+
+/// Where a version's zip lives and what it hashes to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZipRef {
+    pub sha256: String,
+    pub size: u64,
+    /// Go's `h1:` dirhash of the zip, as in go.sum.
+    pub h1: String,
+}
+
+impl ZipRef {
+    pub fn sha(&self) -> Result<Sha256> {
+        self.sha256.parse()
+    }
+}
+
+/// A cached `@v/list` answer from upstream and when it was fetched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListRecord {
+    pub versions: Vec<String>,
+    pub fetched_at_ms: u64,
+}
+
+/// A cached `@latest` answer from upstream and when it was fetched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatestRecord {
+    pub info: String,
+    pub fetched_at_ms: u64,
+}
+
+/// The parts of one version that an operation sets; `None` leaves a part as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionParts {
+    pub info: Option<Vec<u8>>,
+    pub go_mod: Option<Vec<u8>>,
+    pub zip: Option<ZipRef>,
+}
+
+/// A change to the catalog. These are the entries a replicated log carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CatalogOp {
+    PutVersion { module: ModulePath, version: Version, parts: VersionParts },
+    PutList { module: ModulePath, list: ListRecord },
+    PutLatest { module: ModulePath, latest: LatestRecord },
+    Purge { module: ModulePath, version: Version },
+}
+
+#[derive(Clone)]
+pub struct Catalog {
+    db: Db,
+}
+
+const PART_INFO: &str = "info";
+const PART_MOD: &str = "mod";
+const PART_ZIP: &str = "zip";
+
+impl Catalog {
+    pub fn new(db: Db) -> Self {
+        Catalog { db }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn apply(&self, op: &CatalogOp) -> Result<()> {
+        self.db.write(Self::ops_for(op), true)
+    }
+
+    /// The database writes that `op` consists of, so a caller (the raft
+    /// state machine) can commit them atomically with its own bookkeeping.
+    /// Every operation is idempotent: applying it twice equals applying it once.
+    pub fn ops_for(op: &CatalogOp) -> Vec<DbOp> {
+        let put = |key: Vec<u8>, value: Vec<u8>| DbOp::Put { cf: CF_CATALOG, key, value };
+        let mut ops = Vec::new();
+        match op {
+            CatalogOp::PutVersion { module, version, parts } => {
+                if let Some(info) = &parts.info {
+                    ops.push(put(version_key(module, version, PART_INFO), info.clone()));
+                }
+                if let Some(go_mod) = &parts.go_mod {
+                    ops.push(put(version_key(module, version, PART_MOD), go_mod.clone()));
+                }
+                if let Some(zip) = &parts.zip {
+                    ops.push(put(version_key(module, version, PART_ZIP), to_json(zip)));
+                }
+            }
+            CatalogOp::PutList { module, list } => ops.push(put(module_key(b'l', module), to_json(list))),
+            CatalogOp::PutLatest { module, latest } => ops.push(put(module_key(b't', module), to_json(latest))),
+            CatalogOp::Purge { module, version } => {
+                for part in [PART_INFO, PART_MOD, PART_ZIP] {
+                    ops.push(DbOp::Delete { cf: CF_CATALOG, key: version_key(module, version, part) });
+                }
+            }
+        }
+        ops
+    }
+
+    pub fn info(&self, module: &ModulePath, version: &Version) -> Result<Option<Vec<u8>>> {
+        self.db.get(CF_CATALOG, &version_key(module, version, PART_INFO))
+    }
+
+    pub fn go_mod(&self, module: &ModulePath, version: &Version) -> Result<Option<Vec<u8>>> {
+        self.db.get(CF_CATALOG, &version_key(module, version, PART_MOD))
+    }
+
+    pub fn zip(&self, module: &ModulePath, version: &Version) -> Result<Option<ZipRef>> {
+        let key = version_key(module, version, PART_ZIP);
+        self.db.get(CF_CATALOG, &key)?.map(|v| from_json(&key, &v)).transpose()
+    }
+
+    pub fn list(&self, module: &ModulePath) -> Result<Option<ListRecord>> {
+        let key = module_key(b'l', module);
+        self.db.get(CF_CATALOG, &key)?.map(|v| from_json(&key, &v)).transpose()
+    }
+
+    pub fn latest(&self, module: &ModulePath) -> Result<Option<LatestRecord>> {
+        let key = module_key(b't', module);
+        self.db.get(CF_CATALOG, &key)?.map(|v| from_json(&key, &v)).transpose()
+    }
+
+    /// The versions of `module` the catalog holds anything for, in Go semver order.
+    pub fn versions(&self, module: &ModulePath) -> Result<Vec<Version>> {
+        let mut prefix = module_key(b'v', module);
+        prefix.push(0);
+        let mut out: Vec<Version> = Vec::new();
+        for (key, _) in self.db.scan_prefix(CF_CATALOG, &prefix)? {
+            let rest = &key[prefix.len()..];
+            let Some(end) = rest.iter().position(|b| *b == 0) else { continue };
+            let escaped = String::from_utf8_lossy(&rest[..end]);
+            let version = Version::from_escaped(&escaped)
+                .map_err(|e| Error::Decode { key: String::from_utf8_lossy(&key).into_owned(), reason: e.to_string() })?;
+            if out.last() != Some(&version) {
+                out.push(version);
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Every zip the catalog references, for anti-entropy and scrub.
+    pub fn all_zips(&self) -> Result<Vec<(ModulePath, Version, ZipRef)>> {
+        let mut out = Vec::new();
+        for (key, value) in self.db.scan_prefix(CF_CATALOG, b"v\0")? {
+            let Some((module, version, part)) = split_version_key(&key) else { continue };
+            if part != PART_ZIP {
+                continue;
+            }
+            let key_text = String::from_utf8_lossy(&key).into_owned();
+            let decode = |reason: String| Error::Decode { key: key_text.clone(), reason };
+            let module = ModulePath::from_escaped(&module).map_err(|e| decode(e.to_string()))?;
+            let version = Version::from_escaped(&version).map_err(|e| decode(e.to_string()))?;
+            out.push((module, version, from_json(&key, &value)?));
+        }
+        Ok(out)
+    }
+}
+
+fn module_key(tag: u8, module: &ModulePath) -> Vec<u8> {
+    let mut key = vec![tag, 0];
+    key.extend_from_slice(module.escaped().as_bytes());
+    key
+}
+
+fn version_key(module: &ModulePath, version: &Version, part: &str) -> Vec<u8> {
+    let mut key = module_key(b'v', module);
+    key.push(0);
+    key.extend_from_slice(version.escaped().as_bytes());
+    key.push(0);
+    key.extend_from_slice(part.as_bytes());
+    key
+}
+
+fn split_version_key(key: &[u8]) -> Option<(String, String, String)> {
+    let text = std::str::from_utf8(key.strip_prefix(b"v\0")?).ok()?;
+    let mut fields = text.split('\0');
+    let (module, version, part) = (fields.next()?, fields.next()?, fields.next()?);
+    Some((module.to_string(), version.to_string(), part.to_string()))
+}
+
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serialising these plain structs cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn from_json<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::Decode { key: String::from_utf8_lossy(key).into_owned(), reason: e.to_string() })
+}

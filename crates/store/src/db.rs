@@ -1,0 +1,104 @@
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+
+use crate::Result;
+
+/// Column families. `catalog` is the replicated state; `local` is what only
+/// this node knows (never part of a snapshot); `raft_log` and `raft_meta`
+/// hold the consensus log and vote.
+pub const CF_CATALOG: &str = "catalog";
+pub const CF_LOCAL: &str = "local";
+pub const CF_RAFT_LOG: &str = "raft_log";
+pub const CF_RAFT_META: &str = "raft_meta";
+const CFS: [&str; 4] = [CF_CATALOG, CF_LOCAL, CF_RAFT_LOG, CF_RAFT_META];
+
+/// One change in an atomic [`Db::write`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DbOp {
+    Put { cf: &'static str, key: Vec<u8>, value: Vec<u8> },
+    Delete { cf: &'static str, key: Vec<u8> },
+    /// Deletes keys in `[from, to)`.
+    DeleteRange { cf: &'static str, from: Vec<u8>, to: Vec<u8> },
+}
+
+/// The node's RocksDB instance.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<DB>,
+}
+
+impl Db {
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let cfs = CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let inner = DB::open_cf_descriptors(&opts, path, cfs)?;
+        Ok(Db { inner: Arc::new(inner) })
+    }
+
+    pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.inner.get_cf(self.cf(cf), key)?)
+    }
+
+    /// Every key/value whose key starts with `prefix`, in key order.
+    pub fn scan_prefix(&self, cf: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for item in self.inner.iterator_cf(self.cf(cf), IteratorMode::From(prefix, Direction::Forward)) {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Key/values with `from <= key < to` (`to = None`: to the end), in key order.
+    pub fn scan_range(&self, cf: &str, from: &[u8], to: Option<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for item in self.inner.iterator_cf(self.cf(cf), IteratorMode::From(from, Direction::Forward)) {
+            let (k, v) = item?;
+            if to.is_some_and(|to| &*k >= to) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// The last key/value of a column family.
+    pub fn last(&self, cf: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        match self.inner.iterator_cf(self.cf(cf), IteratorMode::End).next() {
+            Some(item) => {
+                let (k, v) = item?;
+                Ok(Some((k.to_vec(), v.to_vec())))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Applies `ops` atomically; with `sync` the write is on disk when this returns.
+    pub fn write(&self, ops: Vec<DbOp>, sync: bool) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for op in ops {
+            match op {
+                DbOp::Put { cf, key, value } => batch.put_cf(self.cf(cf), key, value),
+                DbOp::Delete { cf, key } => batch.delete_cf(self.cf(cf), key),
+                DbOp::DeleteRange { cf, from, to } => batch.delete_range_cf(self.cf(cf), from, to),
+            }
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(sync);
+        Ok(self.inner.write_opt(batch, &wo)?)
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        // The families are created at open from the fixed CFS list, so a
+        // missing one is a programming error, not a runtime condition.
+        self.inner.cf_handle(name).unwrap_or_else(|| panic!("column family {name} not opened"))
+    }
+}
