@@ -14,8 +14,6 @@ mod request;
 mod semver;
 mod version;
 mod zipcheck;
-#[cfg(test)]
-mod difftest;
 
 pub use error::{Error, Result};
 pub use hash::{go_sum_lines, h1_from_file_hashes, h1_go_mod};

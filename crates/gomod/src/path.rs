@@ -145,9 +145,11 @@ pub(crate) fn check_module_path(path: &str) -> std::result::Result<(), String> {
         return Err(format!("invalid char {c:?} in first path element"));
     }
     if split_path_version(path).is_none() {
-        return Err("invalid version (a major version suffix must be /vN with N >= 2 \
+        return Err(
+            "invalid version (a major version suffix must be /vN with N >= 2 \
                     and no leading zero; gopkg.in paths must end in .vN)"
-            .into());
+                .into(),
+        );
     }
     Ok(())
 }
@@ -192,8 +194,13 @@ pub(crate) fn check_elem(elem: &str, kind: Kind) -> std::result::Result<(), Stri
         return Err(format!("invalid char {c:?}"));
     }
     let short = elem.find('.').map_or(elem, |i| &elem[..i]);
-    if WINDOWS_RESERVED.iter().any(|bad| bad.eq_ignore_ascii_case(short)) {
-        return Err(format!("{short:?} disallowed as path element component on Windows"));
+    if WINDOWS_RESERVED
+        .iter()
+        .any(|bad| bad.eq_ignore_ascii_case(short))
+    {
+        return Err(format!(
+            "{short:?} disallowed as path element component on Windows"
+        ));
     }
     if kind == Kind::Module && has_tilde_digits(short) {
         return Err("trailing tilde and digits in path element".into());
@@ -283,7 +290,10 @@ mod tests {
     #[test]
     fn escape_vectors() {
         for (raw, esc) in [
-            ("github.com/Azure/azure-sdk-for-go", "github.com/!azure/azure-sdk-for-go"),
+            (
+                "github.com/Azure/azure-sdk-for-go",
+                "github.com/!azure/azure-sdk-for-go",
+            ),
             ("github.com/BurntSushi/toml", "github.com/!burnt!sushi/toml"),
             ("golang.org/x/text", "golang.org/x/text"),
         ] {
@@ -310,7 +320,11 @@ mod tests {
             "example.com/foo~1a",
             "example.com/v",
         ] {
-            assert!(ModulePath::new(p).is_ok(), "{p} should be valid: {:?}", ModulePath::new(p));
+            assert!(
+                ModulePath::new(p).is_ok(),
+                "{p} should be valid: {:?}",
+                ModulePath::new(p)
+            );
         }
     }
 
@@ -355,12 +369,18 @@ mod tests {
     #[test]
     fn display_example() {
         let err = ModulePath::new("example.com/.x").unwrap_err();
-        assert_eq!(err.to_string(), r#"invalid module path "example.com/.x": leading dot in path element"#);
+        assert_eq!(
+            err.to_string(),
+            r#"invalid module path "example.com/.x": leading dot in path element"#
+        );
     }
 
     #[test]
     fn unescape_vectors() {
-        assert_eq!(unescape_string("github.com/!azure/x").as_deref(), Some("github.com/Azure/x"));
+        assert_eq!(
+            unescape_string("github.com/!azure/x").as_deref(),
+            Some("github.com/Azure/x")
+        );
         for bad in [
             "github.com/!Azure/x",
             "github.com/Azure/x",
@@ -391,10 +411,23 @@ mod tests {
 
     #[test]
     fn file_paths() {
-        for ok in ["a/b.go", "-x", ".github/x", "ü/x", "a b/c!#$%&()+,-.=@[]^_{}~", "foo~1"] {
-            assert!(check_file_path(ok).is_ok(), "{ok}: {:?}", check_file_path(ok));
+        for ok in [
+            "a/b.go",
+            "-x",
+            ".github/x",
+            "ü/x",
+            "a b/c!#$%&()+,-.=@[]^_{}~",
+            "foo~1",
+        ] {
+            assert!(
+                check_file_path(ok).is_ok(),
+                "{ok}: {:?}",
+                check_file_path(ok)
+            );
         }
-        for bad in ["a/", "a//b", "a/.", "..", "a.", "a:b", "a\\b", "a*b", "a\"b", "nul.txt", "a\nb"] {
+        for bad in [
+            "a/", "a//b", "a/.", "..", "a.", "a:b", "a\\b", "a*b", "a\"b", "nul.txt", "a\nb",
+        ] {
             assert!(check_file_path(bad).is_err(), "{bad}");
         }
     }

@@ -20,7 +20,10 @@ pub fn match_prefix_patterns(globs: &str, path: &str) -> bool {
         .split(',')
         .map(|g| g.strip_suffix('/').unwrap_or(g))
         .filter(|g| !g.is_empty())
-        .any(|glob| leading_elements(path, glob.matches('/').count()).is_some_and(|p| path_match(glob, p) == Some(true)))
+        .any(|glob| {
+            leading_elements(path, glob.matches('/').count())
+                .is_some_and(|p| path_match(glob, p) == Some(true))
+        })
 }
 
 /// The first `n + 1` slash-separated elements of `path`, or `None` if it has fewer.
@@ -125,7 +128,11 @@ fn match_chunk<'a>(mut chunk: &[u8], mut s: &'a [u8]) -> Matched<Option<&'a [u8]
                 chunk = &chunk[1..];
             }
             _ => {
-                let lit = if c == b'\\' { chunk.get(1).copied().ok_or(BadPattern)? } else { c };
+                let lit = if c == b'\\' {
+                    chunk.get(1).copied().ok_or(BadPattern)?
+                } else {
+                    c
+                };
                 chunk = &chunk[if c == b'\\' { 2 } else { 1 }..];
                 if !failed {
                     failed = s.first() != Some(&lit);
@@ -183,7 +190,9 @@ fn get_esc(chunk: &[u8]) -> Matched<(u32, &[u8])> {
 
 /// Go's `utf8.DecodeRune`: `(U+FFFD, 1)` for an invalid byte, `(U+FFFD, 0)` for empty.
 fn decode_rune(s: &[u8]) -> (u32, usize) {
-    let Some(&b0) = s.first() else { return (0xFFFD, 0) };
+    let Some(&b0) = s.first() else {
+        return (0xFFFD, 0);
+    };
     let width = match b0 {
         0x00..=0x7F => return (u32::from(b0), 1),
         0xC2..=0xDF => 2,
@@ -191,7 +200,11 @@ fn decode_rune(s: &[u8]) -> (u32, usize) {
         0xF0..=0xF4 => 4,
         _ => return (0xFFFD, 1),
     };
-    match s.get(..width).and_then(|w| std::str::from_utf8(w).ok()).and_then(|w| w.chars().next()) {
+    match s
+        .get(..width)
+        .and_then(|w| std::str::from_utf8(w).ok())
+        .and_then(|w| w.chars().next())
+    {
         Some(c) => (u32::from(c), width),
         None => (0xFFFD, 1),
     }
@@ -263,7 +276,11 @@ mod tests {
             ("*x", "xxx", Some(true)),
         ];
         for &(pattern, name, want) in cases {
-            assert_eq!(path_match(pattern, name), want, "Match({pattern:?}, {name:?})");
+            assert_eq!(
+                path_match(pattern, name),
+                want,
+                "Match({pattern:?}, {name:?})"
+            );
         }
     }
 
@@ -288,7 +305,11 @@ mod tests {
             ("example.com", "example.com", true),
         ];
         for &(globs, path, want) in cases {
-            assert_eq!(match_prefix_patterns(globs, path), want, "{globs:?} vs {path:?}");
+            assert_eq!(
+                match_prefix_patterns(globs, path),
+                want,
+                "{globs:?} vs {path:?}"
+            );
         }
     }
 }

@@ -18,7 +18,14 @@ pub(crate) struct Parsed<'a> {
 pub(crate) fn parse(v: &str) -> Option<Parsed<'_>> {
     let rest = v.strip_prefix('v')?;
     let (major, rest) = parse_int(rest)?;
-    let mut p = Parsed { major, minor: "0", patch: "0", short: "", prerelease: "", build: "" };
+    let mut p = Parsed {
+        major,
+        minor: "0",
+        patch: "0",
+        short: "",
+        prerelease: "",
+        build: "",
+    };
     if rest.is_empty() {
         p.short = ".0.0";
         return Some(p);
@@ -42,7 +49,10 @@ pub(crate) fn parse(v: &str) -> Option<Parsed<'_>> {
 
 /// A decimal number without leading zeros, and what follows it.
 fn parse_int(s: &str) -> Option<(&str, &str)> {
-    let end = s.bytes().position(|b| !b.is_ascii_digit()).unwrap_or(s.len());
+    let end = s
+        .bytes()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(s.len());
     if end == 0 || (end > 1 && s.starts_with('0')) {
         return None;
     }
@@ -54,7 +64,10 @@ fn parse_prerelease(s: &str) -> Option<(&str, &str)> {
     let end = s.find('+').unwrap_or(s.len());
     let (pre, rest) = s.split_at(end);
     let idents = pre.strip_prefix('-')?;
-    idents.split('.').all(|id| is_ident(id) && !is_bad_num(id)).then_some((pre, rest))
+    idents
+        .split('.')
+        .all(|id| is_ident(id) && !is_bad_num(id))
+        .then_some((pre, rest))
 }
 
 /// `+ident(.ident)*` to the end.
@@ -171,9 +184,18 @@ mod tests {
             ("v1.2.3-RC1", Some("v1.2.3-RC1")),
             ("v1.2.3+meta", Some("v1.2.3")),
             ("v2.0.0+incompatible", Some("v2.0.0+incompatible")),
-            ("v0.0.0-20191109021931-daa7c04131f5", Some("v0.0.0-20191109021931-daa7c04131f5")),
-            ("v1.2.3-pre.0.20191109021931-daa7c04131f5", Some("v1.2.3-pre.0.20191109021931-daa7c04131f5")),
-            ("v1.2.4-0.20191109021931-daa7c04131f5", Some("v1.2.4-0.20191109021931-daa7c04131f5")),
+            (
+                "v0.0.0-20191109021931-daa7c04131f5",
+                Some("v0.0.0-20191109021931-daa7c04131f5"),
+            ),
+            (
+                "v1.2.3-pre.0.20191109021931-daa7c04131f5",
+                Some("v1.2.3-pre.0.20191109021931-daa7c04131f5"),
+            ),
+            (
+                "v1.2.4-0.20191109021931-daa7c04131f5",
+                Some("v1.2.4-0.20191109021931-daa7c04131f5"),
+            ),
             ("v1.2.3-0", Some("v1.2.3-0")),
             ("v1.2.3-pre+build.1", Some("v1.2.3-pre")),
             ("v1.2.3-a-b.c-d", Some("v1.2.3-a-b.c-d")),
@@ -184,9 +206,26 @@ mod tests {
             assert_eq!(canonical(v).as_deref(), c, "{v}");
         }
         for v in [
-            "1.2.3", "V1.2.3", "v01.2.3", "v1.2.3-01", "v1.2.3-", "v1.2.3.4", "", "v", "v1.", "v1.2.",
-            "v1-pre", "v1.2-pre", "v1.2+meta", "v1.2.3+", "v1.2.3-a..b", "v1.2.3+a..b", "v1.02.3",
-            "v1.2.03", "v1.2.3-ü", "v1.2.3 ",
+            "1.2.3",
+            "V1.2.3",
+            "v01.2.3",
+            "v1.2.3-01",
+            "v1.2.3-",
+            "v1.2.3.4",
+            "",
+            "v",
+            "v1.",
+            "v1.2.",
+            "v1-pre",
+            "v1.2-pre",
+            "v1.2+meta",
+            "v1.2.3+",
+            "v1.2.3-a..b",
+            "v1.2.3+a..b",
+            "v1.02.3",
+            "v1.2.03",
+            "v1.2.3-ü",
+            "v1.2.3 ",
         ] {
             assert!(!is_valid_semver(v), "{v}");
             assert_eq!(canonical(v), None, "{v}");
@@ -196,10 +235,27 @@ mod tests {
     #[test]
     fn ordering() {
         let sorted = [
-            "bad", "v0.0.0", "v0.0.1", "v0.1.0", "v1.0.0-0", "v1.0.0-1", "v1.0.0-9", "v1.0.0-10",
-            "v1.0.0-a", "v1.0.0-alpha", "v1.0.0-alpha.1", "v1.0.0-alpha.beta", "v1.0.0-beta",
-            "v1.0.0-beta.2", "v1.0.0-beta.11", "v1.0.0-rc.1", "v1.0.0", "v1.2.0", "v1.10.0",
-            "v2.0.0", "v10.0.0",
+            "bad",
+            "v0.0.0",
+            "v0.0.1",
+            "v0.1.0",
+            "v1.0.0-0",
+            "v1.0.0-1",
+            "v1.0.0-9",
+            "v1.0.0-10",
+            "v1.0.0-a",
+            "v1.0.0-alpha",
+            "v1.0.0-alpha.1",
+            "v1.0.0-alpha.beta",
+            "v1.0.0-beta",
+            "v1.0.0-beta.2",
+            "v1.0.0-beta.11",
+            "v1.0.0-rc.1",
+            "v1.0.0",
+            "v1.2.0",
+            "v1.10.0",
+            "v2.0.0",
+            "v10.0.0",
         ];
         for (i, a) in sorted.iter().enumerate() {
             for (j, b) in sorted.iter().enumerate() {

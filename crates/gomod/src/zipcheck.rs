@@ -29,7 +29,12 @@ pub struct ZipLimits {
 
 impl Default for ZipLimits {
     fn default() -> Self {
-        ZipLimits { max_zip_size: 500 * MIB, max_uncompressed: 500 * MIB, max_go_mod: 16 * MIB, max_license: 16 * MIB }
+        ZipLimits {
+            max_zip_size: 500 * MIB,
+            max_uncompressed: 500 * MIB,
+            max_go_mod: 16 * MIB,
+            max_license: 16 * MIB,
+        }
     }
 }
 
@@ -80,20 +85,30 @@ pub fn check_zip<R: Read + Seek>(
     check_module_version(module, version)?;
     let zip_size = reader.seek(SeekFrom::End(0)).map_err(io_error)?;
     if zip_size > limits.max_zip_size {
-        return Err(bad(format!("zip is {zip_size} bytes, the limit is {}", limits.max_zip_size)));
+        return Err(bad(format!(
+            "zip is {zip_size} bytes, the limit is {}",
+            limits.max_zip_size
+        )));
     }
     reader.seek(SeekFrom::Start(0)).map_err(io_error)?;
     let raw_names = raw_central_names(&mut reader)?;
     let mut archive = ZipArchive::new(&mut reader).map_err(zip_error)?;
     let (index_of, metas) = archive_index(&mut archive)?;
     let prefix = format!("{module}@{version}/");
-    let mut summary = ZipSummary { h1: String::new(), files: 0, uncompressed: 0, go_mod: None };
+    let mut summary = ZipSummary {
+        h1: String::new(),
+        files: 0,
+        uncompressed: 0,
+        go_mod: None,
+    };
     let mut hashes = Vec::with_capacity(raw_names.len());
     let mut files = Vec::new();
     let mut collisions = Collisions::default();
     for raw in &raw_names {
         let name = entry_name(raw)?;
-        let index = *index_of.get(raw.as_slice()).ok_or_else(|| unreadable(&name))?;
+        let index = *index_of
+            .get(raw.as_slice())
+            .ok_or_else(|| unreadable(&name))?;
         let meta = &metas[index];
         match classify(&name, &prefix, &mut collisions)? {
             Kind::Dir => {
@@ -130,13 +145,18 @@ fn zip_error(e: zip::result::ZipError) -> Error {
 }
 
 fn unreadable(name: &str) -> Error {
-    bad(format!("entry {:?} cannot be read separately from another entry with a similar name", clip(name)))
+    bad(format!(
+        "entry {:?} cannot be read separately from another entry with a similar name",
+        clip(name)
+    ))
 }
 
 /// Every entry name in the central directory, raw and in order, duplicates
 /// included (the zip reader merges entries with equal names).
 fn raw_central_names<R: Read + Seek>(reader: &mut R) -> Result<Vec<Vec<u8>>> {
-    let cd_start = ZipArchive::new(&mut *reader).map_err(zip_error)?.central_directory_start();
+    let cd_start = ZipArchive::new(&mut *reader)
+        .map_err(zip_error)?
+        .central_directory_start();
     reader.seek(SeekFrom::Start(cd_start)).map_err(io_error)?;
     let mut r = BufReader::new(reader);
     let mut names = Vec::new();
@@ -179,17 +199,28 @@ fn archive_index<R: Read + Seek>(archive: &mut ZipArchive<R>) -> Result<ArchiveI
     for i in 0..archive.len() {
         let f = archive.by_index_raw(i).map_err(zip_error)?;
         index_of.insert(f.name_raw().to_vec(), i);
-        metas.push(Meta { size: f.size(), method: f.compression(), encrypted: f.encrypted() });
+        metas.push(Meta {
+            size: f.size(),
+            method: f.compression(),
+            encrypted: f.encrypted(),
+        });
     }
     Ok((index_of, metas))
 }
 
 /// The entry name as UTF-8 without newlines.
 fn entry_name(raw: &[u8]) -> Result<String> {
-    let name = String::from_utf8(raw.to_vec())
-        .map_err(|_| bad(format!("entry name {:?} is not valid UTF-8", clip(&String::from_utf8_lossy(raw)))))?;
+    let name = String::from_utf8(raw.to_vec()).map_err(|_| {
+        bad(format!(
+            "entry name {:?} is not valid UTF-8",
+            clip(&String::from_utf8_lossy(raw))
+        ))
+    })?;
     if name.contains('\n') {
-        return Err(bad(format!("entry name {:?} contains a newline", clip(&name))));
+        return Err(bad(format!(
+            "entry name {:?} contains a newline",
+            clip(&name)
+        )));
     }
     Ok(name)
 }
@@ -197,7 +228,10 @@ fn entry_name(raw: &[u8]) -> Result<String> {
 /// x/mod `checkZip`'s per-name rules.
 fn classify<'a>(name: &'a str, prefix: &str, collisions: &mut Collisions) -> Result<Kind<'a>> {
     let Some(rel) = name.strip_prefix(prefix) else {
-        return Err(bad(format!("entry {:?} does not start with {prefix:?}", clip(name))));
+        return Err(bad(format!(
+            "entry {:?} does not start with {prefix:?}",
+            clip(name)
+        )));
     };
     if rel.is_empty() {
         return Ok(Kind::Dir);
@@ -225,13 +259,18 @@ fn classify<'a>(name: &'a str, prefix: &str, collisions: &mut Collisions) -> Res
 /// Relative, no empty, `.` or `..` elements (what `path.Clean` leaves alone
 /// and `CheckFilePath` accepts).
 fn is_clean(rel: &str) -> bool {
-    rel.split('/').all(|e| !e.is_empty() && e != "." && e != "..")
+    rel.split('/')
+        .all(|e| !e.is_empty() && e != "." && e != "..")
 }
 
 /// Go's `archive/zip` refuses to open a directory entry with content.
 fn check_dir(name: &str, meta: &Meta) -> Result<()> {
     if meta.size != 0 {
-        return Err(bad(format!("directory entry {:?} declares {} bytes of content", clip(name), meta.size)));
+        return Err(bad(format!(
+            "directory entry {:?} declares {} bytes of content",
+            clip(name),
+            meta.size
+        )));
     }
     Ok(())
 }
@@ -251,13 +290,17 @@ fn check_file(
     }
     if meta.method != CompressionMethod::Stored && meta.method != CompressionMethod::Deflated {
         let m = meta.method;
-        return Err(bad(format!("entry {quoted:?} uses compression method {m:?}; only Store and Deflate are allowed")));
+        return Err(bad(format!(
+            "entry {quoted:?} uses compression method {m:?}; only Store and Deflate are allowed"
+        )));
     }
     summary.files += 1;
     summary.uncompressed = summary.uncompressed.saturating_add(meta.size);
     if summary.uncompressed > limits.max_uncompressed {
         let max = limits.max_uncompressed;
-        return Err(bad(format!("total uncompressed size of module contents is more than {max} bytes")));
+        return Err(bad(format!(
+            "total uncompressed size of module contents is more than {max} bytes"
+        )));
     }
     let limit = match rel {
         "go.mod" => Some(limits.max_go_mod),
@@ -265,16 +308,29 @@ fn check_file(
         _ => None,
     };
     if let Some(max) = limit.filter(|&max| meta.size > max) {
-        return Err(bad(format!("{rel} is {} bytes, the limit is {max}", meta.size)));
+        return Err(bad(format!(
+            "{rel} is {} bytes, the limit is {max}",
+            meta.size
+        )));
     }
-    Ok(FileEntry { name: name.to_string(), index, size: meta.size, is_go_mod: rel == "go.mod" })
+    Ok(FileEntry {
+        name: name.to_string(),
+        index,
+        size: meta.size,
+        is_go_mod: rel == "go.mod",
+    })
 }
 
 /// Streams one file through sha256, checking the decompressed size against
 /// the declared one (the reader checks the CRC at the end).
-fn hash_file<R: Read + Seek>(archive: &mut ZipArchive<R>, entry: &FileEntry) -> Result<([u8; 32], Option<Vec<u8>>)> {
+fn hash_file<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    entry: &FileEntry,
+) -> Result<([u8; 32], Option<Vec<u8>>)> {
     let quoted = clip(&entry.name);
-    let file = archive.by_index(entry.index).map_err(|e| bad(format!("entry {quoted:?}: {e}")))?;
+    let file = archive
+        .by_index(entry.index)
+        .map_err(|e| bad(format!("entry {quoted:?}: {e}")))?;
     let mut limited = file.take(entry.size.saturating_add(1));
     let mut hasher = Sha256::new();
     let mut kept = entry.is_go_mod.then(Vec::new);
@@ -296,7 +352,9 @@ fn hash_file<R: Read + Seek>(archive: &mut ZipArchive<R>, entry: &FileEntry) -> 
     if total != entry.size {
         let size = entry.size;
         let what = if total > size { "more than" } else { "only" };
-        return Err(bad(format!("entry {quoted:?} decompresses to {what} {size} bytes declared in its header")));
+        return Err(bad(format!(
+            "entry {quoted:?} decompresses to {what} {size} bytes declared in its header"
+        )));
     }
     Ok((hasher.finalize().into(), kept))
 }
@@ -327,10 +385,12 @@ impl Collisions {
     fn check_one(&mut self, path: &str, is_dir: bool) -> std::result::Result<(), String> {
         let fold = fold_case(path);
         match self.seen.get(&fold) {
-            Some((other, _)) if other != path => {
-                Err(format!("case-insensitive file name collision: {other:?} and {path:?}"))
+            Some((other, _)) if other != path => Err(format!(
+                "case-insensitive file name collision: {other:?} and {path:?}"
+            )),
+            Some((_, other_dir)) if *other_dir != is_dir => {
+                Err(format!("entry {path:?} is both a file and a directory"))
             }
-            Some((_, other_dir)) if *other_dir != is_dir => Err(format!("entry {path:?} is both a file and a directory")),
             Some(_) => Err(format!("multiple entries for file {path:?}")),
             None => {
                 self.seen.insert(fold, (path.to_string(), is_dir));
@@ -383,7 +443,11 @@ mod tests {
         for e in entries {
             match e {
                 E::File(name, data) | E::Stored(name, data) => {
-                    let opts = if matches!(e, E::File(..)) { deflate } else { store };
+                    let opts = if matches!(e, E::File(..)) {
+                        deflate
+                    } else {
+                        store
+                    };
                     w.start_file(*name, opts).unwrap();
                     w.write_all(data).unwrap();
                 }
@@ -397,14 +461,21 @@ mod tests {
         check_with(bytes, module, version, &ZipLimits::default())
     }
 
-    fn check_with(bytes: &[u8], module: &str, version: &str, limits: &ZipLimits) -> Result<ZipSummary> {
+    fn check_with(
+        bytes: &[u8],
+        module: &str,
+        version: &str,
+        limits: &ZipLimits,
+    ) -> Result<ZipSummary> {
         let m = ModulePath::new(module).unwrap();
         let v = Version::new(version).unwrap();
         check_zip(Cursor::new(bytes), &m, &v, limits)
     }
 
     fn err(bytes: &[u8], module: &str, version: &str) -> String {
-        check(bytes, module, version).expect_err("zip should be rejected").to_string()
+        check(bytes, module, version)
+            .expect_err("zip should be rejected")
+            .to_string()
     }
 
     /// Replaces every occurrence of `from` (same length as `to`) in the zip bytes.
@@ -426,8 +497,9 @@ mod tests {
 
     /// Overwrites a field of the `n`th central directory header.
     fn patch_central(mut bytes: Vec<u8>, n: usize, offset: usize, value: &[u8]) -> Vec<u8> {
-        let starts: Vec<usize> =
-            (0..bytes.len().saturating_sub(4)).filter(|&i| bytes[i..i + 4] == [0x50, 0x4b, 0x01, 0x02]).collect();
+        let starts: Vec<usize> = (0..bytes.len().saturating_sub(4))
+            .filter(|&i| bytes[i..i + 4] == [0x50, 0x4b, 0x01, 0x02])
+            .collect();
         let at = starts[n] + offset;
         bytes[at..at + value.len()].copy_from_slice(value);
         bytes
@@ -437,7 +509,10 @@ mod tests {
 
     fn hello_zip() -> Vec<u8> {
         build(&[
-            E::File("example.com/hello@v1.0.0/go.mod", b"module example.com/hello\n"),
+            E::File(
+                "example.com/hello@v1.0.0/go.mod",
+                b"module example.com/hello\n",
+            ),
             E::File("example.com/hello@v1.0.0/hello.go", b"package hello\n"),
         ])
     }
@@ -450,14 +525,20 @@ mod tests {
         assert_eq!(s.uncompressed, 39);
         let go_mod = s.go_mod.unwrap();
         assert_eq!(go_mod, b"module example.com/hello\n");
-        assert_eq!(crate::h1_go_mod(&go_mod), "h1:fpu2YBs8Cn+uPELS7pdczZmF9hlK1PibTkwahffYMfo=");
+        assert_eq!(
+            crate::h1_go_mod(&go_mod),
+            "h1:fpu2YBs8Cn+uPELS7pdczZmF9hlK1PibTkwahffYMfo="
+        );
     }
 
     #[test]
     fn stored_and_reordered_entries_hash_the_same() {
         let z = build(&[
             E::Stored("example.com/hello@v1.0.0/hello.go", b"package hello\n"),
-            E::Stored("example.com/hello@v1.0.0/go.mod", b"module example.com/hello\n"),
+            E::Stored(
+                "example.com/hello@v1.0.0/go.mod",
+                b"module example.com/hello\n",
+            ),
         ]);
         let s = check(&z, "example.com/hello", "v1.0.0").unwrap();
         assert_eq!(s.h1, "h1:v/u/g2S1hZaWZImyAVXAGG42N1pWX/UTgAYidytBT84=");
@@ -466,7 +547,10 @@ mod tests {
     #[test]
     fn directory_entries_count() {
         let z = build(&[
-            E::File("example.com/dirs@v1.0.0/go.mod", b"module example.com/dirs\n"),
+            E::File(
+                "example.com/dirs@v1.0.0/go.mod",
+                b"module example.com/dirs\n",
+            ),
             E::Dir("example.com/dirs@v1.0.0/sub/"),
             E::File("example.com/dirs@v1.0.0/sub/b.go", b"package sub\n"),
         ]);
@@ -474,15 +558,24 @@ mod tests {
         assert_eq!(s.h1, "h1:UyXC2rYaOefNirpgLWWTsO2eCdYcuoqrlezy5lxdYSk=");
         assert_eq!(s.files, 2);
         let without = build(&[
-            E::File("example.com/dirs@v1.0.0/go.mod", b"module example.com/dirs\n"),
+            E::File(
+                "example.com/dirs@v1.0.0/go.mod",
+                b"module example.com/dirs\n",
+            ),
             E::File("example.com/dirs@v1.0.0/sub/b.go", b"package sub\n"),
         ]);
-        assert_ne!(check(&without, "example.com/dirs", "v1.0.0").unwrap().h1, s.h1);
+        assert_ne!(
+            check(&without, "example.com/dirs", "v1.0.0").unwrap().h1,
+            s.h1
+        );
     }
 
     #[test]
     fn root_dir_entry_and_no_go_mod() {
-        let z = build(&[E::Dir(HELLO), E::File("example.com/hello@v1.0.0/a.go", b"package a\n")]);
+        let z = build(&[
+            E::Dir(HELLO),
+            E::File("example.com/hello@v1.0.0/a.go", b"package a\n"),
+        ]);
         let s = check(&z, "example.com/hello", "v1.0.0").unwrap();
         assert_eq!(s.go_mod, None);
         assert_eq!(s.files, 1);
@@ -493,10 +586,16 @@ mod tests {
 
     #[test]
     fn raw_module_path_and_incompatible() {
-        let z = build(&[E::File("example.com/Upper/mod@v2.0.0+incompatible/x.go", b"package x\n")]);
+        let z = build(&[E::File(
+            "example.com/Upper/mod@v2.0.0+incompatible/x.go",
+            b"package x\n",
+        )]);
         assert!(check(&z, "example.com/Upper/mod", "v2.0.0+incompatible").is_ok());
         let e = err(&z, "example.com/upper/mod", "v2.0.0+incompatible");
-        assert!(e.contains("does not start with \"example.com/upper/mod@v2.0.0+incompatible/\""), "{e}");
+        assert!(
+            e.contains("does not start with \"example.com/upper/mod@v2.0.0+incompatible/\""),
+            "{e}"
+        );
         let e = err(&z, "example.com/Upper/mod", "v2.0.0");
         assert!(e.contains("should be v0 or v1"), "{e}");
     }
@@ -528,9 +627,17 @@ mod tests {
 
     #[test]
     fn rejects_newline_and_non_utf8_names() {
-        let z = patch(build(&[E::File("example.com/hello@v1.0.0/aXb", b"x")]), "X", "\n");
+        let z = patch(
+            build(&[E::File("example.com/hello@v1.0.0/aXb", b"x")]),
+            "X",
+            "\n",
+        );
         assert!(err(&z, "example.com/hello", "v1.0.0").contains("newline"));
-        let z = patch(build(&[E::File("example.com/hello@v1.0.0/aXb", b"x")]), "X", "\u{7f}");
+        let z = patch(
+            build(&[E::File("example.com/hello@v1.0.0/aXb", b"x")]),
+            "X",
+            "\u{7f}",
+        );
         assert!(err(&z, "example.com/hello", "v1.0.0").contains("invalid char"));
         let mut z = build(&[E::File("example.com/hello@v1.0.0/aXb", b"x")]);
         for b in z.iter_mut().filter(|b| **b == b'X') {
@@ -542,30 +649,52 @@ mod tests {
     #[test]
     fn rejects_duplicates_and_collisions() {
         let dup = patch(
-            build(&[E::File("example.com/hello@v1.0.0/a.go", b"1"), E::File("example.com/hello@v1.0.0/b.go", b"2")]),
+            build(&[
+                E::File("example.com/hello@v1.0.0/a.go", b"1"),
+                E::File("example.com/hello@v1.0.0/b.go", b"2"),
+            ]),
             "b.go",
             "a.go",
         );
-        assert!(err(&dup, "example.com/hello", "v1.0.0").contains("multiple entries for file \"a.go\""));
-        let fold = build(&[E::File("example.com/hello@v1.0.0/A.go", b"1"), E::File("example.com/hello@v1.0.0/a.go", b"2")]);
-        assert!(err(&fold, "example.com/hello", "v1.0.0").contains("case-insensitive file name collision"));
+        assert!(
+            err(&dup, "example.com/hello", "v1.0.0").contains("multiple entries for file \"a.go\"")
+        );
+        let fold = build(&[
+            E::File("example.com/hello@v1.0.0/A.go", b"1"),
+            E::File("example.com/hello@v1.0.0/a.go", b"2"),
+        ]);
+        assert!(err(&fold, "example.com/hello", "v1.0.0")
+            .contains("case-insensitive file name collision"));
         let kelvin = build(&[
             E::File("example.com/hello@v1.0.0/k.go", b"1"),
             E::File("example.com/hello@v1.0.0/\u{212a}.go", b"2"),
         ]);
         assert!(err(&kelvin, "example.com/hello", "v1.0.0").contains("case-insensitive"));
-        let both = build(&[E::File("example.com/hello@v1.0.0/a", b"1"), E::File("example.com/hello@v1.0.0/a/b", b"2")]);
+        let both = build(&[
+            E::File("example.com/hello@v1.0.0/a", b"1"),
+            E::File("example.com/hello@v1.0.0/a/b", b"2"),
+        ]);
         assert!(err(&both, "example.com/hello", "v1.0.0").contains("both a file and a directory"));
-        let both = build(&[E::File("example.com/hello@v1.0.0/a/b", b"2"), E::File("example.com/hello@v1.0.0/a", b"1")]);
+        let both = build(&[
+            E::File("example.com/hello@v1.0.0/a/b", b"2"),
+            E::File("example.com/hello@v1.0.0/a", b"1"),
+        ]);
         assert!(err(&both, "example.com/hello", "v1.0.0").contains("both a file and a directory"));
-        let dir_case = build(&[E::File("example.com/hello@v1.0.0/Sub/a", b"1"), E::File("example.com/hello@v1.0.0/sub/b", b"2")]);
+        let dir_case = build(&[
+            E::File("example.com/hello@v1.0.0/Sub/a", b"1"),
+            E::File("example.com/hello@v1.0.0/sub/b", b"2"),
+        ]);
         assert!(err(&dir_case, "example.com/hello", "v1.0.0").contains("collision"));
     }
 
     #[test]
     fn duplicate_directory_entries_are_allowed_and_hashed() {
         let z = patch(
-            build(&[E::Dir("example.com/hello@v1.0.0/sub/"), E::Dir("example.com/hello@v1.0.0/sux/"), E::File("example.com/hello@v1.0.0/sub/a", b"1")]),
+            build(&[
+                E::Dir("example.com/hello@v1.0.0/sub/"),
+                E::Dir("example.com/hello@v1.0.0/sux/"),
+                E::File("example.com/hello@v1.0.0/sub/a", b"1"),
+            ]),
             "sux/",
             "sub/",
         );
@@ -574,7 +703,10 @@ mod tests {
         let want = h1_from_file_hashes([
             ("example.com/hello@v1.0.0/sub/".to_string(), empty),
             ("example.com/hello@v1.0.0/sub/".to_string(), empty),
-            ("example.com/hello@v1.0.0/sub/a".to_string(), Sha256::digest(b"1").into()),
+            (
+                "example.com/hello@v1.0.0/sub/a".to_string(),
+                Sha256::digest(b"1").into(),
+            ),
         ]);
         assert_eq!(s.h1, want);
     }
@@ -594,30 +726,58 @@ mod tests {
         assert!(err(&bzip, "example.com/hello", "v1.0.0").contains("only Store and Deflate"));
         let crc = patch_central(z, 0, 16, &0u32.to_le_bytes());
         assert!(err(&crc, "example.com/hello", "v1.0.0").contains("a.go"));
-        let dir = patch_central(build(&[E::Dir("example.com/hello@v1.0.0/sub/")]), 0, 24, &3u32.to_le_bytes());
+        let dir = patch_central(
+            build(&[E::Dir("example.com/hello@v1.0.0/sub/")]),
+            0,
+            24,
+            &3u32.to_le_bytes(),
+        );
         assert!(err(&dir, "example.com/hello", "v1.0.0").contains("directory entry"));
     }
 
     #[test]
     fn enforces_limits() {
         let z = build(&[
-            E::File("example.com/hello@v1.0.0/go.mod", b"module example.com/hello\n"),
+            E::File(
+                "example.com/hello@v1.0.0/go.mod",
+                b"module example.com/hello\n",
+            ),
             E::File("example.com/hello@v1.0.0/LICENSE", &[b'x'; 100]),
             E::File("example.com/hello@v1.0.0/big.go", &[b'x'; 1000]),
         ]);
         let ok = check(&z, "example.com/hello", "v1.0.0").unwrap();
         assert_eq!(ok.uncompressed, 25 + 100 + 1000);
-        let limits = ZipLimits { max_zip_size: 10, ..ZipLimits::default() };
-        let e = check_with(&z, "example.com/hello", "v1.0.0", &limits).unwrap_err().to_string();
+        let limits = ZipLimits {
+            max_zip_size: 10,
+            ..ZipLimits::default()
+        };
+        let e = check_with(&z, "example.com/hello", "v1.0.0", &limits)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("the limit is 10"), "{e}");
-        let limits = ZipLimits { max_uncompressed: 1000, ..ZipLimits::default() };
-        let e = check_with(&z, "example.com/hello", "v1.0.0", &limits).unwrap_err().to_string();
+        let limits = ZipLimits {
+            max_uncompressed: 1000,
+            ..ZipLimits::default()
+        };
+        let e = check_with(&z, "example.com/hello", "v1.0.0", &limits)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("more than 1000 bytes"), "{e}");
-        let limits = ZipLimits { max_go_mod: 24, ..ZipLimits::default() };
-        let e = check_with(&z, "example.com/hello", "v1.0.0", &limits).unwrap_err().to_string();
+        let limits = ZipLimits {
+            max_go_mod: 24,
+            ..ZipLimits::default()
+        };
+        let e = check_with(&z, "example.com/hello", "v1.0.0", &limits)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("go.mod is 25 bytes"), "{e}");
-        let limits = ZipLimits { max_license: 99, ..ZipLimits::default() };
-        let e = check_with(&z, "example.com/hello", "v1.0.0", &limits).unwrap_err().to_string();
+        let limits = ZipLimits {
+            max_license: 99,
+            ..ZipLimits::default()
+        };
+        let e = check_with(&z, "example.com/hello", "v1.0.0", &limits)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("LICENSE is 100 bytes"), "{e}");
         assert_eq!(ZipLimits::default().max_zip_size, 524_288_000);
         assert_eq!(ZipLimits::default().max_go_mod, 16_777_216);
