@@ -58,7 +58,7 @@ async fn fetch_info(state: &AppState, module: &ModulePath, version: &Version) ->
     if info.version != version.as_str() {
         return Err(ApiError::bad_gateway(format!("upstream answered {what} with version {:?}; refusing to cache it", info.version)));
     }
-    put(state, module, version, VersionParts { info: Some(body.clone()), ..Default::default() })?;
+    put(state, module, version, VersionParts { info: Some(body.clone()), ..Default::default() }).await?;
     tracing::info!(%module, %version, "cached .info");
     Ok(body)
 }
@@ -67,7 +67,7 @@ async fn fetch_mod(state: &AppState, module: &ModulePath, version: &Version) -> 
     let what = format!("{module}@{version}.mod");
     let limit = state.cfg.zip_limits.max_go_mod;
     let body = fetch_small(state, "mod", module, &format!("@v/{}.mod", version.escaped()), limit, &what).await?;
-    put(state, module, version, VersionParts { go_mod: Some(body.clone()), ..Default::default() })?;
+    put(state, module, version, VersionParts { go_mod: Some(body.clone()), ..Default::default() }).await?;
     tracing::info!(%module, %version, h1 = %gomod::h1_go_mod(&body), "cached .mod");
     Ok(body)
 }
@@ -126,7 +126,7 @@ async fn fetch_zip(state: &AppState, module: &ModulePath, version: &Version) -> 
         .await
         .map_err(|e| ApiError::internal(format!("blob commit task failed: {e}")))??;
     let zip = ZipRef { sha256: sha.to_hex(), size, h1: summary.h1 };
-    put(state, module, version, VersionParts { zip: Some(zip.clone()), ..Default::default() })?;
+    put(state, module, version, VersionParts { zip: Some(zip.clone()), ..Default::default() }).await?;
     tracing::info!(%module, %version, size, sha256 = %zip.sha256, h1 = %zip.h1, took_ms = started.elapsed().as_millis() as u64, "cached .zip");
     Ok(zip)
 }
@@ -138,9 +138,8 @@ fn stored_zip(state: &AppState, module: &ModulePath, version: &Version) -> Resul
     Ok(state.store.blobs.exists(&sha).then_some(zip))
 }
 
-fn put(state: &AppState, module: &ModulePath, version: &Version, parts: VersionParts) -> Result<(), ApiError> {
-    state.store.catalog.apply(&CatalogOp::PutVersion { module: module.clone(), version: version.clone(), parts })?;
-    Ok(())
+async fn put(state: &AppState, module: &ModulePath, version: &Version, parts: VersionParts) -> Result<(), ApiError> {
+    state.cluster.commit(CatalogOp::PutVersion { module: module.clone(), version: version.clone(), parts }).await
 }
 
 pub fn outcome<T>(result: &Result<T, upstream::Error>) -> &'static str {

@@ -2,6 +2,7 @@
 //! `@latest`) served from the local store, misses filled from upstream, plus
 //! health, readiness, Prometheus metrics and a JSON status endpoint.
 
+mod cluster;
 mod config;
 mod error;
 mod fill;
@@ -14,6 +15,7 @@ mod state;
 mod status;
 mod zipserve;
 
+pub use cluster::{Cluster, Role, Standalone};
 pub use config::GatewayConfig;
 pub use error::ApiError;
 pub use metrics::Metrics;

@@ -58,7 +58,7 @@ async fn refresh_list(state: &Arc<AppState>, module: &ModulePath) -> Result<List
                 let what = format!("{m}/@v/list");
                 let body = fetch_small(&st, "list", &m, "@v/list", MAX_LIST, &what).await?;
                 let rec = ListRecord { versions: parse_list(&body), fetched_at_ms: now_ms() };
-                st.store.catalog.apply(&CatalogOp::PutList { module: m.clone(), list: rec.clone() })?;
+                st.cluster.commit(CatalogOp::PutList { module: m.clone(), list: rec.clone() }).await?;
                 Ok(serde_json_vec(&rec.versions))
             })
             .await
@@ -88,7 +88,7 @@ pub async fn latest(state: &Arc<AppState>, module: &ModulePath) -> Result<Respon
                 gomod::parse_info(&body).map_err(|e| ApiError::bad_gateway(format!("upstream sent an invalid {what}: {e}")))?;
                 let info = String::from_utf8(body).map_err(|_| ApiError::bad_gateway(format!("upstream {what} is not UTF-8")))?;
                 let rec = LatestRecord { info: info.clone(), fetched_at_ms: now_ms() };
-                st.store.catalog.apply(&CatalogOp::PutLatest { module: m.clone(), latest: rec })?;
+                st.cluster.commit(CatalogOp::PutLatest { module: m.clone(), latest: rec }).await?;
                 Ok(info.into_bytes())
             })
             .await

@@ -46,10 +46,6 @@ impl NegativeCache {
         }
         entries.insert(key, (Instant::now() + self.ttl, err));
     }
-
-    pub fn remove(&self, key: &str) {
-        self.entries.lock().remove(key);
-    }
 }
 
 #[cfg(test)]

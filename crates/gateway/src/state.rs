@@ -4,6 +4,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use store::{Store, ZipRef};
 use upstream::{Group, Upstream};
 
+use crate::cluster::Cluster;
 use crate::negative::NegativeCache;
 use crate::{ApiError, GatewayConfig, Metrics};
 
@@ -12,6 +13,7 @@ pub struct AppState {
     pub cfg: GatewayConfig,
     pub store: Arc<Store>,
     pub upstream: Upstream,
+    pub cluster: Arc<dyn Cluster>,
     pub metrics: Metrics,
     pub(crate) negative: NegativeCache,
     /// One upstream fill per key, however many clients ask at once.
@@ -21,12 +23,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(cfg: GatewayConfig, store: Arc<Store>, upstream: Upstream) -> Arc<Self> {
+    pub fn new(cfg: GatewayConfig, store: Arc<Store>, upstream: Upstream, cluster: Arc<dyn Cluster>) -> Arc<Self> {
         Arc::new(AppState {
             negative: NegativeCache::new(cfg.negative_ttl),
             cfg,
             store,
             upstream,
+            cluster,
             metrics: Metrics::default(),
             zip_fills: Group::new(),
             file_fills: Group::new(),

@@ -17,9 +17,9 @@ pub async fn healthz() -> &'static str {
 /// Ready when the store is usable. (In a cluster this will also require a
 /// known primary and an applied log.)
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    match state.store.catalog.db().get("local", b"readyz-probe") {
-        Ok(_) => "ready\n".into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: store unavailable: {e}\n")).into_response(),
+    match state.cluster.ready() {
+        Ok(()) => "ready\n".into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response(),
     }
 }
 
@@ -37,7 +37,7 @@ pub async fn status(State(state): State<Arc<AppState>>) -> Json<serde_json::Valu
     let stats = state.store.blobs.stats();
     Json(json!({
         "node_id": state.cfg.node_id,
-        "role": "standalone",
+        "cluster": state.cluster.status(),
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
         "data_dir": state.store.data_dir().display().to_string(),

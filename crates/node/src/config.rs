@@ -207,4 +207,11 @@ mod tests {
         let err = Config::load(None, env(&[("FLOTILLA_CACHE__LIST_TTL", "soon")])).unwrap_err().to_string();
         assert!(err.contains("invalid configuration"), "{err}");
     }
+
+    #[test]
+    fn shipped_example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/flotilla.toml");
+        let c = Config::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/flotilla"));
+    }
 }

@@ -42,7 +42,8 @@ async fn serve(config: Config) -> Result<()> {
         negative_ttl: config.cache.negative_ttl,
         ..Default::default()
     };
-    let state = gateway::AppState::new(gateway_cfg, store, upstream);
+    let cluster = gateway::Standalone::new(store.clone());
+    let state = gateway::AppState::new(gateway_cfg, store, upstream, cluster);
     let listener = TcpListener::bind(config.gateway.listen)
         .await
         .with_context(|| format!("cannot listen on {} (gateway.listen)", config.gateway.listen))?;

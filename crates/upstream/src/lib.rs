@@ -1,1 +1,15 @@
-//! placeholder
+//! The GOPROXY chain client: the go command's `,` / `|` fallback rules over
+//! a list of upstream proxies, private-path routing to a separate chain,
+//! custom CA bundles, deadlines and size caps, and per-key singleflight.
+
+mod chain;
+mod client;
+mod config;
+mod error;
+mod http;
+mod singleflight;
+
+pub use client::{Download, Fetched, Upstream};
+pub use config::{Config, DEFAULT_PROXIES};
+pub use error::{Error, Result};
+pub use singleflight::Group;

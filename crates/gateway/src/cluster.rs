@@ -1,0 +1,76 @@
+//! How the gateway sees the rest of the mirror: who may write, and how a
+//! write becomes durable. A standalone node writes its own catalog; a
+//! clustered node (crate `raft`) commits through the replicated log and
+//! sends misses to the primary.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use store::{CatalogOp, Store};
+
+use crate::ApiError;
+
+/// Where this node stands for the purpose of answering a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Single node: it is its own primary.
+    Standalone,
+    /// The cluster's primary: it fetches from upstream and commits.
+    Primary,
+    /// Another node is primary; `url` is its advertised gateway URL when known.
+    Follower { primary: u64, url: Option<String> },
+    /// No primary right now (an election, or this node is cut off).
+    NoPrimary,
+}
+
+pub trait Cluster: Send + Sync + 'static {
+    fn role(&self) -> Role;
+
+    /// Makes `op` durable: on a cluster, committed by a majority and applied
+    /// locally before this resolves.
+    fn commit(&self, op: CatalogOp) -> BoxFuture<'_, Result<(), ApiError>>;
+
+    /// Waits up to `timeout` for a primary to exist, then returns the role.
+    fn wait_for_primary(&self, timeout: Duration) -> BoxFuture<'_, Role>;
+
+    /// `Ok` when this node can serve: it knows a primary and has applied the
+    /// committed log. `Err` says why not.
+    fn ready(&self) -> Result<(), String>;
+
+    /// Cluster facts for `/api/v1/status`.
+    fn status(&self) -> serde_json::Value;
+}
+
+/// A single node that is its own primary.
+pub struct Standalone {
+    store: Arc<Store>,
+}
+
+impl Standalone {
+    pub fn new(store: Arc<Store>) -> Arc<Self> {
+        Arc::new(Standalone { store })
+    }
+}
+
+impl Cluster for Standalone {
+    fn role(&self) -> Role {
+        Role::Standalone
+    }
+
+    fn commit(&self, op: CatalogOp) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move { Ok(self.store.catalog.apply(&op)?) })
+    }
+
+    fn wait_for_primary(&self, _timeout: Duration) -> BoxFuture<'_, Role> {
+        Box::pin(async { Role::Standalone })
+    }
+
+    fn ready(&self) -> Result<(), String> {
+        self.store.catalog.db().get(store::CF_LOCAL, b"readyz-probe").map(|_| ()).map_err(|e| format!("store unavailable: {e}"))
+    }
+
+    fn status(&self) -> serde_json::Value {
+        serde_json::json!({ "role": "standalone" })
+    }
+}

@@ -1,0 +1,11 @@
+//! Code generated from `proto/flotilla/v1/*.proto`: the messages and tonic
+//! services of the cluster port (raft now; blobs and admin later).
+
+/// The `flotilla.v1` package.
+pub mod v1 {
+    tonic::include_proto!("flotilla.v1");
+}
+
+pub use v1::raft_client::RaftClient;
+pub use v1::raft_server::{Raft, RaftServer};
+pub use v1::{RaftReply, RaftRequest};

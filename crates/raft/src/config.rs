@@ -1,0 +1,167 @@
+//! How a node takes part in the cluster: its id, the static peers, timing,
+//! snapshot policy and the cluster's identity.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::Error;
+
+/// Raft settings of one node.
+///
+/// # Timing
+///
+/// openraft 0.9 makes a follower that has a leader wait out the leader lease
+/// (`election_timeout_max`) *plus* its randomised election timeout (between
+/// `election_timeout_min` and `election_timeout_max`) before it campaigns, so
+///
+/// ```text
+/// failover ≈ election_timeout_max + rand(election_timeout_min .. election_timeout_max)
+/// ```
+///
+/// The defaults (heartbeat 100 ms, elections 400–800 ms) give 1.2–1.6 s plus a
+/// round of votes, inside the goal of p50 ≤ 1.5 s and max ≤ 3 s. Heartbeat 250 ms
+/// with 1–2 s elections would fail over in 3–4 s. The heartbeat is also the
+/// timeout of one AppendEntries round trip, disk sync included. Slow settings
+/// such as 3 s / 10 s–20 s are accepted; openraft only needs
+/// `heartbeat < election_timeout_min < election_timeout_max`.
+#[derive(Clone, Debug)]
+pub struct RaftConfig {
+    pub node_id: u64,
+    /// Every voter of the cluster, this node included: id → cluster gRPC
+    /// `host:port`. Every node derives the same bootstrap membership from it.
+    pub peers: BTreeMap<u64, String>,
+    pub heartbeat: Duration,
+    pub election_timeout_min: Duration,
+    pub election_timeout_max: Duration,
+    /// Build a snapshot after this many entries since the last one
+    /// (followers that lag further behind are sent the snapshot).
+    pub snapshot_every: u64,
+    /// Shared secret every cluster RPC carries.
+    pub secret: String,
+    /// Identity of the cluster, recorded in the data dir on first start and
+    /// sent with every RPC, so nodes and data of different clusters never mix.
+    pub cluster_id: String,
+}
+
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(100);
+pub const DEFAULT_ELECTION_TIMEOUT_MIN: Duration = Duration::from_millis(400);
+pub const DEFAULT_ELECTION_TIMEOUT_MAX: Duration = Duration::from_millis(800);
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 5000;
+
+/// Time allowed for sending and installing one snapshot chunk.
+const INSTALL_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Entries per AppendEntries; keeps a batch far below the 64 MiB message limit.
+const MAX_PAYLOAD_ENTRIES: u64 = 256;
+/// Applied logs kept after a snapshot, so a follower that is briefly behind
+/// catches up from the log instead of a whole snapshot.
+const MAX_LOGS_KEPT_AFTER_SNAPSHOT: u64 = 1000;
+
+impl Default for RaftConfig {
+    /// The default timing and snapshot policy; the identity fields are empty
+    /// and must be set.
+    fn default() -> Self {
+        RaftConfig {
+            node_id: 0,
+            peers: BTreeMap::new(),
+            heartbeat: DEFAULT_HEARTBEAT,
+            election_timeout_min: DEFAULT_ELECTION_TIMEOUT_MIN,
+            election_timeout_max: DEFAULT_ELECTION_TIMEOUT_MAX,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            secret: String::new(),
+            cluster_id: String::new(),
+        }
+    }
+}
+
+impl RaftConfig {
+    /// Checks what openraft and the cluster need, with an error that names the fix.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |msg: String| Err(Error::Config(msg));
+        let (hb, min, max) = (self.heartbeat.as_millis(), self.election_timeout_min.as_millis(), self.election_timeout_max.as_millis());
+        if hb == 0 {
+            return bad(format!("raft.heartbeat must be at least 1ms, got {:?}", self.heartbeat));
+        }
+        if !(hb < min && min < max) {
+            return bad(format!(
+                "raft timing must satisfy heartbeat < election_timeout_min < election_timeout_max, got {hb}ms, {min}ms, {max}ms \
+                 (e.g. 100ms, 400ms, 800ms)"
+            ));
+        }
+        if self.snapshot_every == 0 {
+            return bad("raft.snapshot_every must be at least 1".into());
+        }
+        if !self.peers.contains_key(&self.node_id) {
+            let ids: Vec<String> = self.peers.keys().map(u64::to_string).collect();
+            return bad(format!("node_id {} is not among cluster.peers (ids {})", self.node_id, ids.join(", ")));
+        }
+        if let Some((id, _)) = self.peers.iter().find(|(_, addr)| addr.trim().is_empty()) {
+            return bad(format!("cluster.peers: node {id} has an empty address; want host:port"));
+        }
+        if self.secret.is_empty() {
+            return bad("the cluster secret is empty; set cluster.secret_file to a file with a shared secret".into());
+        }
+        if self.cluster_id.is_empty() {
+            return bad("the cluster id is empty".into());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn openraft_config(&self) -> Result<openraft::Config, Error> {
+        let config = openraft::Config {
+            cluster_name: self.cluster_id.clone(),
+            heartbeat_interval: self.heartbeat.as_millis() as u64,
+            election_timeout_min: self.election_timeout_min.as_millis() as u64,
+            election_timeout_max: self.election_timeout_max.as_millis() as u64,
+            install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT.as_millis() as u64,
+            max_payload_entries: MAX_PAYLOAD_ENTRIES,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            // Openraft sends a snapshot only when the log a follower needs is
+            // purged; keeping at most `snapshot_every` logs after a snapshot
+            // makes that happen for a follower that is far behind.
+            max_in_snapshot_log_to_keep: self.snapshot_every.min(MAX_LOGS_KEPT_AFTER_SNAPSHOT),
+            replication_lag_threshold: self.snapshot_every,
+            ..Default::default()
+        };
+        config.validate().map_err(|e| Error::Config(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(hb: u64, min: u64, max: u64) -> RaftConfig {
+        RaftConfig {
+            node_id: 1,
+            peers: BTreeMap::from([(1, "127.0.0.1:7000".to_string())]),
+            heartbeat: Duration::from_millis(hb),
+            election_timeout_min: Duration::from_millis(min),
+            election_timeout_max: Duration::from_millis(max),
+            secret: "s".into(),
+            cluster_id: "c".into(),
+            ..RaftConfig::default()
+        }
+    }
+
+    #[test]
+    fn default_and_seed_timings_are_accepted() {
+        config(100, 400, 800).validate().unwrap();
+        config(3000, 10_000, 20_000).validate().unwrap();
+        config(3000, 10_000, 20_000).openraft_config().unwrap();
+    }
+
+    #[test]
+    fn timing_out_of_order_is_refused_with_the_rule() {
+        for (hb, min, max) in [(400, 400, 800), (100, 800, 800), (100, 900, 800), (0, 400, 800)] {
+            let err = config(hb, min, max).validate().unwrap_err().to_string();
+            assert!(err.contains("heartbeat"), "{err}");
+        }
+    }
+
+    #[test]
+    fn node_must_be_a_peer() {
+        let mut cfg = config(100, 400, 800);
+        cfg.node_id = 9;
+        assert!(cfg.validate().unwrap_err().to_string().contains("node_id 9"));
+    }
+}

@@ -1,0 +1,241 @@
+//! The facade the rest of Flotilla uses: start raft on the node's database,
+//! propose commands, and watch who leads. No other crate sees openraft.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::RaftMetrics;
+use tokio::sync::watch;
+
+use crate::log_store::LogStore;
+use crate::network::{ClusterAuth, Network, RaftService, MAX_MESSAGE_SIZE};
+use crate::state_machine::StateMachine;
+use crate::types::{ClusterNode, Command, Raft};
+use crate::{Error, ProposeError, RaftConfig, RaftStatus};
+
+/// A running raft node. Cheap to clone; all clones drive the same node.
+#[derive(Clone)]
+pub struct ControlPlane {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: RaftConfig,
+    raft: Raft,
+    auth: Arc<ClusterAuth>,
+    state: StateMachine,
+    observer: Arc<Observer>,
+    status: watch::Receiver<RaftStatus>,
+}
+
+impl ControlPlane {
+    /// Opens the raft log and state machine in `db`, starts raft and, on a
+    /// node that has never been initialized, bootstraps the membership
+    /// derived from `cfg.peers` (identical on every node, so all may do it).
+    ///
+    /// Fails without changing anything if `db` belongs to another cluster id.
+    pub async fn start(cfg: RaftConfig, db: store::Db) -> Result<Self, Error> {
+        cfg.validate()?;
+        let openraft_config = Arc::new(cfg.openraft_config()?);
+        let auth = Arc::new(ClusterAuth::new(&cfg.secret, &cfg.cluster_id, cfg.peers.clone())?);
+        let log = LogStore::new(db.clone());
+        log.claim_cluster(&cfg.cluster_id)?;
+        let state = StateMachine::new(db);
+
+        let network = Network { node_id: cfg.node_id, auth: auth.clone() };
+        let raft = Raft::new(cfg.node_id, openraft_config, network, log.clone(), state.clone())
+            .await
+            .map_err(|e| Error::Start(e.to_string()))?;
+        bootstrap(&raft, &cfg).await?;
+
+        let observer = Arc::new(Observer { log, quorum_acked_at: Mutex::new(None), stopped: AtomicBool::new(false) });
+        let metrics = raft.metrics();
+        let first = observer.observe(&metrics.borrow());
+        let (tx, status) = watch::channel(first);
+        let lease_ms = cfg.election_timeout_max.as_millis() as u64;
+        tokio::spawn(publish_status(metrics, tx, observer.clone(), cfg.heartbeat, lease_ms));
+        tracing::info!(node_id = cfg.node_id, peers = ?cfg.peers, "raft control plane started");
+        Ok(ControlPlane { inner: Arc::new(Inner { cfg, raft, auth, state, observer, status }) })
+    }
+
+    /// The `flotilla.v1.Raft` gRPC service, to mount on the cluster port.
+    pub fn service(&self) -> proto::RaftServer<impl proto::Raft> {
+        proto::RaftServer::new(RaftService::new(self.inner.raft.clone(), self.inner.auth.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE)
+    }
+
+    /// Proposes `cmd` and waits until a majority has committed it; returns
+    /// its log index. Only the leader can propose. A proposal that timed
+    /// out may still be committed later (commands are idempotent).
+    pub async fn propose(&self, cmd: Command, timeout: Duration) -> Result<u64, ProposeError> {
+        // openraft 0.9's client_write waits forever on a leader cut off from
+        // the majority, hence the timeout.
+        match tokio::time::timeout(timeout, self.inner.raft.client_write(cmd)).await {
+            Err(_) => Err(ProposeError::Timeout),
+            Ok(Ok(written)) => Ok(written.log_id.index),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+                Err(ProposeError::NotLeader { leader: forward.leader_id })
+            }
+            Ok(Err(e)) => Err(ProposeError::Fatal(e.to_string())),
+        }
+    }
+
+    /// The current status, with a fresh `millis_since_quorum_ack`.
+    pub fn status(&self) -> RaftStatus {
+        self.inner.observer.current(&self.inner.raft.metrics().borrow())
+    }
+
+    /// Status updates: a new value whenever something other than the age of
+    /// the last quorum ack changes, and when this node starts or stops
+    /// acting as primary.
+    pub fn watch(&self) -> watch::Receiver<RaftStatus> {
+        self.inner.status.clone()
+    }
+
+    pub fn node_id(&self) -> u64 {
+        self.inner.cfg.node_id
+    }
+
+    pub fn leader(&self) -> Option<u64> {
+        self.inner.raft.metrics().borrow().current_leader
+    }
+
+    /// Leader, and acknowledged by a quorum within `election_timeout_max`:
+    /// a leader cut off from the majority stops acting as primary by itself,
+    /// about when the others elect a new one.
+    pub fn is_acting_primary(&self) -> bool {
+        self.status().acts_as_primary(self.lease_ms())
+    }
+
+    /// Waits until some leader is known; `None` if none is within `timeout`.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Option<u64> {
+        let mut status = self.watch();
+        let found = tokio::time::timeout(timeout, status.wait_for(|s| s.leader.is_some())).await;
+        match found {
+            Ok(Ok(s)) => s.leader,
+            _ => None,
+        }
+    }
+
+    /// The gateway URL `node_id` announced through raft, if any.
+    pub fn gateway_url(&self, node_id: u64) -> Option<String> {
+        match self.inner.state.gateway_url(node_id) {
+            Ok(url) => url,
+            Err(e) => {
+                tracing::warn!(node_id, error = %e, "reading an announced gateway URL failed");
+                None
+            }
+        }
+    }
+
+    /// The configured cluster address (`host:port`) of `node_id`.
+    pub fn peer_addr(&self, node_id: u64) -> Option<String> {
+        self.inner.cfg.peers.get(&node_id).cloned()
+    }
+
+    /// Index of the last entry applied to this node's catalog.
+    pub fn last_applied(&self) -> Option<u64> {
+        self.inner.state.last_applied_index().ok().flatten()
+    }
+
+    /// Stops raft on this node; later proposals fail.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.inner.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft did not shut down cleanly");
+        }
+        self.inner.observer.stopped.store(true, Ordering::Relaxed);
+    }
+
+    fn lease_ms(&self) -> u64 {
+        self.inner.cfg.election_timeout_max.as_millis() as u64
+    }
+}
+
+async fn bootstrap(raft: &Raft, cfg: &RaftConfig) -> Result<(), Error> {
+    let initialized = raft.is_initialized().await.map_err(|e| Error::Start(e.to_string()))?;
+    if initialized {
+        return Ok(());
+    }
+    let members: BTreeMap<u64, ClusterNode> = cfg
+        .peers
+        .iter()
+        .map(|(id, addr)| (*id, ClusterNode { addr: addr.clone(), gateway_url: String::new() }))
+        .collect();
+    match raft.initialize(members).await {
+        Ok(()) => {
+            tracing::info!(node_id = cfg.node_id, "bootstrapped the raft membership from cluster.peers");
+            Ok(())
+        }
+        // Another node's membership entry arrived first: the same one.
+        Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+        Err(e) => Err(Error::Start(format!("bootstrapping the membership: {e}"))),
+    }
+}
+
+/// Turns raft metrics into [`RaftStatus`], remembering when a quorum last
+/// acknowledged this node as leader: openraft reports that as an age at the
+/// moment it publishes metrics, which a cut-off leader may stop doing.
+struct Observer {
+    log: LogStore,
+    quorum_acked_at: Mutex<Option<Instant>>,
+    /// Set once openraft's core has ended (shut down, or died), after which
+    /// its last metrics no longer describe a running node.
+    stopped: AtomicBool,
+}
+
+impl Observer {
+    /// Called for each new metrics value.
+    fn observe(&self, metrics: &RaftMetrics<u64, ClusterNode>) -> RaftStatus {
+        let acked_at = metrics
+            .millis_since_quorum_ack
+            .filter(|_| metrics.state == openraft::ServerState::Leader)
+            .and_then(|age| Instant::now().checked_sub(Duration::from_millis(age)));
+        *self.quorum_acked_at.lock().unwrap_or_else(|p| p.into_inner()) = acked_at;
+        self.current(metrics)
+    }
+
+    fn current(&self, metrics: &RaftMetrics<u64, ClusterNode>) -> RaftStatus {
+        let acked_at = *self.quorum_acked_at.lock().unwrap_or_else(|p| p.into_inner());
+        let mut status = RaftStatus::from_metrics(metrics, self.log.committed_index(), acked_at);
+        if self.stopped.load(Ordering::Relaxed) {
+            status.stopped();
+        }
+        status
+    }
+}
+
+async fn publish_status(
+    mut metrics: watch::Receiver<RaftMetrics<u64, ClusterNode>>,
+    tx: watch::Sender<RaftStatus>,
+    observer: Arc<Observer>,
+    tick: Duration,
+    lease_ms: u64,
+) {
+    loop {
+        let status = tokio::select! {
+            changed = metrics.changed() => match changed {
+                Ok(()) => observer.observe(&metrics.borrow_and_update()),
+                Err(_) => {
+                    observer.stopped.store(true, Ordering::Relaxed);
+                    tx.send_modify(RaftStatus::stopped);
+                    return;
+                }
+            },
+            _ = tokio::time::sleep(tick) => observer.current(&metrics.borrow()),
+        };
+        tx.send_if_modified(|old| {
+            let primary_changed = old.acts_as_primary(lease_ms) != status.acts_as_primary(lease_ms);
+            let other_changed = RaftStatus { millis_since_quorum_ack: None, ..old.clone() }
+                != RaftStatus { millis_since_quorum_ack: None, ..status.clone() };
+            let changed = primary_changed || other_changed;
+            if changed {
+                *old = status;
+            }
+            changed
+        });
+    }
+}

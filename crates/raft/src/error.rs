@@ -1,0 +1,28 @@
+/// Why the control plane could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid raft configuration: {0}")]
+    Config(String),
+    #[error(
+        "data_dir belongs to cluster {stored:?}, this node is configured for cluster {configured:?}; \
+         use an empty data_dir or the right configuration"
+    )]
+    WrongCluster { stored: String, configured: String },
+    #[error("raft storage: {0}")]
+    Store(#[from] store::Error),
+    #[error("starting raft: {0}")]
+    Start(String),
+}
+
+/// Why a proposal was not committed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    /// Only the leader proposes; `leader` is the one this node knows of, if any.
+    #[error("this node is not the raft leader (leader: {})", leader.map_or("unknown".to_string(), |id| format!("node {id}")))]
+    NotLeader { leader: Option<u64> },
+    /// No commit in time: the leader may be cut off from the majority.
+    #[error("the proposal was not committed in time")]
+    Timeout,
+    #[error("raft failed: {0}")]
+    Fatal(String),
+}

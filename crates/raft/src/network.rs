@@ -1,0 +1,257 @@
+//! The raft transport: a tonic client per peer for openraft, and the
+//! `flotilla.v1.Raft` service that hands incoming RPCs to the local raft.
+//!
+//! Every RPC carries the cluster secret (`x-flotilla-secret`) and the cluster
+//! id (`x-flotilla-cluster`); the server also admits only configured peers.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use openraft::AnyError;
+use proto::{RaftClient, RaftReply, RaftRequest};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use subtle::ConstantTimeEq;
+use tonic::metadata::AsciiMetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Response, Status};
+
+use crate::types::{ClusterNode, Raft, TypeConfig, Vote};
+use crate::Error;
+
+const SECRET_HEADER: &str = "x-flotilla-secret";
+const CLUSTER_HEADER: &str = "x-flotilla-cluster";
+/// An AppendEntries batch or a snapshot chunk may exceed tonic's 4 MiB default.
+pub(crate) const MAX_MESSAGE_SIZE: usize = 64 << 20;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+type RpcError<E = openraft::error::Infallible> = RPCError<u64, ClusterNode, RaftError<u64, E>>;
+
+/// What a node proves and checks on every cluster RPC.
+pub(crate) struct ClusterAuth {
+    secret: AsciiMetadataValue,
+    cluster_id: AsciiMetadataValue,
+    peers: BTreeMap<u64, String>,
+}
+
+impl ClusterAuth {
+    pub(crate) fn new(secret: &str, cluster_id: &str, peers: BTreeMap<u64, String>) -> Result<Self, Error> {
+        let header = |what: &str, value: &str| {
+            AsciiMetadataValue::try_from(value)
+                .map_err(|_| Error::Config(format!("the {what} must be printable ASCII without newlines")))
+        };
+        Ok(ClusterAuth { secret: header("cluster secret", secret)?, cluster_id: header("cluster id", cluster_id)?, peers })
+    }
+
+    fn stamp<T>(&self, request: &mut Request<T>) {
+        request.metadata_mut().insert(SECRET_HEADER, self.secret.clone());
+        request.metadata_mut().insert(CLUSTER_HEADER, self.cluster_id.clone());
+    }
+
+    /// Refuses (and logs) a request from outside the cluster.
+    fn admit(&self, request: &Request<RaftRequest>, rpc: &str) -> Result<(), Status> {
+        let remote = request.remote_addr().map_or_else(|| "an unknown address".to_string(), |a| a.to_string());
+        let from = request.get_ref().from;
+        let metadata = request.metadata();
+        let secret_ok = metadata
+            .get(SECRET_HEADER)
+            .is_some_and(|given| bool::from(given.as_bytes().ct_eq(self.secret.as_bytes())));
+        if !secret_ok {
+            tracing::warn!(%remote, from, rpc, "refused raft RPC: wrong or missing cluster secret");
+            return Err(Status::unauthenticated(
+                "wrong cluster secret: the caller's cluster.secret_file differs from this node's",
+            ));
+        }
+        let cluster = metadata.get(CLUSTER_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+        if cluster != self.cluster_id.as_bytes() {
+            let theirs = String::from_utf8_lossy(cluster);
+            let ours = String::from_utf8_lossy(self.cluster_id.as_bytes());
+            tracing::warn!(%remote, from, rpc, caller_cluster = %theirs, "refused raft RPC: caller belongs to another cluster");
+            return Err(Status::failed_precondition(format!(
+                "wrong cluster: the caller is in cluster {theirs:?}, this node is in cluster {ours:?}"
+            )));
+        }
+        if !self.peers.contains_key(&from) {
+            tracing::warn!(%remote, from, rpc, "refused raft RPC: node id is not among cluster.peers");
+            return Err(Status::permission_denied(format!("node {from} is not among this node's cluster.peers")));
+        }
+        Ok(())
+    }
+}
+
+/// Builds openraft's per-peer clients.
+pub(crate) struct Network {
+    pub(crate) node_id: u64,
+    pub(crate) auth: Arc<ClusterAuth>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: u64, node: &ClusterNode) -> PeerClient {
+        // The configured address wins over the one in the membership log, so
+        // moving a peer takes a config change only.
+        let addr = self.auth.peers.get(&target).cloned().unwrap_or_else(|| node.addr.clone());
+        let client = Endpoint::from_shared(format!("http://{addr}"))
+            .map(|endpoint| {
+                let channel = endpoint.connect_timeout(CONNECT_TIMEOUT).connect_lazy();
+                RaftClient::new(channel)
+                    .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                    .max_encoding_message_size(MAX_MESSAGE_SIZE)
+            })
+            .map_err(|e| format!("invalid cluster address {addr:?} of node {target}: {e}"));
+        PeerClient { from: self.node_id, target, client, auth: self.auth.clone() }
+    }
+}
+
+pub(crate) struct PeerClient {
+    from: u64,
+    target: u64,
+    client: Result<RaftClient<Channel>, String>,
+    auth: Arc<ClusterAuth>,
+}
+
+#[derive(Clone, Copy)]
+enum Rpc {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+}
+
+impl PeerClient {
+    async fn call<Req, Resp, E>(&mut self, rpc: Rpc, req: &Req) -> Result<Resp, RpcError<E>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let mut client = self.client.clone().map_err(|e| Unreachable::new(&AnyError::error(e)))?;
+        let payload = serde_json::to_vec(req).map_err(|e| NetworkError::new(&e))?;
+        let mut request = Request::new(RaftRequest { from: self.from, payload });
+        self.auth.stamp(&mut request);
+        let reply = match rpc {
+            Rpc::AppendEntries => client.append_entries(request).await,
+            Rpc::Vote => client.vote(request).await,
+            Rpc::InstallSnapshot => client.install_snapshot(request).await,
+        };
+        let reply = reply.map_err(status_error)?.into_inner();
+        if !reply.raft_error.is_empty() {
+            let err: RaftError<u64, E> = serde_json::from_slice(&reply.raft_error).map_err(|e| NetworkError::new(&e))?;
+            return Err(RPCError::RemoteError(RemoteError::new(self.target, err)));
+        }
+        if !reply.error.is_empty() {
+            return Err(NetworkError::new(&AnyError::error(reply.error)).into());
+        }
+        Ok(serde_json::from_slice(&reply.payload).map_err(|e| NetworkError::new(&e))?)
+    }
+}
+
+/// Connection failures and refusals make openraft back off before retrying;
+/// anything else is retried at once.
+fn status_error<E: std::error::Error>(status: Status) -> RpcError<E> {
+    match status.code() {
+        Code::Unavailable
+        | Code::Unauthenticated
+        | Code::PermissionDenied
+        | Code::FailedPrecondition
+        | Code::DeadlineExceeded
+        | Code::Cancelled => Unreachable::new(&status).into(),
+        _ => NetworkError::new(&status).into(),
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        req: AppendEntriesRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, RpcError> {
+        self.call(Rpc::AppendEntries, &req).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        req: InstallSnapshotRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<u64>, RpcError<InstallSnapshotError>> {
+        self.call(Rpc::InstallSnapshot, &req).await
+    }
+
+    async fn vote(&mut self, req: VoteRequest<u64>, _option: RPCOption) -> Result<VoteResponse<u64>, RpcError> {
+        self.call(Rpc::Vote, &req).await
+    }
+}
+
+/// The `flotilla.v1.Raft` service of this node.
+pub struct RaftService {
+    raft: Raft,
+    auth: Arc<ClusterAuth>,
+}
+
+impl RaftService {
+    pub(crate) fn new(raft: Raft, auth: Arc<ClusterAuth>) -> Self {
+        RaftService { raft, auth }
+    }
+
+    async fn handle<Req, Resp, E, F, Fut>(
+        &self,
+        rpc: &str,
+        request: Request<RaftRequest>,
+        vote: fn(&Req) -> &Vote,
+        call: F,
+    ) -> Result<Response<RaftReply>, Status>
+    where
+        Req: DeserializeOwned,
+        Resp: Serialize,
+        E: std::error::Error + Serialize,
+        F: FnOnce(Raft, Req) -> Fut,
+        Fut: Future<Output = Result<Resp, RaftError<u64, E>>>,
+    {
+        self.auth.admit(&request, rpc)?;
+        let from = request.get_ref().from;
+        let req: Req = serde_json::from_slice(&request.get_ref().payload)
+            .map_err(|e| Status::invalid_argument(format!("undecodable {rpc} payload: {e}")))?;
+        if vote(&req).leader_id().voted_for() != Some(from) {
+            tracing::warn!(from, rpc, vote = %vote(&req), "refused raft RPC: sender is not the node its vote names");
+            return Err(Status::invalid_argument(format!("{rpc} from node {from} carries another node's vote")));
+        }
+        let reply = match call(self.raft.clone(), req).await {
+            Ok(resp) => RaftReply { payload: json(&resp)?, ..RaftReply::default() },
+            Err(err) => RaftReply { error: err.to_string(), raft_error: json(&err)?, ..RaftReply::default() },
+        };
+        Ok(Response::new(reply))
+    }
+}
+
+fn json(value: &impl Serialize) -> Result<Vec<u8>, Status> {
+    serde_json::to_vec(value).map_err(|e| Status::internal(format!("encoding raft reply: {e}")))
+}
+
+#[tonic::async_trait]
+impl proto::Raft for RaftService {
+    async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        self.handle("AppendEntries", request, |r: &AppendEntriesRequest<TypeConfig>| &r.vote, |raft, r| async move {
+            raft.append_entries(r).await
+        })
+        .await
+    }
+
+    async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        self.handle("Vote", request, |r: &VoteRequest<u64>| &r.vote, |raft, r| async move { raft.vote(r).await }).await
+    }
+
+    async fn install_snapshot(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        self.handle("InstallSnapshot", request, |r: &InstallSnapshotRequest<TypeConfig>| &r.vote, |raft, r| async move {
+            raft.install_snapshot(r).await
+        })
+        .await
+    }
+}

@@ -1,0 +1,70 @@
+//! What the replicated log carries: openraft's type configuration for
+//! Flotilla, the [`Command`]s that change the catalog, and the cluster
+//! member record.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use store::CatalogOp;
+
+openraft::declare_raft_types!(
+    /// Flotilla's openraft type configuration.
+    pub TypeConfig:
+        D = Command,
+        R = Applied,
+        NodeId = u64,
+        Node = ClusterNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// A raft member as the membership records it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterNode {
+    /// Cluster gRPC address, `host:port`.
+    pub addr: String,
+    /// Advertised HTTP URL of the node's gateway; empty in the bootstrap
+    /// membership; the announced URL lives in the state machine.
+    pub gateway_url: String,
+}
+
+impl fmt::Display for ClusterNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.addr)?;
+        if !self.gateway_url.is_empty() {
+            write!(f, " ({})", self.gateway_url)?;
+        }
+        Ok(())
+    }
+}
+
+/// A change to the replicated state. Only the leader proposes them; every
+/// node applies them in log order. Applying one twice equals applying it once.
+///
+/// Serialized with serde's external tagging, so a new variant (e.g.
+/// `BlobStored { node_id, sha256 }` for blob placement) can be added without
+/// breaking the decoding of old entries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    Catalog(CatalogOp),
+    /// Records the gateway URL that `node_id` advertises, so every node knows
+    /// where to redirect clients when that node is primary.
+    AnnounceNode { node_id: u64, gateway_url: String },
+}
+
+/// The state machine's answer to one applied entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// Index of the applied log entry.
+    pub index: u64,
+}
+
+pub(crate) type Raft = openraft::Raft<TypeConfig>;
+pub(crate) type Entry = openraft::Entry<TypeConfig>;
+pub(crate) type LogId = openraft::LogId<u64>;
+pub(crate) type Vote = openraft::Vote<u64>;
+pub(crate) type StoredMembership = openraft::StoredMembership<u64, ClusterNode>;
+pub(crate) type SnapshotMeta = openraft::SnapshotMeta<u64, ClusterNode>;
+pub(crate) type Snapshot = openraft::storage::Snapshot<TypeConfig>;
+pub(crate) type StorageError = openraft::StorageError<u64>;

@@ -1,0 +1,23 @@
+//! openraft's own conformance suite against the RocksDB log store and the
+//! catalog state machine.
+
+use openraft::testing::{StoreBuilder, Suite};
+use openraft::StorageError;
+use raft::storage::{LogStore, StateMachine, TypeConfig};
+use tempfile::TempDir;
+
+struct RocksBuilder;
+
+impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for RocksBuilder {
+    async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError<u64>> {
+        let dir = TempDir::new().expect("temp dir");
+        let db = store::Db::open(&dir.path().join("db")).expect("open rocksdb");
+        Ok((dir, LogStore::new(db.clone()), StateMachine::new(db)))
+    }
+}
+
+// A plain #[test]: the suite makes its own runtime for every case.
+#[test]
+fn rocksdb_storage_passes_openraft_suite() -> Result<(), StorageError<u64>> {
+    Suite::test_all(RocksBuilder)
+}

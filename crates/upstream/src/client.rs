@@ -1,0 +1,199 @@
+//! [`Upstream`]: routes a request to the public or the private proxy chain
+//! and walks it with the go command's fallback rules.
+
+use crate::chain::{Chain, Failures, Target as Entry};
+use crate::http::{Http, Target};
+use crate::singleflight::Group;
+use crate::{Config, Error, Result};
+use bytes::Bytes;
+use gomod::ModulePath;
+use std::sync::Arc;
+use tokio::io::AsyncWrite;
+
+/// A fully read answer.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub body: Bytes,
+    /// Base URL of the proxy that answered, credentials masked.
+    pub source: String,
+}
+
+/// A body streamed into a sink.
+#[derive(Debug, Clone)]
+pub struct Download {
+    pub bytes: u64,
+    /// Base URL of the proxy that answered, credentials masked.
+    pub source: String,
+}
+
+/// The upstream proxies: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct Upstream {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    public: Chain,
+    private_globs: String,
+    private: Option<Chain>,
+    http: Http,
+    flights: Group<(String, String, u64), Result<Fetched>>,
+}
+
+impl Upstream {
+    pub fn new(cfg: Config) -> Result<Self> {
+        let proxies = match cfg.proxies.trim() {
+            "" => crate::config::DEFAULT_PROXIES,
+            list => list,
+        };
+        let public = Chain::parse("upstream.proxies", proxies)?;
+        let private = match cfg.private_proxies.trim() {
+            "" => None,
+            list => Some(Chain::parse("upstream.private_proxies", list)?),
+        };
+        let http = Http::new(&cfg)?;
+        Ok(Upstream {
+            inner: Arc::new(Inner {
+                public,
+                private_globs: cfg.private.trim().to_string(),
+                private,
+                http,
+                flights: Group::new(),
+            }),
+        })
+    }
+
+    /// Fetches `<base>/<module>/<suffix>` (suffix like `@v/list`,
+    /// `@v/v1.0.0.info` with the version escaped, `@latest`) and reads it
+    /// whole, at most `limit` bytes. Concurrent identical requests share one
+    /// fetch.
+    pub async fn get(&self, module: &ModulePath, suffix: &str, limit: u64) -> Result<Fetched> {
+        let key = (module.escaped(), suffix.to_string(), limit);
+        let this = self.clone();
+        let module = module.clone();
+        let suffix = suffix.to_string();
+        self.inner
+            .flights
+            .run(key, move || async move {
+                this.get_uncached(&module, &suffix, limit).await
+            })
+            .await
+    }
+
+    /// Streams `<base>/<module>/<suffix>` into `sink`, at most `limit` bytes
+    /// and at most `read_timeout` between chunks. Once a proxy has written
+    /// bytes to the sink, its failure ends the walk: the caller must discard
+    /// the partial data.
+    pub async fn download(
+        &self,
+        module: &ModulePath,
+        suffix: &str,
+        limit: u64,
+        sink: &mut (dyn AsyncWrite + Unpin + Send),
+    ) -> Result<Download> {
+        let chain = self.chain_for(module)?;
+        let path = request_path(module, suffix);
+        let mut failures = Failures::default();
+        for entry in &chain.entries {
+            let err = match &entry.target {
+                Entry::Off => Error::Disabled,
+                Entry::Proxy(base) => {
+                    let target = Target::new(base, &path);
+                    let mut written = 0;
+                    match self
+                        .inner
+                        .http
+                        .stream(&target, limit, sink, &mut written)
+                        .await
+                    {
+                        Ok(()) => {
+                            return Ok(Download {
+                                bytes: written,
+                                source: base.masked.clone(),
+                            })
+                        }
+                        Err(e @ Error::Io(_)) => return Err(e),
+                        Err(e) if written > 0 => {
+                            tracing::warn!(error = %e, written, "upstream download broke off");
+                            return Err(e);
+                        }
+                        Err(e) => e,
+                    }
+                }
+            };
+            if !failures.record(entry, err) {
+                break;
+            }
+        }
+        Err(failures.into_error())
+    }
+
+    /// Does `module` match `upstream.private`?
+    pub fn is_private(&self, module: &ModulePath) -> bool {
+        !self.inner.private_globs.is_empty()
+            && gomod::match_prefix_patterns(&self.inner.private_globs, module.as_str())
+    }
+
+    /// The chains in use, credentials masked, for logs and the status page.
+    pub fn describe(&self) -> String {
+        let inner = &self.inner;
+        let mut out = format!("proxies={}", inner.public.describe());
+        if !inner.private_globs.is_empty() || inner.private.is_some() {
+            let private = inner.private.as_ref().map_or(
+                "none (private modules refused)".to_string(),
+                Chain::describe,
+            );
+            let globs = match inner.private_globs.as_str() {
+                "" => "(none, so private_proxies is unused)",
+                globs => globs,
+            };
+            out.push_str(&format!(" private={globs} private_proxies={private}"));
+        }
+        out
+    }
+
+    async fn get_uncached(&self, module: &ModulePath, suffix: &str, limit: u64) -> Result<Fetched> {
+        let chain = self.chain_for(module)?;
+        let path = request_path(module, suffix);
+        let mut failures = Failures::default();
+        for entry in &chain.entries {
+            let err = match &entry.target {
+                Entry::Off => Error::Disabled,
+                Entry::Proxy(base) => match self
+                    .inner
+                    .http
+                    .fetch(&Target::new(base, &path), limit)
+                    .await
+                {
+                    Ok(body) => {
+                        return Ok(Fetched {
+                            body,
+                            source: base.masked.clone(),
+                        })
+                    }
+                    Err(e) => e,
+                },
+            };
+            if !failures.record(entry, err) {
+                break;
+            }
+        }
+        Err(failures.into_error())
+    }
+
+    fn chain_for(&self, module: &ModulePath) -> Result<&Chain> {
+        if !self.is_private(module) {
+            return Ok(&self.inner.public);
+        }
+        self.inner.private.as_ref().ok_or_else(|| {
+            Error::Forbidden(format!(
+                "module {} matches upstream.private and no upstream.private_proxies is configured",
+                module.as_str()
+            ))
+        })
+    }
+}
+
+fn request_path(module: &ModulePath, suffix: &str) -> String {
+    format!("{}/{}", module.escaped(), suffix.trim_start_matches('/'))
+}
