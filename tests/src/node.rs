@@ -198,6 +198,7 @@ impl Node {
             .arg("--upstream")
             .arg(&self.opts.upstream)
             .env("FLOTILLA_LOG", &self.opts.log_level)
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(clone(&log))
             .stderr(log);

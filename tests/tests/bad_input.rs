@@ -26,7 +26,8 @@ fn malformed() -> Vec<(String, &'static str)> {
         ("/example.com/al%zzpha/@v/list", "malformed percent-escape"),
         (&long, "2000-byte module path"),
         (&long_version, "2000-byte version"),
-        ("/example.com/alpha/@v/v0.0.0-20240102030405-.zip", "pseudo-version with an empty revision"),
+        ("/example.com/alpha/@v/v0.0.0-20240102030405-abc_def.zip", "pseudo-version with '_' in the revision"),
+        ("/example.com/alpha/@v/v0.0.0-20240102..030405-abcdefabcdef.zip", "pseudo-version with an empty identifier"),
         ("/example.com/alpha/@v/v1.2.3-01.zip", "leading zero in a numeric pre-release"),
         ("/example.com/alpha/@v/v01.0.0.zip", "leading zero in the major"),
         ("/example.com/alpha/@v/", "@v/ with no file"),
@@ -114,10 +115,11 @@ fn unknown_but_wellformed_module_answers_404_not_5xx() {
     for path in [
         "/example.com/nosuch/@v/list",
         "/example.com/nosuch/@latest",
-        "/example.com/alpha/@v/v9.9.9.info",
-        "/example.com/alpha/@v/v9.9.9.mod",
-        "/example.com/alpha/@v/v9.9.9.zip",
+        "/example.com/alpha/@v/v1.9.9.info",
+        "/example.com/alpha/@v/v1.9.9.mod",
+        "/example.com/alpha/@v/v1.9.9.zip",
         "/example.com/alpha/@v/v0.0.0-2024-abc.zip",
+        "/example.com/alpha/@v/v0.0.0-20240102030405-.zip",
     ] {
         let r = node.get(path);
         assert!(matches!(r.status, 404 | 410), "GET {path}: {}", r.summary());

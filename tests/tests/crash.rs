@@ -83,3 +83,37 @@ fn kill9_mid_download_leaves_no_partial_blob_and_restart_refetches_complete_zip(
     assert!(node.blob_path(&sha).is_file(), "the complete zip was not stored as a blob");
     assert_blobs_intact(&node.data_dir().join("blobs"));
 }
+
+#[test]
+fn origin_dying_mid_download_leaves_nothing_behind_and_next_request_gets_complete_zip() {
+    let set = ModuleSet::standard().with_large(large_bytes());
+    let (origin, node) = start_mirror(set, |o| o.env("FLOTILLA_UPSTREAM__TIMEOUT", "120s").log_level("info"));
+    let expected = origin.modules().get(LARGE_MODULE, LARGE_VERSION).clone();
+    let path = expected.url_path("zip");
+    origin.throttle(&path, ORIGIN_RATE);
+
+    let (addr, client_path) = (node.addr(), path.clone());
+    let client = std::thread::spawn(move || http::get(addr, &client_path));
+    wait_for("the node to be mid-download", Duration::from_secs(30), || origin.bytes_sent(&path) >= MID_DOWNLOAD);
+    origin.stop();
+
+    match client.join().expect("client thread") {
+        Err(_) => {}
+        Ok(r) => assert!(
+            r.status != 200 || r.body == expected.zip,
+            "a failed upstream fetch was served as complete: 200 with {} of {} bytes",
+            r.body.len(),
+            expected.zip.len()
+        ),
+    }
+    let tmp = node.data_dir().join("tmp");
+    wait_for("the failed fetch's temp file to be removed", Duration::from_secs(10), || files_under(&tmp).is_empty());
+    assert!(!node.blob_path(&expected.zip_sha256()).exists(), "a blob for the failed fetch exists");
+    assert_blobs_intact(&node.data_dir().join("blobs"));
+
+    origin.restart();
+    origin.unthrottle(&path);
+    let r = node.get(&path);
+    assert_eq!(r.status, 200, "{}", r.summary());
+    assert_eq!(sha256_hex(&r.body), expected.zip_sha256(), "zip after the origin returned: {} bytes", r.body.len());
+}

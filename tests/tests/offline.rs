@@ -54,6 +54,11 @@ fn version_lists_and_latest_are_served_stale_after_ttl_when_origin_is_down() {
     let (origin, node) = offline_mirror();
     let set = origin.modules();
     let modules = ["example.com/alpha", "example.com/Upper/mod", "example.com/pseudo"];
+    // `go list -m -versions` also reads .info and .mod of the newest release
+    // for its retractions, so warm with the go command itself.
+    let online = GoEnv::new(&node.url());
+    online.write_file("go.mod", "module example.com/app\n\ngo 1.18\n");
+    online.list_versions("example.com/alpha");
     for m in modules {
         assert_eq!(node.get(&list_path(m)).status, 200, "warming list of {m}");
     }

@@ -48,7 +48,11 @@ impl ClusterAuth {
             AsciiMetadataValue::try_from(value)
                 .map_err(|_| Error::Config(format!("the {what} must be printable ASCII without newlines")))
         };
-        Ok(ClusterAuth { secret: header("cluster secret", secret)?, cluster_id: header("cluster id", cluster_id)?, peers })
+        Ok(ClusterAuth {
+            secret: header("cluster secret", secret)?,
+            cluster_id: header("cluster id", cluster_id)?,
+            peers,
+        })
     }
 
     fn stamp<T>(&self, request: &mut Request<T>) {
@@ -61,9 +65,8 @@ impl ClusterAuth {
         let remote = request.remote_addr().map_or_else(|| "an unknown address".to_string(), |a| a.to_string());
         let from = request.get_ref().from;
         let metadata = request.metadata();
-        let secret_ok = metadata
-            .get(SECRET_HEADER)
-            .is_some_and(|given| bool::from(given.as_bytes().ct_eq(self.secret.as_bytes())));
+        let secret_ok =
+            metadata.get(SECRET_HEADER).is_some_and(|given| bool::from(given.as_bytes().ct_eq(self.secret.as_bytes())));
         if !secret_ok {
             tracing::warn!(%remote, from, rpc, "refused raft RPC: wrong or missing cluster secret");
             return Err(Status::unauthenticated(
@@ -144,7 +147,8 @@ impl PeerClient {
         };
         let reply = reply.map_err(status_error)?.into_inner();
         if !reply.raft_error.is_empty() {
-            let err: RaftError<u64, E> = serde_json::from_slice(&reply.raft_error).map_err(|e| NetworkError::new(&e))?;
+            let err: RaftError<u64, E> =
+                serde_json::from_slice(&reply.raft_error).map_err(|e| NetworkError::new(&e))?;
             return Err(RPCError::RemoteError(RemoteError::new(self.target, err)));
         }
         if !reply.error.is_empty() {
@@ -238,9 +242,12 @@ fn json(value: &impl Serialize) -> Result<Vec<u8>, Status> {
 #[tonic::async_trait]
 impl proto::Raft for RaftService {
     async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        self.handle("AppendEntries", request, |r: &AppendEntriesRequest<TypeConfig>| &r.vote, |raft, r| async move {
-            raft.append_entries(r).await
-        })
+        self.handle(
+            "AppendEntries",
+            request,
+            |r: &AppendEntriesRequest<TypeConfig>| &r.vote,
+            |raft, r| async move { raft.append_entries(r).await },
+        )
         .await
     }
 
@@ -249,9 +256,12 @@ impl proto::Raft for RaftService {
     }
 
     async fn install_snapshot(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        self.handle("InstallSnapshot", request, |r: &InstallSnapshotRequest<TypeConfig>| &r.vote, |raft, r| async move {
-            raft.install_snapshot(r).await
-        })
+        self.handle(
+            "InstallSnapshot",
+            request,
+            |r: &InstallSnapshotRequest<TypeConfig>| &r.vote,
+            |raft, r| async move { raft.install_snapshot(r).await },
+        )
         .await
     }
 }

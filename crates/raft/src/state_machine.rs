@@ -25,7 +25,9 @@ use store::{Catalog, Db, DbOp, CF_CATALOG, CF_RAFT_META};
 
 use crate::codec::{from_json, read_err, to_json};
 use crate::snapshot;
-use crate::types::{Applied, Command, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use crate::types::{
+    Applied, Command, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+};
 
 const KEY_LAST_APPLIED: &[u8] = b"\xFFlast_applied";
 const KEY_MEMBERSHIP: &[u8] = b"\xFFmembership";
@@ -156,7 +158,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         let pairs = snapshot::decode(&data)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), AnyError::error(e)))?;

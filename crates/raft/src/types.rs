@@ -50,7 +50,10 @@ pub enum Command {
     Catalog(CatalogOp),
     /// Records the gateway URL that `node_id` advertises, so every node knows
     /// where to redirect clients when that node is primary.
-    AnnounceNode { node_id: u64, gateway_url: String },
+    AnnounceNode {
+        node_id: u64,
+        gateway_url: String,
+    },
 }
 
 /// The state machine's answer to one applied entry.

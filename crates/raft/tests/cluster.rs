@@ -39,7 +39,12 @@ impl Node {
         let router = tonic::transport::Server::builder().add_service(cp.service());
         let server = tokio::spawn(async move {
             let incoming = TcpListenerStream::new(listener);
-            router.serve_with_incoming_shutdown(incoming, async { stopped.await.ok(); }).await.unwrap();
+            router
+                .serve_with_incoming_shutdown(incoming, async {
+                    stopped.await.ok();
+                })
+                .await
+                .unwrap();
         });
         Node { id, addr, db, cp, stop_server: Some(stop_server), server: Some(server), _dir: dir }
     }
@@ -144,7 +149,8 @@ impl Cluster {
 }
 
 fn put_version(module: &str, version: &str) -> Command {
-    let parts = VersionParts { go_mod: Some(format!("module {module} // {version}\n").into_bytes()), ..Default::default() };
+    let parts =
+        VersionParts { go_mod: Some(format!("module {module} // {version}\n").into_bytes()), ..Default::default() };
     Command::Catalog(CatalogOp::PutVersion {
         module: ModulePath::new(module).unwrap(),
         version: Version::new(version).unwrap(),

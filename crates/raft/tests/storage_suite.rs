@@ -18,6 +18,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for RocksBuilder 
 
 // A plain #[test]: the suite makes its own runtime for every case.
 #[test]
-fn rocksdb_storage_passes_openraft_suite() -> Result<(), StorageError<u64>> {
-    Suite::test_all(RocksBuilder)
+fn rocksdb_storage_passes_openraft_suite() {
+    if let Err(e) = Suite::test_all(RocksBuilder) {
+        panic!("openraft storage suite failed: {e}");
+    }
 }
