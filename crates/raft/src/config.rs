@@ -18,11 +18,17 @@ use crate::Error;
 /// failover ≈ election_timeout_max + rand(election_timeout_min .. election_timeout_max)
 /// ```
 ///
-/// The defaults (heartbeat 100 ms, elections 400–800 ms) give 1.2–1.6 s plus a
-/// round of votes, inside the goal of p50 ≤ 1.5 s and max ≤ 3 s. Heartbeat 250 ms
-/// with 1–2 s elections would fail over in 3–4 s. The heartbeat is also the
-/// timeout of one AppendEntries round trip, disk sync included. Slow settings
-/// such as 3 s / 10 s–20 s are accepted; openraft only needs
+/// (openraft draws each node's random timeout once, at start). The defaults
+/// (heartbeat 100 ms, elections 400–800 ms) give 1.2–1.6 s plus a round of
+/// votes, for the goal of p50 ≤ 1.5 s and max ≤ 3 s; heartbeat 250 ms with
+/// 1–2 s elections would fail over in 3–4 s. Known tail: if the follower that
+/// fires first has the shorter log it is refused, and if the other one ever
+/// saw a longer log in a vote reply (e.g. at bootstrap), openraft adds
+/// `2 × election_timeout_max` to that one's timer: about 3.2 s then.
+///
+/// The heartbeat is also the timeout of one AppendEntries round trip, disk
+/// sync included. Slow settings such as 3 s / 10 s–20 s are accepted; openraft
+/// only needs
 /// `heartbeat < election_timeout_min < election_timeout_max`.
 #[derive(Clone, Debug)]
 pub struct RaftConfig {
