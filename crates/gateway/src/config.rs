@@ -10,6 +10,18 @@ pub struct GatewayConfig {
     pub negative_ttl: Duration,
     /// Limits applied to upstream zips (Go's own limits by default).
     pub zip_limits: gomod::ZipLimits,
+    /// What a follower does with a request only the primary can answer.
+    pub mode: Mode,
+    /// How long a request waits for a primary during an election before `503`.
+    pub leader_wait: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `307` to the same path on the primary's advertised URL.
+    Redirect,
+    /// Fetch it from the primary and relay the answer.
+    Forward,
 }
 
 impl Default for GatewayConfig {
@@ -19,6 +31,8 @@ impl Default for GatewayConfig {
             list_ttl: Duration::from_secs(60),
             negative_ttl: Duration::from_secs(600),
             zip_limits: gomod::ZipLimits::default(),
+            mode: Mode::Redirect,
+            leader_wait: Duration::from_secs(5),
         }
     }
 }

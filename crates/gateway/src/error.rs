@@ -6,6 +6,8 @@ use axum::response::{IntoResponse, Response};
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds for a `Retry-After` header (503 during an election).
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -13,7 +15,7 @@ impl ApiError {
         let message: String = message.into();
         // One line, always: upstream text or file names must not break it.
         let message = message.replace(['\r', '\n'], " ");
-        ApiError { status, message }
+        ApiError { status, message, retry_after: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -26,6 +28,10 @@ impl ApiError {
 
     pub fn bad_gateway(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_GATEWAY, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>, retry_after: u32) -> Self {
+        ApiError { retry_after: Some(retry_after), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message) }
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
@@ -74,6 +80,9 @@ impl IntoResponse for ApiError {
         let headers = resp.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         resp
     }
 }

@@ -9,6 +9,7 @@ mod fill;
 mod lists;
 mod metrics;
 mod negative;
+mod primary;
 mod proxy;
 mod router;
 mod state;
@@ -16,7 +17,7 @@ mod status;
 mod zipserve;
 
 pub use cluster::{Cluster, Role, Standalone};
-pub use config::GatewayConfig;
+pub use config::{GatewayConfig, Mode};
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use router::router;

@@ -12,6 +12,7 @@ use gomod::{ModulePath, Version};
 use store::{CatalogOp, LatestRecord, ListRecord};
 
 use crate::fill::{fetch_small, negative_guard};
+use crate::primary::{self, Incoming};
 use crate::proxy::{respond, JSON, TEXT};
 use crate::state::now_ms;
 use crate::{ApiError, AppState};
@@ -19,7 +20,7 @@ use crate::{ApiError, AppState};
 const MAX_LIST: u64 = 16 << 20;
 const MAX_INFO: u64 = 1 << 20;
 
-pub async fn list(state: &Arc<AppState>, module: &ModulePath) -> Result<Response, ApiError> {
+pub async fn list(state: &Arc<AppState>, module: &ModulePath, req: &Incoming<'_>) -> Result<Response, ApiError> {
     let cached = state.store.catalog.list(module)?;
     let upstream_versions = match &cached {
         Some(rec) if fresh(rec.fetched_at_ms, state.cfg.list_ttl) => {
@@ -28,8 +29,13 @@ pub async fn list(state: &Arc<AppState>, module: &ModulePath) -> Result<Response
         }
         _ => {
             state.metrics.miss("list");
-            match refresh_list(state, module).await {
-                Ok(rec) => rec.versions,
+            match primary::elsewhere(state, req).await {
+                Ok(Some(resp)) => return Ok(resp),
+                Ok(None) => match refresh_list(state, module).await {
+                    Ok(rec) => rec.versions,
+                    Err(e) => fall_back_list(state, module, cached, e)?,
+                },
+                // No primary to refresh it: what this node has beats a 503.
                 Err(e) => fall_back_list(state, module, cached, e)?,
             }
         }
@@ -44,7 +50,7 @@ fn fall_back_list(state: &AppState, module: &ModulePath, cached: Option<ListReco
         return Err(err);
     }
     state.metrics.stale("list");
-    tracing::warn!(%module, error = %err.message, "serving cached version list: upstream could not refresh it");
+    tracing::warn!(%module, error = %err.message, "serving cached version list: it could not be refreshed");
     Ok(cached.map(|c| c.versions).unwrap_or_default())
 }
 
@@ -68,7 +74,7 @@ async fn refresh_list(state: &Arc<AppState>, module: &ModulePath) -> Result<List
     Ok(ListRecord { versions, fetched_at_ms: now_ms() })
 }
 
-pub async fn latest(state: &Arc<AppState>, module: &ModulePath) -> Result<Response, ApiError> {
+pub async fn latest(state: &Arc<AppState>, module: &ModulePath, req: &Incoming<'_>) -> Result<Response, ApiError> {
     let cached = state.store.catalog.latest(module)?;
     if let Some(rec) = &cached {
         if fresh(rec.fetched_at_ms, state.cfg.list_ttl) {
@@ -77,6 +83,11 @@ pub async fn latest(state: &Arc<AppState>, module: &ModulePath) -> Result<Respon
         }
     }
     state.metrics.miss("latest");
+    match primary::elsewhere(state, req).await {
+        Ok(Some(resp)) => return Ok(resp),
+        Ok(None) => {}
+        Err(e) => return stale_latest(state, module, cached, e),
+    }
     let key = format!("latest {}", module.escaped());
     let (st, m) = (state.clone(), module.clone());
     let fetched = state
@@ -97,23 +108,28 @@ pub async fn latest(state: &Arc<AppState>, module: &ModulePath) -> Result<Respon
     match fetched {
         Ok(body) => Ok(respond(JSON, mutable_cache(state), body)),
         Err(e) if e.is_not_found() => Err(e),
-        Err(e) => {
-            let fallback = match cached {
-                Some(rec) => Some(rec.info.into_bytes()),
-                None => newest_held_info(state, module)?,
-            };
-            let body = fallback.ok_or(e.clone())?;
-            state.metrics.stale("latest");
-            tracing::warn!(%module, error = %e.message, "serving cached @latest: upstream could not refresh it");
-            Ok(respond(JSON, mutable_cache(state), body))
-        }
+        Err(e) => stale_latest(state, module, cached, e),
     }
+}
+
+fn stale_latest(state: &AppState, module: &ModulePath, cached: Option<LatestRecord>, e: ApiError) -> Result<Response, ApiError> {
+    let fallback = match cached {
+        Some(rec) => Some(rec.info.into_bytes()),
+        None => newest_held_info(state, module)?,
+    };
+    let body = fallback.ok_or(e.clone())?;
+    state.metrics.stale("latest");
+    tracing::warn!(%module, error = %e.message, "serving cached @latest: it could not be refreshed");
+    Ok(respond(JSON, mutable_cache(state), body))
 }
 
 /// `.info` for a query (branch, tag, commit prefix): resolved by upstream
 /// every time, never stored as immutable.
-pub async fn query(state: &Arc<AppState>, module: &ModulePath, query: &str) -> Result<Response, ApiError> {
+pub async fn query(state: &Arc<AppState>, module: &ModulePath, query: &str, req: &Incoming<'_>) -> Result<Response, ApiError> {
     state.metrics.miss("query");
+    if let Some(resp) = primary::elsewhere(state, req).await? {
+        return Ok(resp);
+    }
     let what = format!("{module}@{query}.info");
     let suffix = format!("@v/{}.info", gomod::escape_string(query));
     let key = format!("query {}@{}", module.escaped(), gomod::escape_string(query));

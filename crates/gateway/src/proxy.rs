@@ -7,6 +7,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use gomod::{ModulePath, Request, Version, VersionRef};
 
+use crate::primary::{self, Incoming};
 use crate::{fill, lists, zipserve, ApiError, AppState};
 
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -26,64 +27,68 @@ pub async fn handle(State(state): State<Arc<AppState>>, method: Method, uri: Uri
         Ok(r) => r,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    match answer(&state, request, &headers).await {
+    let incoming = Incoming { path, headers: &headers };
+    match answer(&state, request, &incoming).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     }
 }
 
-async fn answer(state: &Arc<AppState>, request: Request, headers: &HeaderMap) -> Result<Response, ApiError> {
+async fn answer(state: &Arc<AppState>, request: Request, req: &Incoming<'_>) -> Result<Response, ApiError> {
     match request {
-        Request::List { module } => lists::list(state, &module).await,
-        Request::Latest { module } => lists::latest(state, &module).await,
-        Request::Info { module, version: VersionRef::Canonical(version) } => {
-            let body = info(state, &module, &version).await?;
-            Ok(immutable(JSON, body))
-        }
-        Request::Info { module, version: VersionRef::Query(query) } => lists::query(state, &module, &query).await,
-        Request::Mod { module, version } => {
-            let body = go_mod(state, &module, &version).await?;
-            Ok(immutable(TEXT, body))
-        }
-        Request::Zip { module, version } => zip(state, &module, &version, headers).await,
+        Request::List { module } => lists::list(state, &module, req).await,
+        Request::Latest { module } => lists::latest(state, &module, req).await,
+        Request::Info { module, version: VersionRef::Canonical(version) } => info(state, &module, &version, req).await,
+        Request::Info { module, version: VersionRef::Query(query) } => lists::query(state, &module, &query, req).await,
+        Request::Mod { module, version } => go_mod(state, &module, &version, req).await,
+        Request::Zip { module, version } => zip(state, &module, &version, req).await,
     }
 }
 
-async fn info(state: &Arc<AppState>, module: &ModulePath, version: &Version) -> Result<Vec<u8>, ApiError> {
+async fn info(state: &Arc<AppState>, module: &ModulePath, version: &Version, req: &Incoming<'_>) -> Result<Response, ApiError> {
     if let Some(body) = state.store.catalog.info(module, version)? {
         state.metrics.hit("info");
-        return Ok(body);
+        return Ok(immutable(JSON, body));
     }
     state.metrics.miss("info");
-    fill::info(state, module, version).await
+    if let Some(resp) = primary::elsewhere(state, req).await? {
+        return Ok(resp);
+    }
+    Ok(immutable(JSON, fill::info(state, module, version).await?))
 }
 
-async fn go_mod(state: &Arc<AppState>, module: &ModulePath, version: &Version) -> Result<Vec<u8>, ApiError> {
+async fn go_mod(state: &Arc<AppState>, module: &ModulePath, version: &Version, req: &Incoming<'_>) -> Result<Response, ApiError> {
     if let Some(body) = state.store.catalog.go_mod(module, version)? {
         state.metrics.hit("mod");
-        return Ok(body);
+        return Ok(immutable(TEXT, body));
     }
     state.metrics.miss("mod");
-    fill::go_mod(state, module, version).await
+    if let Some(resp) = primary::elsewhere(state, req).await? {
+        return Ok(resp);
+    }
+    Ok(immutable(TEXT, fill::go_mod(state, module, version).await?))
 }
 
-async fn zip(state: &Arc<AppState>, module: &ModulePath, version: &Version, headers: &HeaderMap) -> Result<Response, ApiError> {
+async fn zip(state: &Arc<AppState>, module: &ModulePath, version: &Version, req: &Incoming<'_>) -> Result<Response, ApiError> {
     if let Some(zip) = state.store.catalog.zip(module, version)? {
         match zipserve::open(state, &zip).await {
             Ok(Some(blob)) => {
                 state.metrics.hit("zip");
-                return Ok(zipserve::respond(&zip, blob, headers));
+                return Ok(zipserve::respond(&zip, blob, req.headers));
             }
-            Ok(None) => tracing::warn!(%module, %version, blob = %zip.sha256, "catalog names a blob this node does not have; fetching it again"),
-            Err(e) => tracing::warn!(%module, %version, error = %e.message, "stored zip unusable; fetching it again"),
+            Ok(None) => tracing::info!(%module, %version, blob = %zip.sha256, "catalog names a blob this node does not hold"),
+            Err(e) => tracing::warn!(%module, %version, error = %e.message, "stored zip unusable"),
         }
     }
     state.metrics.miss("zip");
+    if let Some(resp) = primary::elsewhere(state, req).await? {
+        return Ok(resp);
+    }
     let zip = fill::zip(state, module, version).await?;
     let blob = zipserve::open(state, &zip)
         .await?
         .ok_or_else(|| ApiError::internal(format!("zip for {module}@{version} vanished right after it was stored")))?;
-    Ok(zipserve::respond(&zip, blob, headers))
+    Ok(zipserve::respond(&zip, blob, req.headers))
 }
 
 pub fn immutable(content_type: &'static str, body: Vec<u8>) -> Response {

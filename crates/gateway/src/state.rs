@@ -20,6 +20,8 @@ pub struct AppState {
     pub(crate) zip_fills: Group<String, Result<ZipRef, ApiError>>,
     pub(crate) file_fills: Group<String, Result<Vec<u8>, ApiError>>,
     pub(crate) started: Instant,
+    /// Client for relaying requests to the primary (forward mode).
+    pub(crate) peers: reqwest::Client,
 }
 
 impl AppState {
@@ -34,6 +36,11 @@ impl AppState {
             zip_fills: Group::new(),
             file_fills: Group::new(),
             started: Instant::now(),
+            peers: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(std::time::Duration::from_secs(2))
+                .build()
+                .unwrap_or_default(),
         })
     }
 }

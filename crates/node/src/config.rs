@@ -17,12 +17,98 @@ pub struct Config {
     pub gateway: GatewaySection,
     pub upstream: UpstreamSection,
     pub cache: CacheSection,
+    pub cluster: ClusterSection,
+    pub raft: RaftSection,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayMode {
+    /// Answer a miss on a follower with `307` to the primary.
+    Redirect,
+    /// Fetch a miss from the primary and relay it (clients that reach one address only).
+    Forward,
 }
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewaySection {
     pub listen: SocketAddr,
+    /// The URL clients use to reach this node's gateway (where other nodes redirect to).
+    pub advertise_url: Option<String>,
+    pub mode: GatewayMode,
+    /// How long a request waits for a primary during an election before `503`.
+    #[serde(with = "humantime_serde")]
+    pub leader_wait: Duration,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// Cluster gRPC listen address (raft, later blobs and admin).
+    pub listen: Option<SocketAddr>,
+    /// Every voter as `id=host:port`, identical on all nodes. Empty: single node.
+    #[serde(deserialize_with = "peers_list")]
+    pub peers: Vec<String>,
+    /// File holding the shared cluster secret (required with peers).
+    pub secret_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftSection {
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    #[serde(with = "humantime_serde")]
+    pub election_timeout_min: Duration,
+    #[serde(with = "humantime_serde")]
+    pub election_timeout_max: Duration,
+    pub snapshot_every: u64,
+}
+
+impl Default for RaftSection {
+    fn default() -> Self {
+        RaftSection {
+            heartbeat: raft::DEFAULT_HEARTBEAT,
+            election_timeout_min: raft::DEFAULT_ELECTION_TIMEOUT_MIN,
+            election_timeout_max: raft::DEFAULT_ELECTION_TIMEOUT_MAX,
+            snapshot_every: raft::DEFAULT_SNAPSHOT_EVERY,
+        }
+    }
+}
+
+/// `peers` as a TOML array or, from the environment, one comma-separated string.
+fn peers_list<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Peers {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Peers::deserialize(d)? {
+        Peers::One(s) => s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect(),
+        Peers::Many(v) => v,
+    })
+}
+
+impl ClusterSection {
+    /// `peers` parsed into id → `host:port`, with an error naming the bad entry.
+    pub fn peer_map(&self) -> Result<BTreeMap<u64, String>> {
+        let mut out = BTreeMap::new();
+        for entry in &self.peers {
+            let Some((id, addr)) = entry.split_once('=') else {
+                bail!("cluster.peers entry {entry:?} must look like \"1=host:7000\"");
+            };
+            let id: u64 = id.trim().parse().with_context(|| format!("cluster.peers entry {entry:?}: {id:?} is not a node id"))?;
+            if id == 0 || addr.trim().is_empty() || !addr.contains(':') {
+                bail!("cluster.peers entry {entry:?} must look like \"1=host:7000\" (id ≥ 1, address with port)");
+            }
+            if out.insert(id, addr.trim().to_string()).is_some() {
+                bail!("cluster.peers names node {id} twice");
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -60,13 +146,20 @@ impl Default for Config {
             gateway: GatewaySection::default(),
             upstream: UpstreamSection::default(),
             cache: CacheSection::default(),
+            cluster: ClusterSection::default(),
+            raft: RaftSection::default(),
         }
     }
 }
 
 impl Default for GatewaySection {
     fn default() -> Self {
-        GatewaySection { listen: SocketAddr::from(([0, 0, 0, 0], 8080)) }
+        GatewaySection {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            advertise_url: None,
+            mode: GatewayMode::Redirect,
+            leader_wait: Duration::from_secs(5),
+        }
     }
 }
 
@@ -119,6 +212,20 @@ impl Config {
         }
         if self.cache.list_ttl.is_zero() {
             bail!("cache.list_ttl must be more than 0 (e.g. \"60s\")");
+        }
+        if let Some(url) = &self.gateway.advertise_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("gateway.advertise_url {url:?} must be a URL such as \"http://n1.example:8080\"");
+            }
+        }
+        let peers = self.cluster.peer_map()?;
+        if !peers.is_empty() {
+            if !peers.contains_key(&self.node_id) {
+                bail!("node_id {} is not in cluster.peers ({})", self.node_id, self.cluster.peers.join(", "));
+            }
+            if self.cluster.secret_file.is_none() {
+                bail!("cluster.secret_file is required when cluster.peers is set (the same secret on every node)");
+            }
         }
         Ok(())
     }
@@ -206,6 +313,36 @@ mod tests {
         assert!(err.contains("list_tt"), "{err}");
         let err = Config::load(None, env(&[("FLOTILLA_CACHE__LIST_TTL", "soon")])).unwrap_err().to_string();
         assert!(err.contains("invalid configuration"), "{err}");
+    }
+
+    #[test]
+    fn cluster_settings_from_env() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("FLOTILLA_NODE_ID", "2"),
+                ("FLOTILLA_CLUSTER__PEERS", "1=n1:7000, 2=n2:7000,3=n3:7000"),
+                ("FLOTILLA_CLUSTER__SECRET_FILE", "/etc/flotilla/secret"),
+                ("FLOTILLA_GATEWAY__MODE", "forward"),
+                ("FLOTILLA_RAFT__HEARTBEAT", "3s"),
+                ("FLOTILLA_RAFT__ELECTION_TIMEOUT_MIN", "10s"),
+                ("FLOTILLA_RAFT__ELECTION_TIMEOUT_MAX", "20s"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.cluster.peer_map().unwrap().get(&2).map(String::as_str), Some("n2:7000"));
+        assert_eq!(c.gateway.mode, GatewayMode::Forward);
+        assert_eq!(c.raft.heartbeat, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn cluster_mistakes_are_explained() {
+        let err = Config::load(None, env(&[("FLOTILLA_CLUSTER__PEERS", "1=n1:7000,2=n2:7000")])).unwrap_err().to_string();
+        assert!(err.contains("secret_file"), "{err}");
+        let err = Config::load(None, env(&[("FLOTILLA_NODE_ID", "5"), ("FLOTILLA_CLUSTER__PEERS", "1=n1:7000")])).unwrap_err().to_string();
+        assert!(err.contains("not in cluster.peers"), "{err}");
+        let err = Config::load(None, env(&[("FLOTILLA_CLUSTER__PEERS", "n1:7000")])).unwrap_err().to_string();
+        assert!(err.contains("1=host:7000"), "{err}");
     }
 
     #[test]

@@ -6,7 +6,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use tokio::sync::watch;
+
+use crate::cluster;
+use crate::config::{Config, GatewayMode};
 use crate::ServeArgs;
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -36,23 +39,88 @@ async fn serve(config: Config) -> Result<()> {
     let upstream = upstream::Upstream::new(upstream_config(&config)).context("invalid [upstream] configuration")?;
     tracing::info!(upstream = %upstream.describe(), "upstream configured");
 
-    let gateway_cfg = gateway::GatewayConfig {
-        node_id: config.node_id,
-        list_ttl: config.cache.list_ttl,
-        negative_ttl: config.cache.negative_ttl,
-        ..Default::default()
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let clustered = if config.cluster.peers.is_empty() { None } else { Some(start_cluster(&config, &store, stop_rx.clone()).await?) };
+    let cluster: Arc<dyn gateway::Cluster> = match &clustered {
+        Some((raft, _)) => raft.clone(),
+        None => gateway::Standalone::new(store.clone()),
     };
-    let cluster = gateway::Standalone::new(store.clone());
-    let state = gateway::AppState::new(gateway_cfg, store, upstream, cluster);
+
+    let state = gateway::AppState::new(gateway_config(&config), store, upstream, cluster);
     let listener = TcpListener::bind(config.gateway.listen)
         .await
         .with_context(|| format!("cannot listen on {} (gateway.listen)", config.gateway.listen))?;
     tracing::info!(addr = %listener.local_addr()?, node_id = config.node_id, "gateway listening");
-
     let server = axum::serve(listener, gateway::router(state)).with_graceful_shutdown(shutdown_signal());
-    server.await.context("gateway server failed")?;
+    let served = server.await.context("gateway server failed");
+
+    let _ = stop_tx.send(true);
+    if let Some((raft, tasks)) = clustered {
+        for task in tasks {
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
+        }
+        if tokio::time::timeout(SHUTDOWN_GRACE, raft.control().shutdown()).await.is_err() {
+            tracing::warn!("raft did not stop in time");
+        }
+    }
+    served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+type Clustered = (Arc<cluster::RaftCluster>, Vec<tokio::task::JoinHandle<()>>);
+
+/// Opens the raft control plane on the node's database, serves the cluster
+/// port and keeps this node's gateway URL announced while it is primary.
+async fn start_cluster(config: &Config, store: &store::Store, stop: watch::Receiver<bool>) -> Result<Clustered> {
+    let raft_cfg = cluster::raft_config(config)?;
+    let addr = cluster::listen_addr(config, &raft_cfg)?;
+    let peers = raft_cfg.peers.clone();
+    let control = raft::ControlPlane::start(raft_cfg, store.catalog.db().clone()).await.context("cannot start the raft control plane")?;
+    let advertise_url = advertise_url(config);
+    tracing::info!(node_id = config.node_id, ?peers, %advertise_url, "cluster mode");
+    let grpc = {
+        let (control, stop) = (control.clone(), stop.clone());
+        tokio::spawn(async move {
+            if let Err(e) = cluster::serve_grpc(control, addr, stop).await {
+                tracing::error!("{e:#}");
+            }
+        })
+    };
+    let raft = cluster::RaftCluster::new(control, advertise_url);
+    let announce = tokio::spawn(raft.clone().announce_when_primary(stop));
+    Ok((raft, vec![grpc, announce]))
+}
+
+/// `gateway.advertise_url`, or `http://<listen address>` with the host name
+/// when listening on all interfaces.
+fn advertise_url(config: &Config) -> String {
+    if let Some(url) = &config.gateway.advertise_url {
+        return url.trim_end_matches('/').to_string();
+    }
+    let listen = config.gateway.listen;
+    let host = if listen.ip().is_unspecified() {
+        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+    } else {
+        listen.ip().to_string()
+    };
+    let url = format!("http://{host}:{}", listen.port());
+    tracing::warn!(%url, "gateway.advertise_url not set; other nodes will redirect clients to {url}");
+    url
+}
+
+fn gateway_config(config: &Config) -> gateway::GatewayConfig {
+    gateway::GatewayConfig {
+        node_id: config.node_id,
+        list_ttl: config.cache.list_ttl,
+        negative_ttl: config.cache.negative_ttl,
+        mode: match config.gateway.mode {
+            GatewayMode::Redirect => gateway::Mode::Redirect,
+            GatewayMode::Forward => gateway::Mode::Forward,
+        },
+        leader_wait: config.gateway.leader_wait,
+        ..Default::default()
+    }
 }
 
 fn open_store(config: &Config) -> Result<Arc<store::Store>> {

@@ -1,6 +1,6 @@
 //! Flotilla's raft control plane: the catalog replicated with openraft.
 //!
-//! - [`types`]: what the log carries ([`Command`]) and who is in the cluster.
+//! - `types`: what the log carries ([`Command`]) and who is in the cluster.
 //! - `log_store`, `state_machine`: openraft's storage on the node's RocksDB;
 //!   the state machine *is* the catalog column family.
 //! - `network`: the gRPC transport between nodes (`flotilla.v1.Raft`).
@@ -19,7 +19,7 @@ mod network;
 mod snapshot;
 mod state_machine;
 mod status;
-pub mod types;
+mod types;
 
 pub use config::{
     RaftConfig, DEFAULT_ELECTION_TIMEOUT_MAX, DEFAULT_ELECTION_TIMEOUT_MIN, DEFAULT_HEARTBEAT, DEFAULT_SNAPSHOT_EVERY,

@@ -1,0 +1,98 @@
+//! Sending what only the primary can answer (misses, refreshes, writes) to
+//! the primary: a `307` to the same path on its advertised URL, or, in
+//! forward mode, the primary's answer relayed by this node.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::Response;
+
+use crate::cluster::Role;
+use crate::{ApiError, AppState, Mode};
+
+/// Marks a request relayed by another node, so it is never relayed again.
+const FORWARDED: &str = "x-flotilla-forwarded";
+
+/// Headers a relayed request or answer keeps.
+const REQUEST_HEADERS: [HeaderName; 3] = [header::RANGE, header::IF_RANGE, header::IF_NONE_MATCH];
+const RESPONSE_HEADERS: [HeaderName; 8] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    header::ETAG,
+    header::CACHE_CONTROL,
+    header::CONTENT_RANGE,
+    header::ACCEPT_RANGES,
+    header::RETRY_AFTER,
+    header::LOCATION,
+];
+
+/// The request as received, for redirecting or relaying it unchanged.
+pub struct Incoming<'a> {
+    pub path: &'a str,
+    pub headers: &'a HeaderMap,
+}
+
+/// `None`: this node is the primary (or alone) and answers itself.
+/// `Some(response)`: the request was sent to the primary.
+pub async fn elsewhere(state: &Arc<AppState>, req: &Incoming<'_>) -> Result<Option<Response>, ApiError> {
+    let mut role = state.cluster.role();
+    if role == Role::NoPrimary {
+        role = state.cluster.wait_for_primary(state.cfg.leader_wait).await;
+    }
+    match role {
+        Role::Standalone | Role::Primary => Ok(None),
+        Role::NoPrimary => Err(no_primary(state)),
+        Role::Follower { primary, url: None } => Err(ApiError::unavailable(
+            format!("primary is node {primary}, which has not announced its gateway URL yet; retry shortly"),
+            1,
+        )),
+        Role::Follower { url: Some(url), .. } => {
+            if req.headers.contains_key(FORWARDED) {
+                return Err(ApiError::unavailable("request was relayed by another node, but this node is not the primary either; retry", 1));
+            }
+            let target = format!("{}{}", url.trim_end_matches('/'), req.path);
+            match state.cfg.mode {
+                Mode::Redirect => Ok(Some(redirect(&target))),
+                Mode::Forward => forward(state, &target, req.headers).await.map(Some),
+            }
+        }
+    }
+}
+
+pub fn no_primary(state: &AppState) -> ApiError {
+    ApiError::unavailable(
+        format!("no primary: the cluster is electing one or this node is cut off (waited {:?}); retry shortly", state.cfg.leader_wait),
+        1,
+    )
+}
+
+fn redirect(target: &str) -> Response {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+    if let Ok(v) = HeaderValue::from_str(target) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+async fn forward(state: &AppState, target: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let mut req = state.peers.get(target).header(FORWARDED, "1");
+    for name in REQUEST_HEADERS {
+        if let Some(v) = headers.get(&name) {
+            req = req.header(name, v);
+        }
+    }
+    let upstream = req
+        .send()
+        .await
+        .map_err(|e| ApiError::unavailable(format!("cannot reach the primary at {target}: {e}"), 1))?;
+    let status = upstream.status();
+    let kept: Vec<(HeaderName, HeaderValue)> =
+        RESPONSE_HEADERS.into_iter().filter_map(|name| upstream.headers().get(&name).cloned().map(|v| (name, v))).collect();
+    let mut resp = Response::new(Body::from_stream(upstream.bytes_stream()));
+    *resp.status_mut() = status;
+    resp.headers_mut().extend(kept);
+    Ok(resp)
+}

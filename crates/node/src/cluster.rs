@@ -1,0 +1,201 @@
+//! Cluster mode: the raft control plane behind the gateway's `Cluster` seam,
+//! and the cluster gRPC server it listens on.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use futures::future::BoxFuture;
+use gateway::{ApiError, Role};
+use raft::{Command, ControlPlane, ProposeError, RaftConfig};
+use sha2::Digest;
+use store::CatalogOp;
+use tokio::sync::watch;
+
+use crate::config::Config;
+
+/// How long a catalog write may take to commit before the client gets 503.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct RaftCluster {
+    control: ControlPlane,
+    advertise_url: String,
+}
+
+impl RaftCluster {
+    pub fn new(control: ControlPlane, advertise_url: String) -> Arc<Self> {
+        Arc::new(RaftCluster { control, advertise_url })
+    }
+
+    pub fn control(&self) -> &ControlPlane {
+        &self.control
+    }
+
+    /// Whenever this node becomes the primary, it records its gateway URL in
+    /// the catalog (if not there yet) so followers can redirect clients to it.
+    pub async fn announce_when_primary(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut status = self.control.watch();
+        loop {
+            let me = self.control.node_id();
+            if self.control.is_acting_primary() && self.control.gateway_url(me).as_deref() != Some(&self.advertise_url) {
+                let cmd = Command::AnnounceNode { node_id: me, gateway_url: self.advertise_url.clone() };
+                match self.control.propose(cmd, COMMIT_TIMEOUT).await {
+                    Ok(_) => tracing::info!(url = %self.advertise_url, "primary announced its gateway URL"),
+                    Err(e) => tracing::warn!(error = %e, "could not announce the gateway URL; will retry"),
+                }
+            }
+            tokio::select! {
+                changed = status.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {},
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+impl gateway::Cluster for RaftCluster {
+    fn role(&self) -> Role {
+        if self.control.is_acting_primary() {
+            return Role::Primary;
+        }
+        match self.control.leader() {
+            Some(leader) if leader != self.control.node_id() => Role::Follower { primary: leader, url: self.control.gateway_url(leader) },
+            _ => Role::NoPrimary,
+        }
+    }
+
+    fn commit(&self, op: CatalogOp) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            match self.control.propose(Command::Catalog(op), COMMIT_TIMEOUT).await {
+                Ok(_) => Ok(()),
+                Err(ProposeError::NotLeader { leader }) => Err(ApiError::unavailable(
+                    format!("this node stopped being the primary before the write committed (primary now: {}); retry", fmt_node(leader)),
+                    1,
+                )),
+                Err(ProposeError::Timeout) => Err(ApiError::unavailable(
+                    format!("the catalog write did not commit within {COMMIT_TIMEOUT:?}: no majority reachable; retry"),
+                    2,
+                )),
+                Err(ProposeError::Fatal(e)) => Err(ApiError::internal(format!("raft failed: {e}"))),
+            }
+        })
+    }
+
+    fn wait_for_primary(&self, timeout: Duration) -> BoxFuture<'_, Role> {
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + timeout;
+            let mut status = self.control.watch();
+            loop {
+                let role = self.role();
+                let settled = match &role {
+                    Role::NoPrimary => false,
+                    Role::Follower { url, .. } => url.is_some(),
+                    _ => true,
+                };
+                if settled {
+                    return role;
+                }
+                tokio::select! {
+                    _ = status.changed() => {},
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {},
+                    _ = tokio::time::sleep_until(deadline) => return self.role(),
+                }
+            }
+        })
+    }
+
+    fn ready(&self) -> Result<(), String> {
+        let s = self.control.status();
+        if s.leader.is_none() || self.role() == Role::NoPrimary {
+            return Err(format!("no primary known (role {:?}, term {})", s.role, s.term));
+        }
+        match (s.last_applied, s.committed) {
+            (applied, Some(committed)) if applied.unwrap_or(0) < committed => {
+                Err(format!("catching up: applied {} of {committed} committed entries", applied.unwrap_or(0)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let s = self.control.status();
+        serde_json::json!({
+            "role": s.role,
+            "acting_primary": self.control.is_acting_primary(),
+            "term": s.term,
+            "primary_id": s.leader,
+            "primary_url": s.leader.and_then(|id| self.control.gateway_url(id)),
+            "last_applied": s.last_applied,
+            "committed": s.committed,
+            "last_log_index": s.last_log_index,
+            "millis_since_quorum_ack": s.millis_since_quorum_ack,
+            "voters": s.voters,
+            "advertise_url": self.advertise_url,
+        })
+    }
+}
+
+fn fmt_node(id: Option<u64>) -> String {
+    id.map_or("unknown".into(), |id| format!("node {id}"))
+}
+
+/// The raft settings of this node, from its configuration.
+pub fn raft_config(config: &Config) -> Result<RaftConfig> {
+    let peers = config.cluster.peer_map()?;
+    let secret_file = config.cluster.secret_file.as_ref().context("cluster.secret_file is required in cluster mode")?;
+    let secret = std::fs::read_to_string(secret_file)
+        .with_context(|| format!("cannot read cluster.secret_file {}", secret_file.display()))?
+        .trim()
+        .to_string();
+    if secret.len() < 16 || !secret.bytes().all(|b| b.is_ascii_graphic()) {
+        bail!("cluster.secret_file {} must hold at least 16 printable characters (e.g. `openssl rand -hex 32`)", secret_file.display());
+    }
+    let cfg = RaftConfig {
+        node_id: config.node_id,
+        peers,
+        heartbeat: config.raft.heartbeat,
+        election_timeout_min: config.raft.election_timeout_min,
+        election_timeout_max: config.raft.election_timeout_max,
+        snapshot_every: config.raft.snapshot_every,
+        cluster_id: cluster_id(&secret),
+        secret,
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// A cluster is identified by its secret: data or RPCs from a cluster with
+/// another secret are refused. The id is a hash, so it reveals nothing.
+fn cluster_id(secret: &str) -> String {
+    let digest = sha2::Sha256::digest(format!("flotilla-cluster\n{secret}").as_bytes());
+    hex::encode(&digest[..8])
+}
+
+/// This node's cluster listen address: `cluster.listen`, or the port of its
+/// own entry in `cluster.peers` on all interfaces.
+pub fn listen_addr(config: &Config, raft: &RaftConfig) -> Result<SocketAddr> {
+    if let Some(addr) = config.cluster.listen {
+        return Ok(addr);
+    }
+    let own = raft.peers.get(&raft.node_id).context("node_id is not in cluster.peers")?;
+    let port: u16 = own
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .with_context(|| format!("cluster.peers entry for node {} ({own}) has no port", raft.node_id))?;
+    Ok(SocketAddr::from(([0, 0, 0, 0], port)))
+}
+
+/// Serves the cluster gRPC port until `stop` turns true.
+pub async fn serve_grpc(control: ControlPlane, addr: SocketAddr, mut stop: watch::Receiver<bool>) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (cluster.listen)"))?;
+    tracing::info!(%addr, "cluster port listening");
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tonic::transport::Server::builder()
+        .add_service(control.service())
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+        .context("cluster gRPC server failed")
+}
