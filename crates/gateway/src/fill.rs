@@ -125,6 +125,15 @@ async fn fetch_zip(state: &AppState, module: &ModulePath, version: &Version) -> 
     tokio::task::spawn_blocking(move || blobs.commit(temp, &sha))
         .await
         .map_err(|e| ApiError::internal(format!("blob commit task failed: {e}")))??;
+    if let Some(known) = state.store.catalog.zip(module, version)? {
+        if known.h1 != summary.h1 {
+            tracing::error!(what, known = %known.h1, got = %summary.h1, "upstream zip differs from the one this mirror recorded; refused");
+            return Err(ApiError::bad_gateway(format!(
+                "upstream zip {what} hashes to {} but this mirror recorded {} for it; refusing the changed content",
+                summary.h1, known.h1
+            )));
+        }
+    }
     let zip = ZipRef { sha256: sha.to_hex(), size, h1: summary.h1 };
     put(state, module, version, VersionParts { zip: Some(zip.clone()), ..Default::default() }).await?;
     tracing::info!(%module, %version, size, sha256 = %zip.sha256, h1 = %zip.h1, took_ms = started.elapsed().as_millis() as u64, "cached .zip");

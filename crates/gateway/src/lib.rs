@@ -9,6 +9,7 @@ mod fill;
 mod lists;
 mod metrics;
 mod negative;
+mod peerfetch;
 mod primary;
 mod proxy;
 mod router;

@@ -12,7 +12,7 @@ use crate::cluster::Role;
 use crate::{ApiError, AppState, Mode};
 
 /// Marks a request relayed by another node, so it is never relayed again.
-const FORWARDED: &str = "x-flotilla-forwarded";
+pub(crate) const FORWARDED: &str = "x-flotilla-forwarded";
 
 /// Headers a relayed request or answer keeps.
 const REQUEST_HEADERS: [HeaderName; 3] = [header::RANGE, header::IF_RANGE, header::IF_NONE_MATCH];

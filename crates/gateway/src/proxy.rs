@@ -8,7 +8,8 @@ use axum::response::{IntoResponse, Response};
 use gomod::{ModulePath, Request, Version, VersionRef};
 
 use crate::primary::{self, Incoming};
-use crate::{fill, lists, zipserve, ApiError, AppState};
+use crate::{fill, lists, peerfetch, zipserve, ApiError, AppState, Role};
+use store::ZipRef;
 
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 pub const JSON: &str = "application/json; charset=utf-8";
@@ -79,6 +80,9 @@ async fn zip(state: &Arc<AppState>, module: &ModulePath, version: &Version, req:
             Ok(None) => tracing::info!(%module, %version, blob = %zip.sha256, "catalog names a blob this node does not hold"),
             Err(e) => tracing::warn!(%module, %version, error = %e.message, "stored zip unusable"),
         }
+        if let Some(resp) = from_primary(state, &zip, req).await {
+            return Ok(resp);
+        }
     }
     state.metrics.miss("zip");
     if let Some(resp) = primary::elsewhere(state, req).await? {
@@ -89,6 +93,22 @@ async fn zip(state: &Arc<AppState>, module: &ModulePath, version: &Version, req:
         .await?
         .ok_or_else(|| ApiError::internal(format!("zip for {module}@{version} vanished right after it was stored")))?;
     Ok(zipserve::respond(&zip, blob, req.headers))
+}
+
+/// On a follower, copies a zip's blob from the primary and serves it.
+async fn from_primary(state: &Arc<AppState>, zip: &ZipRef, req: &Incoming<'_>) -> Option<Response> {
+    let Role::Follower { url: Some(url), .. } = state.cluster.role() else { return None };
+    let target = format!("{}{}", url.trim_end_matches('/'), req.path);
+    match peerfetch::fetch(state, zip, target).await {
+        Ok(zip) => match zipserve::open(state, &zip).await {
+            Ok(Some(blob)) => Some(zipserve::respond(&zip, blob, req.headers)),
+            _ => None,
+        },
+        Err(e) => {
+            tracing::warn!(error = %e.message, "could not copy the blob from the primary; redirecting instead");
+            None
+        }
+    }
 }
 
 pub fn immutable(content_type: &'static str, body: Vec<u8>) -> Response {

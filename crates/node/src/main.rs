@@ -2,6 +2,7 @@
 
 mod cluster;
 mod config;
+mod devcluster;
 mod serve;
 
 use std::net::SocketAddr;
@@ -25,6 +26,10 @@ enum Command {
     /// variables FLOTILLA_<SECTION>__<KEY> (e.g. FLOTILLA_CACHE__LIST_TTL=30s),
     /// then these flags. Log level: FLOTILLA_LOG (e.g. info, debug).
     Serve(ServeArgs),
+    /// Start a cluster of N nodes on this machine (gateways on 8080…,
+    /// cluster ports 7000…, data under one folder), print the GOPROXY line
+    /// to use, and stop them all on Ctrl-C.
+    DevCluster(devcluster::DevClusterArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -49,6 +54,7 @@ fn main() -> std::process::ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::DevCluster(args) => devcluster::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,136 @@
+//! `flotilla dev-cluster`: a whole cluster on this machine with one command,
+//! for trying Flotilla out and for development.
+
+use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+#[derive(clap::Args, Debug)]
+pub struct DevClusterArgs {
+    /// Number of nodes (3 or 5 make sense: a majority must survive).
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u16,
+    /// Upstream proxy chain in GOPROXY syntax.
+    #[arg(long, value_name = "GOPROXY", default_value = "https://proxy.golang.org")]
+    pub upstream: String,
+    /// Folder holding every node's data (node1/, node2/, …) and the cluster secret.
+    #[arg(long, value_name = "DIR", default_value = "./flotilla-dev")]
+    pub data_dir: PathBuf,
+    /// First gateway port; node N listens on this + N - 1.
+    #[arg(long, default_value_t = 8080)]
+    pub gateway_port: u16,
+    /// First cluster (gRPC) port; node N listens on this + N - 1.
+    #[arg(long, default_value_t = 7000)]
+    pub cluster_port: u16,
+    /// Address every node binds and advertises.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+}
+
+pub fn run(args: DevClusterArgs) -> Result<()> {
+    if args.nodes == 0 || args.nodes > 9 {
+        bail!("--nodes must be between 1 and 9, got {}", args.nodes);
+    }
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let secret = ensure_secret(&args.data_dir)?;
+    let exe = std::env::current_exe().context("cannot find the flotilla executable")?;
+    let peers: Vec<String> = (1..=args.nodes).map(|i| format!("{i}={}:{}", args.host, args.cluster_port + i - 1)).collect();
+    let urls: Vec<String> = (1..=args.nodes).map(|i| format!("http://{}:{}", args.host, args.gateway_port + i - 1)).collect();
+
+    let mut children = Vec::new();
+    for i in 1..=args.nodes {
+        let child = spawn_node(&exe, &args, i, &peers.join(","), &secret, &urls[usize::from(i - 1)])?;
+        children.push((i, child));
+    }
+    println!("Flotilla dev cluster: {} nodes, upstream {}", args.nodes, args.upstream);
+    for (i, url) in urls.iter().enumerate() {
+        println!("  node {}: gateway {url}  cluster {}:{}  data {}", i + 1, args.host, args.cluster_port + i as u16, node_dir(&args.data_dir, i as u16 + 1).display());
+    }
+    println!("\nUse it from Go with:\n  export GOPROXY=\"{}\"", urls.join("|"));
+    println!("Status: curl {}/api/v1/status    Stop: Ctrl-C\n", urls[0]);
+    wait_then_stop(children)
+}
+
+fn spawn_node(exe: &Path, args: &DevClusterArgs, i: u16, peers: &str, secret: &Path, url: &str) -> Result<Child> {
+    let dir = node_dir(&args.data_dir, i);
+    Command::new(exe)
+        .arg("serve")
+        .args(["--listen", &format!("{}:{}", args.host, args.gateway_port + i - 1)])
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["--upstream", &args.upstream])
+        .env("FLOTILLA_NODE_ID", i.to_string())
+        .env("FLOTILLA_CLUSTER__LISTEN", format!("{}:{}", args.host, args.cluster_port + i - 1))
+        .env("FLOTILLA_CLUSTER__PEERS", peers)
+        .env("FLOTILLA_CLUSTER__SECRET_FILE", secret)
+        .env("FLOTILLA_GATEWAY__ADVERTISE_URL", url)
+        .stdin(Stdio::null())
+        // Own process group: Ctrl-C reaches only dev-cluster, which then
+        // stops the nodes one SIGTERM each (a second signal would hurry them).
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot start node {i}"))
+}
+
+fn node_dir(root: &Path, i: u16) -> PathBuf {
+    root.join(format!("node{i}"))
+}
+
+/// The cluster secret, made once per data folder.
+fn ensure_secret(root: &Path) -> Result<PathBuf> {
+    let path = root.join("cluster-secret");
+    if !path.exists() {
+        let mut bytes = [0u8; 32];
+        let mut urandom = std::fs::File::open("/dev/urandom").context("cannot open /dev/urandom")?;
+        std::io::Read::read_exact(&mut urandom, &mut bytes).context("cannot read /dev/urandom")?;
+        std::fs::write(&path, hex::encode(bytes)).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(path)
+}
+
+/// Runs until Ctrl-C/SIGTERM or until a node exits, then stops every node
+/// with SIGTERM (SIGKILL after 15 s).
+fn wait_then_stop(mut children: Vec<(u16, Child)>) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let exited = runtime.block_on(async {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                _ = crate::serve::wait_for_signal() => return None,
+                _ = tick.tick() => {
+                    for (i, child) in children.iter_mut() {
+                        if let Ok(Some(status)) = child.try_wait() {
+                            return Some((*i, status));
+                        }
+                    }
+                }
+            }
+        }
+    });
+    if let Some((i, status)) = exited {
+        eprintln!("node {i} exited ({status}); stopping the others");
+    }
+    for (_, child) in &children {
+        // SAFETY: kill(2) on a child we spawned and still own.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for (i, child) in children.iter_mut() {
+        while child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                eprintln!("node {i} did not stop in time; killing it");
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    match exited {
+        Some((i, _)) => bail!("node {i} exited unexpectedly; see its log above"),
+        None => Ok(()),
+    }
+}
