@@ -80,9 +80,16 @@ pub fn free_port() -> u16 {
 impl Node {
     /// Spawns a node and waits until `/healthz` answers 200.
     pub fn start(opts: NodeOptions) -> Node {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        Node::start_on(opts, addr)
+    }
+
+    /// Like [`Node::start`], but the gateway listens on `addr`, chosen by the
+    /// caller (cluster nodes must know each other's addresses before they
+    /// start).
+    pub fn start_on(opts: NodeOptions, addr: SocketAddr) -> Node {
         let root = tempfile::Builder::new().prefix("flotilla-node-").tempdir().expect("create node temp dir");
         std::fs::create_dir_all(root.path().join("data")).expect("create data dir");
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let mut node = Node { opts, addr, root, child: None };
         node.spawn();
         node
@@ -147,6 +154,24 @@ impl Node {
     /// `GET path`, returning transport errors.
     pub fn try_get(&self, path: &str) -> std::io::Result<Response> {
         http::get(self.addr, path)
+    }
+
+    /// Sends `sig` to the process while it runs (no-op otherwise).
+    pub fn send_signal(&self, sig: libc::c_int) {
+        if let Some(child) = &self.child {
+            signal(child, sig);
+        }
+    }
+
+    /// SIGSTOP: the process freezes (no timers, no sockets served) but keeps
+    /// its state; [`Node::resume`] continues it.
+    pub fn pause(&self) {
+        self.send_signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after [`Node::pause`].
+    pub fn resume(&self) {
+        self.send_signal(libc::SIGCONT);
     }
 
     /// SIGKILL and reap: no shutdown code runs.

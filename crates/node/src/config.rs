@@ -350,5 +350,11 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/flotilla.toml");
         let c = Config::load(Some(&path), env(&[])).unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/flotilla"));
+        for i in 1..=3 {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../deploy/cluster/n{i}.toml"));
+            let c = Config::load(Some(&path), env(&[])).unwrap();
+            assert_eq!(c.node_id, i);
+            assert_eq!(c.cluster.peer_map().unwrap().len(), 3);
+        }
     }
 }
