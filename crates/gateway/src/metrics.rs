@@ -42,6 +42,10 @@ pub struct Metrics {
     pub corrupt_blobs: Counter,
     pub blob_bytes: Gauge,
     pub blob_count: Gauge,
+    pub raft_term: Gauge,
+    pub raft_primary: Gauge,
+    pub raft_last_applied: Gauge,
+    pub raft_committed: Gauge,
 }
 
 impl Default for Metrics {
@@ -58,6 +62,10 @@ impl Default for Metrics {
             corrupt_blobs: Counter::default(),
             blob_bytes: Gauge::default(),
             blob_count: Gauge::default(),
+            raft_term: Gauge::default(),
+            raft_primary: Gauge::default(),
+            raft_last_applied: Gauge::default(),
+            raft_committed: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "HTTP requests by route and status", m.requests.clone());
@@ -70,6 +78,10 @@ impl Default for Metrics {
         registry.register("corrupt_blobs", "Stored blobs found corrupt and quarantined", m.corrupt_blobs.clone());
         registry.register("blob_store_bytes", "Bytes of blobs stored on this node", m.blob_bytes.clone());
         registry.register("blob_store_blobs", "Number of blobs stored on this node", m.blob_count.clone());
+        registry.register("raft_term", "Current raft term seen by this node", m.raft_term.clone());
+        registry.register("raft_acting_primary", "1 while this node acts as primary (leader with a fresh quorum)", m.raft_primary.clone());
+        registry.register("raft_last_applied", "Index of the last log entry applied to this node's catalog", m.raft_last_applied.clone());
+        registry.register("raft_committed", "Index of the last committed log entry this node knows", m.raft_committed.clone());
         Metrics { registry, ..m }
     }
 }

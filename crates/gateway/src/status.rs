@@ -27,6 +27,14 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let stats = state.store.blobs.stats();
     state.metrics.blob_bytes.set(stats.bytes as i64);
     state.metrics.blob_count.set(stats.count as i64);
+    let cluster = state.cluster.status();
+    let gauge = |key: &str| cluster.get(key).and_then(|v| v.as_i64().or(v.as_bool().map(i64::from)));
+    let m = &state.metrics;
+    for (g, key) in [(&m.raft_term, "term"), (&m.raft_primary, "acting_primary"), (&m.raft_last_applied, "last_applied"), (&m.raft_committed, "committed")] {
+        if let Some(v) = gauge(key) {
+            g.set(v);
+        }
+    }
     let mut resp = state.metrics.encode().into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"));
