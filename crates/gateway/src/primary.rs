@@ -3,6 +3,9 @@
 //! forward mode, the primary's answer relayed by this node.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -35,27 +38,69 @@ pub struct Incoming<'a> {
 
 /// `None`: this node is the primary (or alone) and answers itself.
 /// `Some(response)`: the request was sent to the primary.
+///
+/// A follower learns of a dead primary only when the next election ends, so
+/// before sending a client there it checks that the primary answers; while
+/// it does not (or there is none), the request waits up to `leader_wait`.
 pub async fn elsewhere(state: &Arc<AppState>, req: &Incoming<'_>) -> Result<Option<Response>, ApiError> {
-    let mut role = state.cluster.role();
-    if role == Role::NoPrimary {
-        role = state.cluster.wait_for_primary(state.cfg.leader_wait).await;
+    let deadline = Instant::now() + state.cfg.leader_wait;
+    loop {
+        let role = state.cluster.role();
+        match &role {
+            Role::Standalone | Role::Primary => return Ok(None),
+            Role::Follower { url: Some(url), .. } => {
+                if req.headers.contains_key(FORWARDED) {
+                    return Err(ApiError::unavailable("request was relayed by another node, but this node is not the primary either; retry", 1));
+                }
+                if primary_answers(state, url).await {
+                    let target = format!("{}{}", url.trim_end_matches('/'), req.path);
+                    return match state.cfg.mode {
+                        Mode::Redirect => Ok(Some(redirect(&target))),
+                        Mode::Forward => forward(state, &target, req.headers).await.map(Some),
+                    };
+                }
+            }
+            Role::Follower { url: None, .. } | Role::NoPrimary => {}
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(match role {
+                Role::Follower { primary, url: None } => ApiError::unavailable(
+                    format!("primary is node {primary}, which has not announced its gateway URL yet; retry shortly"),
+                    1,
+                ),
+                Role::Follower { primary, url: Some(url) } => ApiError::unavailable(
+                    format!("primary node {primary} at {url} does not answer and no new primary was elected within {:?}; retry shortly", state.cfg.leader_wait),
+                    1,
+                ),
+                _ => no_primary(state),
+            });
+        }
+        let pause = (deadline - now).min(RECHECK);
+        if role == Role::NoPrimary {
+            state.cluster.wait_for_primary(pause).await;
+        } else {
+            tokio::time::sleep(pause).await;
+        }
     }
-    match role {
-        Role::Standalone | Role::Primary => Ok(None),
-        Role::NoPrimary => Err(no_primary(state)),
-        Role::Follower { primary, url: None } => Err(ApiError::unavailable(
-            format!("primary is node {primary}, which has not announced its gateway URL yet; retry shortly"),
-            1,
-        )),
-        Role::Follower { url: Some(url), .. } => {
-            if req.headers.contains_key(FORWARDED) {
-                return Err(ApiError::unavailable("request was relayed by another node, but this node is not the primary either; retry", 1));
-            }
-            let target = format!("{}{}", url.trim_end_matches('/'), req.path);
-            match state.cfg.mode {
-                Mode::Redirect => Ok(Some(redirect(&target))),
-                Mode::Forward => forward(state, &target, req.headers).await.map(Some),
-            }
+}
+
+const RECHECK: Duration = Duration::from_millis(100);
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Whether the primary's gateway says it is ready (a dead, frozen or cut-off
+/// primary does not).
+async fn primary_answers(state: &AppState, url: &str) -> bool {
+    let probe = state.peers.get(format!("{}/readyz", url.trim_end_matches('/'))).timeout(PROBE_TIMEOUT).send().await;
+    match probe {
+        Ok(resp) if resp.status().is_success() => true,
+        Ok(resp) => {
+            tracing::debug!(%url, status = %resp.status(), "primary is not ready");
+            false
+        }
+        Err(e) => {
+            tracing::debug!(%url, error = %e, "primary does not answer");
+            false
         }
     }
 }

@@ -2,6 +2,7 @@
 //! and the cluster gRPC server it listens on.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -170,6 +171,31 @@ pub fn raft_config(config: &Config) -> Result<RaftConfig> {
 fn cluster_id(secret: &str) -> String {
     let digest = sha2::Sha256::digest(format!("flotilla-cluster\n{secret}").as_bytes());
     hex::encode(&digest[..8])
+}
+
+const MARKER: &str = "cluster-id";
+
+/// Refuses, before the database is even opened, a data directory that a
+/// cluster with another secret created (raft checks it again in its own
+/// metadata; this check also keeps the files untouched).
+pub fn check_marker(data_dir: &Path, cluster_id: &str) -> Result<()> {
+    match std::fs::read_to_string(data_dir.join(MARKER)) {
+        Ok(stored) if stored.trim() != cluster_id => bail!(
+            "data_dir {} belongs to cluster {:?}, this node is configured for cluster {cluster_id:?}; \
+             use an empty data_dir or the right cluster.secret_file",
+            data_dir.display(),
+            stored.trim()
+        ),
+        _ => Ok(()),
+    }
+}
+
+pub fn write_marker(data_dir: &Path, cluster_id: &str) -> Result<()> {
+    let path = data_dir.join(MARKER);
+    if !path.exists() {
+        std::fs::write(&path, format!("{cluster_id}\n")).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// This node's cluster listen address: `cluster.listen`, or the port of its

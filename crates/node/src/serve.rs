@@ -35,6 +35,9 @@ fn load_config(args: &ServeArgs) -> Result<Config> {
 }
 
 async fn serve(config: Config) -> Result<()> {
+    if !config.cluster.peers.is_empty() {
+        cluster::check_marker(&config.data_dir, &cluster::raft_config(&config)?.cluster_id)?;
+    }
     let store = open_store(&config)?;
     let upstream = upstream::Upstream::new(upstream_config(&config)).context("invalid [upstream] configuration")?;
     tracing::info!(upstream = %upstream.describe(), "upstream configured");
@@ -74,9 +77,11 @@ type Clustered = (Arc<cluster::RaftCluster>, Vec<tokio::task::JoinHandle<()>>);
 /// port and keeps this node's gateway URL announced while it is primary.
 async fn start_cluster(config: &Config, store: &store::Store, stop: watch::Receiver<bool>) -> Result<Clustered> {
     let raft_cfg = cluster::raft_config(config)?;
+    let cluster_id = raft_cfg.cluster_id.clone();
     let addr = cluster::listen_addr(config, &raft_cfg)?;
     let peers = raft_cfg.peers.clone();
     let control = raft::ControlPlane::start(raft_cfg, store.catalog.db().clone()).await.context("cannot start the raft control plane")?;
+    cluster::write_marker(store.data_dir(), &cluster_id)?;
     let advertise_url = advertise_url(config);
     tracing::info!(node_id = config.node_id, ?peers, %advertise_url, "cluster mode");
     let grpc = {

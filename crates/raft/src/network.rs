@@ -68,7 +68,7 @@ impl ClusterAuth {
         let secret_ok =
             metadata.get(SECRET_HEADER).is_some_and(|given| bool::from(given.as_bytes().ct_eq(self.secret.as_bytes())));
         if !secret_ok {
-            tracing::warn!(%remote, from, rpc, "refused raft RPC: wrong or missing cluster secret");
+            tracing::warn!(%remote, from, rpc, "refused raft RPC: wrong cluster secret (or none)");
             return Err(Status::unauthenticated(
                 "wrong cluster secret: the caller's cluster.secret_file differs from this node's",
             ));
