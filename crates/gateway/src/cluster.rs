@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use store::{CatalogOp, Store};
+use store::{CatalogOp, Sha256, Store, ZipRef};
 
 use crate::ApiError;
 
@@ -40,6 +40,24 @@ pub trait Cluster: Send + Sync + 'static {
 
     /// Cluster facts for `/api/v1/status`.
     fn status(&self) -> serde_json::Value;
+
+    /// Copies the blob of `zip`, which the catalog has but this node lacks
+    /// (replication lag, or a corrupt copy), from a peer that holds it.
+    fn fetch_blob(&self, zip: &ZipRef) -> BoxFuture<'_, Result<(), String>> {
+        let _ = zip;
+        Box::pin(async { Err("a single node has no peer to copy from".to_string()) })
+    }
+
+    /// A stored blob was found corrupt and quarantined.
+    fn blob_corrupt(&self, sha: Sha256) {
+        let _ = sha;
+    }
+
+    /// Where a blob lives, for `/api/v1/blobs/{sha256}`; `None` on a single node.
+    fn blob(&self, sha: &Sha256) -> Option<serde_json::Value> {
+        let _ = sha;
+        None
+    }
 }
 
 /// A single node that is its own primary.

@@ -9,7 +9,6 @@ mod fill;
 mod lists;
 mod metrics;
 mod negative;
-mod peerfetch;
 mod primary;
 mod proxy;
 mod router;

@@ -1,3 +1,4 @@
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -17,6 +18,11 @@ pub struct RouteStatus {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Kind {
     pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabel {
+    pub node: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -46,6 +52,14 @@ pub struct Metrics {
     pub raft_primary: Gauge,
     pub raft_last_applied: Gauge,
     pub raft_committed: Gauge,
+    pub replication_queue_blobs: Gauge,
+    pub replication_queue_bytes: Gauge,
+    pub replication_oldest_missing: Gauge<f64, AtomicU64>,
+    pub replication_received: Counter,
+    pub replication_sent: Counter,
+    pub replication_failures: Counter,
+    pub replication_missing_blobs: Family<NodeLabel, Gauge>,
+    pub replication_missing_bytes: Family<NodeLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -66,6 +80,14 @@ impl Default for Metrics {
             raft_primary: Gauge::default(),
             raft_last_applied: Gauge::default(),
             raft_committed: Gauge::default(),
+            replication_queue_blobs: Gauge::default(),
+            replication_queue_bytes: Gauge::default(),
+            replication_oldest_missing: Gauge::default(),
+            replication_received: Counter::default(),
+            replication_sent: Counter::default(),
+            replication_failures: Counter::default(),
+            replication_missing_blobs: Family::default(),
+            replication_missing_bytes: Family::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "HTTP requests by route and status", m.requests.clone());
@@ -82,6 +104,14 @@ impl Default for Metrics {
         registry.register("raft_acting_primary", "1 while this node acts as primary (leader with a fresh quorum)", m.raft_primary.clone());
         registry.register("raft_last_applied", "Index of the last log entry applied to this node's catalog", m.raft_last_applied.clone());
         registry.register("raft_committed", "Index of the last committed log entry this node knows", m.raft_committed.clone());
+        registry.register("replication_queue_blobs", "Blobs this node lacks and has queued for replication", m.replication_queue_blobs.clone());
+        registry.register("replication_queue_bytes", "Bytes of the blobs this node has queued for replication", m.replication_queue_bytes.clone());
+        registry.register("replication_oldest_missing_seconds", "Age of the oldest blob this node still lacks", m.replication_oldest_missing.clone());
+        registry.register("replication_received_bytes", "Blob bytes this node pulled from peers", m.replication_received.clone());
+        registry.register("replication_sent_bytes", "Blob bytes this node served to peers", m.replication_sent.clone());
+        registry.register("replication_failures", "Failed blob pulls (each is retried)", m.replication_failures.clone());
+        registry.register("replication_missing_blobs", "Referenced blobs that placement does not list on a node", m.replication_missing_blobs.clone());
+        registry.register("replication_missing_bytes", "Bytes of referenced blobs that placement does not list on a node", m.replication_missing_bytes.clone());
         Metrics { registry, ..m }
     }
 }
@@ -106,6 +136,33 @@ impl Metrics {
     pub fn upstream(&self, kind: &str, outcome: &str, took: Duration) {
         self.upstream_fetches.get_or_create(&KindOutcome { kind: kind.to_string(), outcome: outcome.to_string() }).inc();
         self.upstream_seconds.get_or_create(&Kind { kind: kind.to_string() }).observe(took.as_secs_f64());
+    }
+
+    /// Sets the replication metrics from the replicator's status JSON.
+    pub fn replication(&self, r: &serde_json::Value) {
+        let num = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+        let queue = &r["queue"];
+        self.replication_queue_blobs.set(num(&queue["blobs"]) as i64);
+        self.replication_queue_bytes.set(num(&queue["bytes"]) as i64);
+        self.replication_oldest_missing.set(queue["oldest_seconds"].as_f64().unwrap_or(0.0));
+        for (counter, key) in [
+            (&self.replication_received, "received_bytes"),
+            (&self.replication_sent, "sent_bytes"),
+            (&self.replication_failures, "failures"),
+        ] {
+            let total = num(&r[key]);
+            let seen = counter.get();
+            if total > seen {
+                counter.inc_by(total - seen);
+            }
+        }
+        if let Some(nodes) = r["nodes"].as_object() {
+            for (node, lag) in nodes {
+                let label = NodeLabel { node: node.clone() };
+                self.replication_missing_blobs.get_or_create(&label).set(num(&lag["missing_blobs"]) as i64);
+                self.replication_missing_bytes.get_or_create(&label).set(num(&lag["missing_bytes"]) as i64);
+            }
+        }
     }
 
     pub fn encode(&self) -> String {

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use gomod::{ModulePath, Request, Version, VersionRef};
 
 use crate::primary::{self, Incoming};
-use crate::{fill, lists, peerfetch, zipserve, ApiError, AppState, Role};
+use crate::{fill, lists, zipserve, ApiError, AppState};
 use store::ZipRef;
 
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -80,7 +80,7 @@ async fn zip(state: &Arc<AppState>, module: &ModulePath, version: &Version, req:
             Ok(None) => tracing::info!(%module, %version, blob = %zip.sha256, "catalog names a blob this node does not hold"),
             Err(e) => tracing::warn!(%module, %version, error = %e.message, "stored zip unusable"),
         }
-        if let Some(resp) = from_primary(state, &zip, req).await {
+        if let Some(resp) = from_peers(state, &zip, req).await {
             return Ok(resp);
         }
     }
@@ -95,17 +95,19 @@ async fn zip(state: &Arc<AppState>, module: &ModulePath, version: &Version, req:
     Ok(zipserve::respond(&zip, blob, req.headers))
 }
 
-/// On a follower, copies a zip's blob from the primary and serves it.
-async fn from_primary(state: &Arc<AppState>, zip: &ZipRef, req: &Incoming<'_>) -> Option<Response> {
-    let Role::Follower { url: Some(url), .. } = state.cluster.role() else { return None };
-    let target = format!("{}{}", url.trim_end_matches('/'), req.path);
-    match peerfetch::fetch(state, zip, target).await {
-        Ok(zip) => match zipserve::open(state, &zip).await {
-            Ok(Some(blob)) => Some(zipserve::respond(&zip, blob, req.headers)),
+/// Copies a zip's blob that this node lacks (replication lag) or just
+/// found corrupt from a peer that holds it, keeps it, and serves it.
+async fn from_peers(state: &Arc<AppState>, zip: &ZipRef, req: &Incoming<'_>) -> Option<Response> {
+    match state.cluster.fetch_blob(zip).await {
+        Ok(()) => match zipserve::open(state, zip).await {
+            Ok(Some(blob)) => {
+                state.metrics.hit("zip");
+                Some(zipserve::respond(zip, blob, req.headers))
+            }
             _ => None,
         },
         Err(e) => {
-            tracing::warn!(error = %e.message, "could not copy the blob from the primary; redirecting instead");
+            tracing::info!(blob = %zip.sha256, reason = %e, "no peer could supply the blob; handling as a miss");
             None
         }
     }

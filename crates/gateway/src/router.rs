@@ -18,6 +18,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(status::readyz))
         .route("/metrics", get(status::metrics))
         .route("/api/v1/status", get(status::status))
+        .route("/api/v1/blobs/{sha256}", get(status::blob))
         .fallback(proxy::handle)
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
@@ -41,6 +42,7 @@ fn route_label(path: &str) -> &'static str {
         "/readyz" => "readyz",
         "/metrics" => "metrics",
         "/api/v1/status" => "status",
+        p if p.starts_with("/api/v1/blobs/") => "blob",
         "/" => "landing",
         p if p.ends_with("/@v/list") => "list",
         p if p.ends_with("/@latest") => "latest",

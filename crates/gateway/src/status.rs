@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::AppState;
+use crate::{ApiError, AppState};
 
 pub async fn healthz() -> &'static str {
     "ok\n"
@@ -30,6 +30,9 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let cluster = state.cluster.status();
     let gauge = |key: &str| cluster.get(key).and_then(|v| v.as_i64().or(v.as_bool().map(i64::from)));
     let m = &state.metrics;
+    if let Some(replication) = cluster.get("replication") {
+        m.replication(replication);
+    }
     for (g, key) in [(&m.raft_term, "term"), (&m.raft_primary, "acting_primary"), (&m.raft_last_applied, "last_applied"), (&m.raft_committed, "committed")] {
         if let Some(v) = gauge(key) {
             g.set(v);
@@ -56,6 +59,19 @@ pub async fn status(State(state): State<Arc<AppState>>) -> Json<serde_json::Valu
         },
         "blobs": { "count": stats.count, "bytes": stats.bytes },
     }))
+}
+
+/// `GET /api/v1/blobs/{sha256}`: whether this node holds the blob, and
+/// which nodes placement says hold it.
+pub async fn blob(State(state): State<Arc<AppState>>, Path(sha256): Path<String>) -> Response {
+    let Ok(sha) = sha256.parse::<store::Sha256>() else {
+        return ApiError::bad_request(format!("{sha256:?} is not a sha256 (64 lowercase hex digits)")).into_response();
+    };
+    let value = state.cluster.blob(&sha).unwrap_or_else(|| {
+        let size = std::fs::metadata(state.store.blobs.path_of(&sha)).ok().map(|m| m.len());
+        json!({ "sha256": sha.to_hex(), "local": size.is_some(), "size": size, "nodes": [], "queued": null })
+    });
+    Json(value).into_response()
 }
 
 pub async fn landing(State(state): State<Arc<AppState>>) -> Response {

@@ -29,6 +29,7 @@ pub async fn open(state: &Arc<AppState>, zip: &ZipRef) -> Result<Option<OpenBlob
         Ok(blob) => Ok(blob),
         Err(e @ store::Error::Corrupt { .. }) => {
             state.metrics.corrupt_blobs.inc();
+            state.cluster.blob_corrupt(sha);
             Err(ApiError::internal(e.to_string()))
         }
         Err(e) => Err(e.into()),

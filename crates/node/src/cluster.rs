@@ -10,8 +10,9 @@ use anyhow::{bail, Context, Result};
 use futures::future::BoxFuture;
 use gateway::{ApiError, Role};
 use raft::{Command, ControlPlane, ProposeError, RaftConfig};
+use replicator::Replicator;
 use sha2::Digest;
-use store::CatalogOp;
+use store::{CatalogOp, Sha256, ZipRef};
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -21,12 +22,34 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct RaftCluster {
     control: ControlPlane,
+    replicator: Replicator,
     advertise_url: String,
 }
 
 impl RaftCluster {
-    pub fn new(control: ControlPlane, advertise_url: String) -> Arc<Self> {
-        Arc::new(RaftCluster { control, advertise_url })
+    pub fn new(control: ControlPlane, replicator: Replicator, advertise_url: String) -> Arc<Self> {
+        Arc::new(RaftCluster { control, replicator, advertise_url })
+    }
+
+    /// With `replication.min_copies` ≥ 2, waits until that many nodes hold
+    /// the blob of a zip just committed.
+    async fn wait_min_copies(&self, zip: &ZipRef) -> Result<(), ApiError> {
+        let copies = self.replicator.min_copies();
+        if copies < 2 {
+            return Ok(());
+        }
+        let sha = zip.sha().map_err(|e| ApiError::internal(format!("catalog entry: {e}")))?;
+        let timeout = self.replicator.min_copies_timeout();
+        self.replicator.wait_copies(&sha, copies, timeout).await.map_err(|held| {
+            tracing::warn!(blob = %zip.sha256, held, copies, "zip not on enough nodes in time; answering 503 (replication goes on)");
+            ApiError::unavailable(
+                format!(
+                    "the zip is stored on {held} node(s) but replication.min_copies is {copies} and no more copies \
+                     were confirmed within {timeout:?}; it will keep replicating; retry"
+                ),
+                2,
+            )
+        })
     }
 
     pub fn control(&self) -> &ControlPlane {
@@ -68,8 +91,15 @@ impl gateway::Cluster for RaftCluster {
 
     fn commit(&self, op: CatalogOp) -> BoxFuture<'_, Result<(), ApiError>> {
         Box::pin(async move {
+            let zip = match &op {
+                CatalogOp::PutVersion { parts, .. } => parts.zip.clone(),
+                _ => None,
+            };
             match self.control.propose(Command::Catalog(op), COMMIT_TIMEOUT).await {
-                Ok(_) => Ok(()),
+                Ok(_) => match zip {
+                    Some(zip) => self.wait_min_copies(&zip).await,
+                    None => Ok(()),
+                },
                 Err(ProposeError::NotLeader { leader }) => Err(ApiError::unavailable(
                     format!("this node stopped being the primary before the write committed (primary now: {}); retry", fmt_node(leader)),
                     1,
@@ -111,7 +141,10 @@ impl gateway::Cluster for RaftCluster {
         if s.leader.is_none() || self.role() == Role::NoPrimary {
             return Err(format!("no primary known (role {:?}, term {})", s.role, s.term));
         }
-        match (s.last_applied, s.committed) {
+        // Its own committed index, or what a leader said is committed, which
+        // is ahead when this node restarted with an old log.
+        let committed = s.committed.max(self.control.leader_commit());
+        match (s.last_applied, committed) {
             (applied, Some(committed)) if applied.unwrap_or(0) < committed => {
                 Err(format!("catching up: applied {} of {committed} committed entries", applied.unwrap_or(0)))
             }
@@ -129,11 +162,29 @@ impl gateway::Cluster for RaftCluster {
             "primary_url": s.leader.and_then(|id| self.control.gateway_url(id)),
             "last_applied": s.last_applied,
             "committed": s.committed,
+            "leader_commit": self.control.leader_commit(),
             "last_log_index": s.last_log_index,
             "millis_since_quorum_ack": s.millis_since_quorum_ack,
             "voters": s.voters,
             "advertise_url": self.advertise_url,
+            "replication": self.replicator.status(),
         })
+    }
+
+    fn fetch_blob(&self, zip: &ZipRef) -> BoxFuture<'_, Result<(), String>> {
+        let zip = zip.clone();
+        Box::pin(async move {
+            let sha = zip.sha().map_err(|e| e.to_string())?;
+            self.replicator.fetch_now(sha, zip.size).await
+        })
+    }
+
+    fn blob_corrupt(&self, sha: Sha256) {
+        self.replicator.corrupt(sha);
+    }
+
+    fn blob(&self, sha: &Sha256) -> Option<serde_json::Value> {
+        Some(self.replicator.blob(sha))
     }
 }
 
@@ -212,13 +263,14 @@ pub fn listen_addr(config: &Config, raft: &RaftConfig) -> Result<SocketAddr> {
     Ok(SocketAddr::from(([0, 0, 0, 0], port)))
 }
 
-/// Serves the cluster gRPC port until `stop` turns true.
-pub async fn serve_grpc(control: ControlPlane, addr: SocketAddr, mut stop: watch::Receiver<bool>) -> Result<()> {
+/// Serves the cluster gRPC port (raft and blobs) until `stop` turns true.
+pub async fn serve_grpc(control: ControlPlane, replicator: Replicator, addr: SocketAddr, mut stop: watch::Receiver<bool>) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (cluster.listen)"))?;
     tracing::info!(%addr, "cluster port listening");
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
         .add_service(control.service())
+        .add_service(replicator.service())
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = stop.wait_for(|s| *s).await;
         })

@@ -19,6 +19,7 @@ pub struct Config {
     pub cache: CacheSection,
     pub cluster: ClusterSection,
     pub raft: RaftSection,
+    pub replication: ReplicationSection,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -74,6 +75,77 @@ impl Default for RaftSection {
             election_timeout_max: raft::DEFAULT_ELECTION_TIMEOUT_MAX,
             snapshot_every: raft::DEFAULT_SNAPSHOT_EVERY,
         }
+    }
+}
+
+/// `[replication]`: how blobs reach every node (cluster mode only).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationSection {
+    pub workers: usize,
+    pub min_copies: usize,
+    #[serde(with = "humantime_serde")]
+    pub min_copies_timeout: Duration,
+    /// Incoming replication bytes per second ("100MiB"); 0: unlimited.
+    #[serde(deserialize_with = "byte_size")]
+    pub bandwidth_limit: u64,
+    #[serde(with = "humantime_serde")]
+    pub anti_entropy_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub scrub_interval: Duration,
+    /// Bytes per second a scrub pass reads; 0 disables scrubbing.
+    #[serde(deserialize_with = "byte_size")]
+    pub scrub_rate: u64,
+    #[serde(with = "humantime_serde")]
+    pub purge_grace: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+}
+
+impl Default for ReplicationSection {
+    fn default() -> Self {
+        let d = replicator::ReplicationConfig::default();
+        ReplicationSection {
+            workers: d.workers,
+            min_copies: d.min_copies,
+            min_copies_timeout: d.min_copies_timeout,
+            bandwidth_limit: d.bandwidth_limit,
+            anti_entropy_interval: d.anti_entropy_interval,
+            scrub_interval: d.scrub_interval,
+            scrub_rate: d.scrub_rate,
+            purge_grace: d.purge_grace,
+            retry_max: d.retry_max,
+        }
+    }
+}
+
+impl ReplicationSection {
+    pub fn to_config(&self) -> replicator::ReplicationConfig {
+        replicator::ReplicationConfig {
+            workers: self.workers,
+            min_copies: self.min_copies,
+            min_copies_timeout: self.min_copies_timeout,
+            bandwidth_limit: self.bandwidth_limit,
+            anti_entropy_interval: self.anti_entropy_interval,
+            scrub_interval: self.scrub_interval,
+            scrub_rate: self.scrub_rate,
+            purge_grace: self.purge_grace,
+            retry_max: self.retry_max,
+        }
+    }
+}
+
+/// A byte size as a number of bytes or a string with a unit ("50MiB").
+fn byte_size<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Size::deserialize(d)? {
+        Size::Bytes(n) => Ok(n),
+        Size::Text(t) => replicator::parse_bytes(&t).map_err(serde::de::Error::custom),
     }
 }
 
@@ -148,6 +220,7 @@ impl Default for Config {
             cache: CacheSection::default(),
             cluster: ClusterSection::default(),
             raft: RaftSection::default(),
+            replication: ReplicationSection::default(),
         }
     }
 }
@@ -219,6 +292,7 @@ impl Config {
             }
         }
         let peers = self.cluster.peer_map()?;
+        self.replication.to_config().validate(peers.len().max(1)).map_err(anyhow::Error::msg)?;
         if !peers.is_empty() {
             if !peers.contains_key(&self.node_id) {
                 bail!("node_id {} is not in cluster.peers ({})", self.node_id, self.cluster.peers.join(", "));
@@ -333,6 +407,28 @@ mod tests {
         assert_eq!(c.cluster.peer_map().unwrap().get(&2).map(String::as_str), Some("n2:7000"));
         assert_eq!(c.gateway.mode, GatewayMode::Forward);
         assert_eq!(c.raft.heartbeat, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn replication_settings() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("FLOTILLA_REPLICATION__WORKERS", "8"),
+                ("FLOTILLA_REPLICATION__BANDWIDTH_LIMIT", "4MiB"),
+                ("FLOTILLA_REPLICATION__SCRUB_RATE", "1000"),
+                ("FLOTILLA_REPLICATION__PURGE_GRACE", "2s"),
+            ]),
+        )
+        .unwrap();
+        let r = c.replication.to_config();
+        assert_eq!((r.workers, r.bandwidth_limit, r.scrub_rate), (8, 4 << 20, 1000));
+        assert_eq!(r.purge_grace, Duration::from_secs(2));
+        assert_eq!(r.min_copies, 1);
+        let err = Config::load(None, env(&[("FLOTILLA_REPLICATION__BANDWIDTH_LIMIT", "fast")])).unwrap_err().to_string();
+        assert!(err.contains("not a size"), "{err}");
+        let err = Config::load(None, env(&[("FLOTILLA_REPLICATION__MIN_COPIES", "2")])).unwrap_err().to_string();
+        assert!(err.contains("min_copies"), "{err}");
     }
 
     #[test]

@@ -73,8 +73,9 @@ async fn serve(config: Config) -> Result<()> {
 
 type Clustered = (Arc<cluster::RaftCluster>, Vec<tokio::task::JoinHandle<()>>);
 
-/// Opens the raft control plane on the node's database, serves the cluster
-/// port and keeps this node's gateway URL announced while it is primary.
+/// Opens the raft control plane on the node's database, starts the blob
+/// replicator, serves the cluster port and keeps this node's gateway URL
+/// announced while it is primary.
 async fn start_cluster(config: &Config, store: &store::Store, stop: watch::Receiver<bool>) -> Result<Clustered> {
     let raft_cfg = cluster::raft_config(config)?;
     let cluster_id = raft_cfg.cluster_id.clone();
@@ -84,17 +85,20 @@ async fn start_cluster(config: &Config, store: &store::Store, stop: watch::Recei
     cluster::write_marker(store.data_dir(), &cluster_id)?;
     let advertise_url = advertise_url(config);
     tracing::info!(node_id = config.node_id, ?peers, %advertise_url, "cluster mode");
+    let (replicator, mut tasks) = replicator::Replicator::start(config.replication.to_config(), store, control.clone(), stop.clone())
+        .map_err(|e| anyhow::anyhow!("cannot start the blob replicator: {e}"))?;
     let grpc = {
-        let (control, stop) = (control.clone(), stop.clone());
+        let (control, replicator, stop) = (control.clone(), replicator.clone(), stop.clone());
         tokio::spawn(async move {
-            if let Err(e) = cluster::serve_grpc(control, addr, stop).await {
+            if let Err(e) = cluster::serve_grpc(control, replicator, addr, stop).await {
                 tracing::error!("{e:#}");
             }
         })
     };
-    let raft = cluster::RaftCluster::new(control, advertise_url);
-    let announce = tokio::spawn(raft.clone().announce_when_primary(stop));
-    Ok((raft, vec![grpc, announce]))
+    let raft = cluster::RaftCluster::new(control, replicator, advertise_url);
+    tasks.push(grpc);
+    tasks.push(tokio::spawn(raft.clone().announce_when_primary(stop)));
+    Ok((raft, tasks))
 }
 
 /// `gateway.advertise_url`, or `http://<listen address>` with the host name

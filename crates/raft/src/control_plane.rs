@@ -11,9 +11,9 @@ use openraft::RaftMetrics;
 use tokio::sync::watch;
 
 use crate::log_store::LogStore;
-use crate::network::{ClusterAuth, Network, RaftService, MAX_MESSAGE_SIZE};
+use crate::network::{ClusterAuth, LeaderCommit, Network, RaftService, MAX_MESSAGE_SIZE};
 use crate::state_machine::StateMachine;
-use crate::types::{ClusterNode, Command, Raft};
+use crate::types::{ClusterNode, Command, Raft, StateEvent};
 use crate::{Error, ProposeError, RaftConfig, RaftStatus};
 
 /// A running raft node. Cheap to clone; all clones drive the same node.
@@ -29,6 +29,7 @@ struct Inner {
     state: StateMachine,
     observer: Arc<Observer>,
     status: watch::Receiver<RaftStatus>,
+    leader_commit: Arc<LeaderCommit>,
 }
 
 impl ControlPlane {
@@ -58,12 +59,45 @@ impl ControlPlane {
         let lease_ms = cfg.election_timeout_max.as_millis() as u64;
         tokio::spawn(publish_status(metrics, tx, observer.clone(), cfg.heartbeat, lease_ms));
         tracing::info!(node_id = cfg.node_id, peers = ?cfg.peers, "raft control plane started");
-        Ok(ControlPlane { inner: Arc::new(Inner { cfg, raft, auth, state, observer, status }) })
+        let leader_commit = Arc::new(LeaderCommit::default());
+        Ok(ControlPlane { inner: Arc::new(Inner { cfg, raft, auth, state, observer, status, leader_commit }) })
+    }
+
+    /// The credentials this node stamps on, and checks on, cluster RPCs.
+    pub fn auth(&self) -> Arc<ClusterAuth> {
+        self.inner.auth.clone()
+    }
+
+    /// Events of log entries applied from now on (zips referenced, snapshot
+    /// installed), for the blob replicator.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<StateEvent> {
+        self.inner.state.subscribe()
+    }
+
+    /// Nodes recorded (through raft) as holding blob `sha256`, ascending.
+    pub fn placement(&self, sha256: &str) -> Vec<u64> {
+        self.inner.state.placement(sha256).unwrap_or_else(|e| {
+            tracing::warn!(blob = sha256, error = %e, "reading blob placement failed");
+            Vec::new()
+        })
+    }
+
+    /// Every placement record: (blob sha256, node id).
+    pub fn placements(&self) -> Vec<(String, u64)> {
+        self.inner.state.placements().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading blob placement failed");
+            Vec::new()
+        })
+    }
+
+    /// Ids of every configured cluster member.
+    pub fn members(&self) -> Vec<u64> {
+        self.inner.cfg.peers.keys().copied().collect()
     }
 
     /// The `flotilla.v1.Raft` gRPC service, to mount on the cluster port.
     pub fn service(&self) -> proto::RaftServer<impl proto::Raft> {
-        proto::RaftServer::new(RaftService::new(self.inner.raft.clone(), self.inner.auth.clone()))
+        proto::RaftServer::new(RaftService::new(self.inner.raft.clone(), self.inner.auth.clone(), self.inner.leader_commit.clone()))
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE)
     }
@@ -135,6 +169,12 @@ impl ControlPlane {
     /// The configured cluster address (`host:port`) of `node_id`.
     pub fn peer_addr(&self, node_id: u64) -> Option<String> {
         self.inner.cfg.peers.get(&node_id).cloned()
+    }
+
+    /// The highest commit index a leader has sent this node since it
+    /// started (`None` on the leader itself, or before any heartbeat).
+    pub fn leader_commit(&self) -> Option<u64> {
+        self.inner.leader_commit.get()
     }
 
     /// Index of the last entry applied to this node's catalog.

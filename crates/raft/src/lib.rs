@@ -27,7 +27,8 @@ pub use config::{
 pub use control_plane::ControlPlane;
 pub use error::{Error, ProposeError};
 pub use status::{RaftStatus, Role};
-pub use types::{Applied, ClusterNode, Command};
+pub use network::ClusterAuth;
+pub use types::{Applied, ClusterNode, Command, StateEvent};
 
 /// openraft's storage traits as implemented here, for openraft's
 /// conformance suite (`openraft::testing::Suite`); the rest of Flotilla uses

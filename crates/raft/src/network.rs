@@ -35,8 +35,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 type RpcError<E = openraft::error::Infallible> = RPCError<u64, ClusterNode, RaftError<u64, E>>;
 
-/// What a node proves and checks on every cluster RPC.
-pub(crate) struct ClusterAuth {
+/// What a node proves and checks on every cluster RPC (raft and blobs).
+pub struct ClusterAuth {
     secret: AsciiMetadataValue,
     cluster_id: AsciiMetadataValue,
     peers: BTreeMap<u64, String>,
@@ -55,20 +55,21 @@ impl ClusterAuth {
         })
     }
 
-    fn stamp<T>(&self, request: &mut Request<T>) {
+    /// Adds this cluster's credentials to an outgoing request.
+    pub fn stamp<T>(&self, request: &mut Request<T>) {
         request.metadata_mut().insert(SECRET_HEADER, self.secret.clone());
         request.metadata_mut().insert(CLUSTER_HEADER, self.cluster_id.clone());
     }
 
-    /// Refuses (and logs) a request from outside the cluster.
-    fn admit(&self, request: &Request<RaftRequest>, rpc: &str) -> Result<(), Status> {
+    /// Refuses (and logs) a request from outside the cluster; `from` is the
+    /// node id the request claims to come from.
+    pub fn admit<T>(&self, request: &Request<T>, from: u64, rpc: &str) -> Result<(), Status> {
         let remote = request.remote_addr().map_or_else(|| "an unknown address".to_string(), |a| a.to_string());
-        let from = request.get_ref().from;
         let metadata = request.metadata();
         let secret_ok =
             metadata.get(SECRET_HEADER).is_some_and(|given| bool::from(given.as_bytes().ct_eq(self.secret.as_bytes())));
         if !secret_ok {
-            tracing::warn!(%remote, from, rpc, "refused raft RPC: wrong cluster secret (or none)");
+            tracing::warn!(%remote, from, rpc, "refused cluster RPC: wrong cluster secret (or none)");
             return Err(Status::unauthenticated(
                 "wrong cluster secret: the caller's cluster.secret_file differs from this node's",
             ));
@@ -77,13 +78,13 @@ impl ClusterAuth {
         if cluster != self.cluster_id.as_bytes() {
             let theirs = String::from_utf8_lossy(cluster);
             let ours = String::from_utf8_lossy(self.cluster_id.as_bytes());
-            tracing::warn!(%remote, from, rpc, caller_cluster = %theirs, "refused raft RPC: caller belongs to another cluster");
+            tracing::warn!(%remote, from, rpc, caller_cluster = %theirs, "refused cluster RPC: caller belongs to another cluster");
             return Err(Status::failed_precondition(format!(
                 "wrong cluster: the caller is in cluster {theirs:?}, this node is in cluster {ours:?}"
             )));
         }
         if !self.peers.contains_key(&from) {
-            tracing::warn!(%remote, from, rpc, "refused raft RPC: node id is not among cluster.peers");
+            tracing::warn!(%remote, from, rpc, "refused cluster RPC: node id is not among cluster.peers");
             return Err(Status::permission_denied(format!("node {from} is not among this node's cluster.peers")));
         }
         Ok(())
@@ -198,11 +199,30 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 pub struct RaftService {
     raft: Raft,
     auth: Arc<ClusterAuth>,
+    leader_commit: Arc<LeaderCommit>,
+}
+
+/// The highest commit index any leader has told this node about. Committed
+/// entries are never lost, so this is a lower bound of the cluster's commit
+/// index even when the sender was a deposed leader; a node that restarted
+/// with an old log learns from it how far behind it is before its own
+/// committed index catches up.
+#[derive(Default)]
+pub(crate) struct LeaderCommit(std::sync::atomic::AtomicU64);
+
+impl LeaderCommit {
+    fn saw(&self, index: u64) {
+        self.0.fetch_max(index + 1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> Option<u64> {
+        self.0.load(std::sync::atomic::Ordering::Relaxed).checked_sub(1)
+    }
 }
 
 impl RaftService {
-    pub(crate) fn new(raft: Raft, auth: Arc<ClusterAuth>) -> Self {
-        RaftService { raft, auth }
+    pub(crate) fn new(raft: Raft, auth: Arc<ClusterAuth>, leader_commit: Arc<LeaderCommit>) -> Self {
+        RaftService { raft, auth, leader_commit }
     }
 
     async fn handle<Req, Resp, E, F, Fut>(
@@ -219,8 +239,8 @@ impl RaftService {
         F: FnOnce(Raft, Req) -> Fut,
         Fut: Future<Output = Result<Resp, RaftError<u64, E>>>,
     {
-        self.auth.admit(&request, rpc)?;
         let from = request.get_ref().from;
+        self.auth.admit(&request, from, rpc)?;
         let req: Req = serde_json::from_slice(&request.get_ref().payload)
             .map_err(|e| Status::invalid_argument(format!("undecodable {rpc} payload: {e}")))?;
         if vote(&req).leader_id().voted_for() != Some(from) {
@@ -242,11 +262,17 @@ fn json(value: &impl Serialize) -> Result<Vec<u8>, Status> {
 #[tonic::async_trait]
 impl proto::Raft for RaftService {
     async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let leader_commit = self.leader_commit.clone();
         self.handle(
             "AppendEntries",
             request,
             |r: &AppendEntriesRequest<TypeConfig>| &r.vote,
-            |raft, r| async move { raft.append_entries(r).await },
+            |raft, r| async move {
+                if let Some(commit) = r.leader_commit {
+                    leader_commit.saw(commit.index);
+                }
+                raft.append_entries(r).await
+            },
         )
         .await
     }

@@ -11,7 +11,11 @@
 //! 0xFF "last_applied"          → JSON LogId
 //! 0xFF "membership"            → JSON StoredMembership
 //! 0xFF "node/" <u64be node id> → announced gateway URL (UTF-8)
+//! 0xFF "blob/" <sha256 hex> "/" <u64be node id> → empty: placement
 //! ```
+//!
+//! Each applied entry that references a zip, and each installed snapshot, is
+//! also announced on a broadcast channel ([`StateEvent`]) for the replicator.
 //!
 //! The current snapshot (meta as JSON, data as built) is kept in `raft_meta`.
 
@@ -25,13 +29,19 @@ use store::{Catalog, Db, DbOp, CF_CATALOG, CF_RAFT_META};
 
 use crate::codec::{from_json, read_err, to_json};
 use crate::snapshot;
+use store::CatalogOp;
+use tokio::sync::broadcast;
+
 use crate::types::{
-    Applied, Command, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+    Applied, Command, Entry, LogId, Snapshot, SnapshotMeta, StateEvent, StorageError, StoredMembership, TypeConfig,
 };
 
 const KEY_LAST_APPLIED: &[u8] = b"\xFFlast_applied";
 const KEY_MEMBERSHIP: &[u8] = b"\xFFmembership";
 const NODE_PREFIX: &[u8] = b"\xFFnode/";
+const BLOB_PREFIX: &[u8] = b"\xFFblob/";
+/// Events buffered for a slow replicator before it is told to rescan.
+const EVENT_BUFFER: usize = 16_384;
 const KEY_SNAPSHOT_META: &[u8] = b"snapshot_meta";
 const KEY_SNAPSHOT_DATA: &[u8] = b"snapshot_data";
 
@@ -39,6 +49,7 @@ const KEY_SNAPSHOT_DATA: &[u8] = b"snapshot_data";
 #[derive(Clone)]
 pub struct StateMachine {
     db: Db,
+    events: broadcast::Sender<StateEvent>,
     /// Serializes replacing the stored current snapshot (a build finishing
     /// while a snapshot is installed).
     snapshot_lock: Arc<Mutex<()>>,
@@ -46,7 +57,32 @@ pub struct StateMachine {
 
 impl StateMachine {
     pub fn new(db: Db) -> Self {
-        StateMachine { db, snapshot_lock: Arc::new(Mutex::new(())) }
+        StateMachine { db, events: broadcast::channel(EVENT_BUFFER).0, snapshot_lock: Arc::new(Mutex::new(())) }
+    }
+
+    /// Events of entries applied from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<StateEvent> {
+        self.events.subscribe()
+    }
+
+    /// The nodes recorded as holding blob `sha256` (hex), ascending.
+    pub fn placement(&self, sha256: &str) -> Result<Vec<u64>, store::Error> {
+        let prefix = blob_prefix(sha256);
+        let pairs = self.db.scan_prefix(CF_CATALOG, &prefix)?;
+        Ok(pairs.iter().filter_map(|(k, _)| Some(u64::from_be_bytes(k[prefix.len()..].try_into().ok()?))).collect())
+    }
+
+    /// Every placement record: (blob sha256 hex, node id).
+    pub fn placements(&self) -> Result<Vec<(String, u64)>, store::Error> {
+        let pairs = self.db.scan_prefix(CF_CATALOG, BLOB_PREFIX)?;
+        Ok(pairs
+            .iter()
+            .filter_map(|(k, _)| {
+                let rest = &k[BLOB_PREFIX.len()..];
+                let (hex, node) = (rest.get(..64)?, rest.get(65..)?);
+                Some((String::from_utf8(hex.to_vec()).ok()?, u64::from_be_bytes(node.try_into().ok()?)))
+            })
+            .collect())
     }
 
     /// The gateway URL `node_id` announced, if it did.
@@ -129,12 +165,25 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut replies = Vec::new();
         let mut last = None;
         let mut membership = None;
+        let mut events = Vec::new();
         for entry in entries {
             match entry.payload {
                 EntryPayload::Blank => {}
-                EntryPayload::Normal(Command::Catalog(op)) => ops.extend(Catalog::ops_for(&op)),
+                EntryPayload::Normal(Command::Catalog(op)) => {
+                    if let CatalogOp::PutVersion { parts, .. } = &op {
+                        if let Some(zip) = &parts.zip {
+                            events.push(StateEvent::Zip { sha256: zip.sha256.clone(), size: zip.size });
+                        }
+                    }
+                    ops.extend(Catalog::ops_for(&op));
+                }
                 EntryPayload::Normal(Command::AnnounceNode { node_id, gateway_url }) => {
                     ops.push(put(node_key(node_id), gateway_url.into_bytes()));
+                }
+                EntryPayload::Normal(Command::BlobStored { node_id, blobs }) => {
+                    for sha256 in blobs.iter().filter(|s| is_sha_hex(s)) {
+                        ops.push(put([blob_prefix(sha256), node_id.to_be_bytes().to_vec()].concat(), Vec::new()));
+                    }
                 }
                 EntryPayload::Membership(m) => membership = Some(StoredMembership::new(Some(entry.log_id), m)),
             }
@@ -147,6 +196,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         ops.push(put(KEY_LAST_APPLIED.to_vec(), to_json(&last)?));
         self.db.write(ops, true).map_err(|e| StorageIOError::apply(last, &e))?;
+        for event in events {
+            // No receiver (no replicator, e.g. in storage tests) is fine.
+            let _ = self.events.send(event);
+        }
         Ok(replies)
     }
 
@@ -182,6 +235,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
         let _guard = self.snapshot_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         self.db.write(ops, true).map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        let _ = self.events.send(StateEvent::Reset);
         Ok(())
     }
 
@@ -198,6 +252,14 @@ fn put(key: Vec<u8>, value: Vec<u8>) -> DbOp {
 
 fn node_key(node_id: u64) -> Vec<u8> {
     [NODE_PREFIX, &node_id.to_be_bytes()].concat()
+}
+
+fn blob_prefix(sha256: &str) -> Vec<u8> {
+    [BLOB_PREFIX, sha256.as_bytes(), b"/"].concat()
+}
+
+fn is_sha_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 fn snapshot_ops(meta: &SnapshotMeta, data: &[u8]) -> Result<Vec<DbOp>, StorageError> {

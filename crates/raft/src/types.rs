@@ -42,9 +42,8 @@ impl fmt::Display for ClusterNode {
 /// A change to the replicated state. Only the leader proposes them; every
 /// node applies them in log order. Applying one twice equals applying it once.
 ///
-/// Serialized with serde's external tagging, so a new variant (e.g.
-/// `BlobStored { node_id, sha256 }` for blob placement) can be added without
-/// breaking the decoding of old entries.
+/// Serialized with serde's external tagging, so a new variant can be added
+/// without breaking the decoding of old entries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     Catalog(CatalogOp),
@@ -54,6 +53,20 @@ pub enum Command {
         node_id: u64,
         gateway_url: String,
     },
+    /// Placement: `node_id` holds verified copies of these blobs (sha256 hex).
+    BlobStored {
+        node_id: u64,
+        blobs: Vec<String>,
+    },
+}
+
+/// What applying the log did that the blob replicator must react to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StateEvent {
+    /// An applied catalog entry references this zip blob.
+    Zip { sha256: String, size: u64 },
+    /// The catalog was replaced by a snapshot: rescan everything.
+    Reset,
 }
 
 /// The state machine's answer to one applied entry.

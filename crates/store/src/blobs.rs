@@ -28,6 +28,7 @@ pub struct BlobStore {
 struct Inner {
     blobs: PathBuf,
     tmp: PathBuf,
+    partial: PathBuf,
     quarantine: PathBuf,
     verified: Mutex<HashMap<Sha256, FileStamp>>,
     count: AtomicU64,
@@ -103,18 +104,20 @@ impl Drop for TempBlob {
 
 impl BlobStore {
     /// Opens the blob directories under `data_dir`, removes leftovers in
-    /// `tmp/` and counts what is stored.
+    /// `tmp/` (but not in `partial/`: those are resumable transfers) and
+    /// counts what is stored.
     pub fn new(data_dir: &Path) -> Result<Self> {
         let inner = Inner {
             blobs: data_dir.join("blobs"),
             tmp: data_dir.join("tmp"),
+            partial: data_dir.join("partial"),
             quarantine: data_dir.join("quarantine"),
             verified: Mutex::new(HashMap::new()),
             count: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             temp_seq: AtomicU64::new(0),
         };
-        for dir in [&inner.blobs, &inner.tmp, &inner.quarantine] {
+        for dir in [&inner.blobs, &inner.tmp, &inner.partial, &inner.quarantine] {
             fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
         let removed = clear_dir(&inner.tmp)?;
@@ -154,21 +157,45 @@ impl BlobStore {
     /// place, fsync the directory. The content is hashed again here, so a
     /// caller cannot commit bytes under the wrong name.
     pub fn commit(&self, mut temp: TempBlob, sha: &Sha256) -> Result<u64> {
-        let file = match temp.take_file() {
-            Some(f) => f,
-            None => File::open(&temp.path).map_err(|e| Error::io(&temp.path, e))?,
+        drop(temp.take_file());
+        let len = self.commit_file(&temp.path, sha, None)?;
+        Ok(len)
+    }
+
+    /// Where an interrupted transfer of blob `sha` keeps the bytes it has so
+    /// far. Unlike `tmp/`, this survives restarts so a transfer can resume.
+    pub fn partial_path(&self, sha: &Sha256) -> PathBuf {
+        self.inner.partial.join(sha.to_hex())
+    }
+
+    /// Partial transfers on disk, by blob.
+    pub fn partials(&self) -> Result<Vec<Sha256>> {
+        Ok(read_dir(&self.inner.partial)?
+            .into_iter()
+            .filter_map(|p| p.file_name()?.to_str()?.parse().ok())
+            .collect())
+    }
+
+    /// Makes the file at `path` (in `tmp/` or `partial/`) the blob `sha`:
+    /// fsync, rename into place, fsync the directory. `hashed` is the sha256
+    /// the caller computed while writing every byte of the file; without it
+    /// the file is hashed here. Either way a mismatch is refused and the file
+    /// removed.
+    pub fn commit_file(&self, path: &Path, sha: &Sha256, hashed: Option<Sha256>) -> Result<u64> {
+        File::open(path).and_then(|f| f.sync_all()).map_err(|e| Error::io(path, e))?;
+        let actual = match hashed {
+            Some(h) => h,
+            None => hash_file(path)?,
         };
-        file.sync_all().map_err(|e| Error::io(&temp.path, e))?;
-        drop(file);
-        let actual = hash_file(&temp.path)?;
         if actual != *sha {
+            let _ = fs::remove_file(path);
             return Err(Error::HashMismatch { expected: sha.to_hex(), actual: actual.to_hex() });
         }
         let dest = self.path_of(sha);
         let dir = dest.parent().expect("blob path has a parent");
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let existed = dest.is_file();
-        fs::rename(&temp.path, &dest).map_err(|e| Error::io(&dest, e))?;
+        fs::rename(path, &dest).map_err(|e| Error::io(&dest, e))?;
         sync_dir(dir)?;
         let meta = fs::metadata(&dest).map_err(|e| Error::io(&dest, e))?;
         if !existed {
@@ -177,6 +204,21 @@ impl BlobStore {
         }
         self.inner.verified.lock().insert(*sha, FileStamp::of(&meta));
         Ok(meta.len())
+    }
+
+    /// Every blob stored on this node (not verified), for garbage collection.
+    pub fn list(&self) -> Result<Vec<Sha256>> {
+        let mut out = Vec::new();
+        for a in read_dir(&self.inner.blobs)? {
+            for b in read_dir(&a)? {
+                for blob in read_dir(&b)? {
+                    if let Some(sha) = blob.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok()) {
+                        out.push(sha);
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Opens blob `sha` for reading, verifying its content first unless it

@@ -1,0 +1,105 @@
+//! `[replication]` settings.
+
+use std::time::Duration;
+
+/// How a node replicates blobs. Defaults are for production; tests shorten
+/// the intervals.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    /// Blobs pulled at once.
+    pub workers: usize,
+    /// Nodes that must hold a freshly fetched zip before the primary answers
+    /// the client (1: the primary alone).
+    pub min_copies: usize,
+    /// How long the primary waits for `min_copies` before answering 503.
+    pub min_copies_timeout: Duration,
+    /// Incoming replication bytes per second on this node; 0: unlimited.
+    pub bandwidth_limit: u64,
+    /// Pause between full comparisons of the catalog with the local blobs.
+    pub anti_entropy_interval: Duration,
+    /// Pause between full scrub passes (re-hashing every stored blob).
+    pub scrub_interval: Duration,
+    /// Bytes per second a scrub pass reads; 0 disables scrubbing.
+    pub scrub_rate: u64,
+    /// How long a blob no catalog entry references is kept before deletion.
+    pub purge_grace: Duration,
+    /// Longest pause between retries of a failing blob.
+    pub retry_max: Duration,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            workers: 4,
+            min_copies: 1,
+            min_copies_timeout: Duration::from_secs(10),
+            bandwidth_limit: 0,
+            anti_entropy_interval: Duration::from_secs(300),
+            scrub_interval: Duration::from_secs(24 * 3600),
+            scrub_rate: 50 << 20,
+            purge_grace: Duration::from_secs(3600),
+            retry_max: Duration::from_secs(30),
+        }
+    }
+}
+
+impl ReplicationConfig {
+    pub fn validate(&self, members: usize) -> Result<(), String> {
+        if self.workers == 0 || self.workers > 256 {
+            return Err(format!("replication.workers must be between 1 and 256, not {}", self.workers));
+        }
+        if self.min_copies == 0 || (members > 0 && self.min_copies > members) {
+            return Err(format!(
+                "replication.min_copies must be between 1 and the number of cluster members ({members}), not {}",
+                self.min_copies
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Parses a byte size: a plain number of bytes, or a number with one of the
+/// units B, KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024);
+/// "0" means none.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = (t[..split].trim(), t[split..].trim());
+    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a size such as \"50MiB\", \"100MB\" or \"1048576\""))?;
+    let factor: f64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "mb" | "m" => 1e6,
+        "gb" | "g" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use B, KB, MB, GB, KiB, MiB or GiB)")),
+    };
+    Ok((value * factor).round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("0"), Ok(0));
+        assert_eq!(parse_bytes("1048576"), Ok(1 << 20));
+        assert_eq!(parse_bytes("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_bytes("100 MB"), Ok(100_000_000));
+        assert_eq!(parse_bytes("1.5GiB"), Ok(3 << 29));
+        assert!(parse_bytes("fast").unwrap_err().contains("is not a size"));
+        assert!(parse_bytes("3 parsecs").unwrap_err().contains("unknown unit"));
+    }
+
+    #[test]
+    fn validation() {
+        assert!(ReplicationConfig::default().validate(3).is_ok());
+        let bad = ReplicationConfig { min_copies: 4, ..Default::default() };
+        assert!(bad.validate(3).unwrap_err().contains("min_copies"));
+        let bad = ReplicationConfig { workers: 0, ..Default::default() };
+        assert!(bad.validate(3).unwrap_err().contains("workers"));
+    }
+}
