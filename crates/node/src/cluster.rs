@@ -267,7 +267,15 @@ pub fn listen_addr(config: &Config, raft: &RaftConfig) -> Result<SocketAddr> {
 pub async fn serve_grpc(control: ControlPlane, replicator: Replicator, addr: SocketAddr, mut stop: watch::Receiver<bool>) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (cluster.listen)"))?;
     tracing::info!(%addr, "cluster port listening");
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Raft messages and blob chunks are small writes that must not wait for
+    // Nagle's algorithm and the peer's delayed ACK (~40 ms each).
+    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |conn| {
+        conn.inspect(|stream| {
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY on a cluster connection");
+            }
+        })
+    });
     tonic::transport::Server::builder()
         .add_service(control.service())
         .add_service(replicator.service())
