@@ -774,7 +774,7 @@ def setup_lines(args, started, load_before, load_after):
         f"- started {started}, {os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}, "
         f"load average {load_before} before, {load_after} after",
         f"- flotilla: {version}, {profile} build (judged from the path {args.bin}), git {rev}, FLOTILLA_LOG=warn, "
-        f"default raft timing (heartbeat 100 ms, elections 400–800 ms), gateway.mode redirect, leader_wait 5 s",
+        f"default raft timing (heartbeat 100 ms, elections 300–600 ms), gateway.mode redirect, leader_wait 5 s",
         f"- three nodes, the client and the upstream (Python {sys.version.split()[0]} http.server file handler, threaded, HTTP/1.1 keep-alive, "
         f"listen backlog 512), all on 127.0.0.1 on this machine",
         f"- failover: {args.trials} trials, each started once all nodes answered /readyz 200 with one acting primary"

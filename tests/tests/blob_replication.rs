@@ -288,6 +288,39 @@ fn with_min_copies_two_the_zip_survives_killing_the_primary_right_after_it_answe
 }
 
 #[test]
+fn min_copies_out_of_reach_answers_503_with_the_reason_and_keeps_the_blob() {
+    let _serial = serial();
+    let (set, versions) = many_versions(ModuleSet::default(), "q", 1);
+    let v = &versions[0];
+    let origin = Origin::start(set);
+    let mut cluster = Cluster::start(
+        &origin.url(),
+        ClusterOptions {
+            env: vec![("FLOTILLA_REPLICATION__MIN_COPIES", "3"), ("FLOTILLA_REPLICATION__MIN_COPIES_TIMEOUT", "2s")],
+            ..Default::default()
+        },
+    );
+    let (primary, _) = cluster.wait_converged(&[1, 2, 3], CONVERGE);
+    let away = cluster.others(primary)[0];
+    cluster.node_mut(away).stop();
+
+    let path = v.url_path("zip");
+    let r = cluster.get(primary, &path);
+    assert_eq!(r.status, 503, "{path} with min_copies = 3 and a node down: {}\n{}", r.summary(), cluster.report());
+    assert!(r.text().contains("min_copies"), "the 503 does not say why: {}", r.summary());
+    assert!(r.header("retry-after").is_some(), "no Retry-After on the 503: {:?}", r.headers);
+    assert!(is_local(&cluster, primary, &v.zip_sha256()), "the primary dropped the blob after the 503");
+
+    cluster.node_mut(away).restart();
+    wait_holds_all(&cluster, away, &versions, REPLICATE);
+    wait_placement(&cluster, primary, &versions, &[1, 2, 3], REPLICATE);
+    let r = cluster.get(primary, &path);
+    assert_eq!(r.status, 200, "{path} once three nodes hold it: {}", r.summary());
+    assert!(r.body == v.zip);
+    assert_eq!(origin.count(&path), 1, "the blob kept after the 503 was fetched from upstream again");
+}
+
+#[test]
 fn blob_rpc_refusals_are_clear_and_harmless() {
     use proto::{BlobsClient, FetchRequest, StatRequest};
     use sha2::Digest;

@@ -141,9 +141,16 @@ impl gateway::Cluster for RaftCluster {
         if s.leader.is_none() || self.role() == Role::NoPrimary {
             return Err(format!("no primary known (role {:?}, term {})", s.role, s.term));
         }
+        // A restarted follower remembers the leader of its last term from its
+        // stored vote; only a message from a live leader shows how far the
+        // cluster has committed.
+        let leader_commit = self.control.leader_commit();
+        if !self.control.is_acting_primary() && leader_commit.is_none() {
+            return Err("no message from the primary since start-up yet".to_string());
+        }
         // Its own committed index, or what a leader said is committed, which
         // is ahead when this node restarted with an old log.
-        let committed = s.committed.max(self.control.leader_commit());
+        let committed = s.committed.max(leader_commit);
         match (s.last_applied, committed) {
             (applied, Some(committed)) if applied.unwrap_or(0) < committed => {
                 Err(format!("catching up: applied {} of {committed} committed entries", applied.unwrap_or(0)))

@@ -19,12 +19,12 @@ use crate::Error;
 /// ```
 ///
 /// (openraft draws each node's random timeout once, at start). The defaults
-/// (heartbeat 100 ms, elections 400–800 ms) give 1.2–1.6 s plus a round of
+/// (heartbeat 100 ms, elections 300–600 ms) give 0.9–1.2 s plus a round of
 /// votes, for the goal of p50 ≤ 1.5 s and max ≤ 3 s; heartbeat 250 ms with
 /// 1–2 s elections would fail over in 3–4 s. Known tail: if the follower that
 /// fires first has the shorter log it is refused, and if the other one ever
 /// saw a longer log in a vote reply (e.g. at bootstrap), openraft adds
-/// `2 × election_timeout_max` to that one's timer: about 3.2 s then.
+/// `2 × election_timeout_max` to that one's timer: about 2.4 s then.
 ///
 /// The heartbeat is also the timeout of one AppendEntries round trip, disk
 /// sync included. Slow settings such as 3 s / 10 s–20 s are accepted; openraft
@@ -50,8 +50,8 @@ pub struct RaftConfig {
 }
 
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(100);
-pub const DEFAULT_ELECTION_TIMEOUT_MIN: Duration = Duration::from_millis(400);
-pub const DEFAULT_ELECTION_TIMEOUT_MAX: Duration = Duration::from_millis(800);
+pub const DEFAULT_ELECTION_TIMEOUT_MIN: Duration = Duration::from_millis(300);
+pub const DEFAULT_ELECTION_TIMEOUT_MAX: Duration = Duration::from_millis(600);
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 5000;
 
 /// Time allowed for sending and installing one snapshot chunk.
