@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-const PROTOS: &[&str] = &["raft.proto", "blob.proto"];
+const PROTOS: &[&str] = &["raft.proto", "blob.proto", "admin.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");

@@ -15,6 +15,7 @@
 //! `go_client::origin_modules_are_valid_for_go` needs only the `go` command.
 
 pub mod cluster;
+pub mod ctl;
 pub mod escape;
 pub mod gocmd;
 pub mod http;

@@ -56,16 +56,25 @@ pub struct Node {
 /// The `flotilla` binary: `$FLOTILLA_BIN`, else next to the directory that
 /// holds this test executable (`target/debug/flotilla`).
 pub fn binary() -> PathBuf {
-    let path = match std::env::var_os("FLOTILLA_BIN") {
+    workspace_binary("flotilla", "FLOTILLA_BIN")
+}
+
+/// The `flotillactl` binary: `$FLOTILLACTL_BIN`, else beside `flotilla`.
+pub fn ctl_binary() -> PathBuf {
+    workspace_binary("flotillactl", "FLOTILLACTL_BIN")
+}
+
+fn workspace_binary(name: &str, var: &str) -> PathBuf {
+    let path = match std::env::var_os(var) {
         Some(p) => PathBuf::from(p),
         None => {
             let exe = std::env::current_exe().expect("path of the test executable");
-            exe.parent().and_then(Path::parent).map(|dir| dir.join("flotilla")).expect("test executable has a parent directory")
+            exe.parent().and_then(Path::parent).map(|dir| dir.join(name)).expect("test executable has a parent directory")
         }
     };
     assert!(
         path.is_file(),
-        "flotilla binary not found at {}: build it with `cargo build --bins` (same target dir), or set FLOTILLA_BIN",
+        "{name} binary not found at {}: build it with `cargo build --bins` (same target dir), or set {var}",
         path.display()
     );
     path
@@ -115,6 +124,12 @@ impl Node {
     /// Where the blob with this sha256 lives: `blobs/<aa>/<bb>/<sha256>`.
     pub fn blob_path(&self, sha256_hex: &str) -> PathBuf {
         self.data_dir().join("blobs").join(&sha256_hex[0..2]).join(&sha256_hex[2..4]).join(sha256_hex)
+    }
+
+    /// Where an unfinished replication transfer of this blob lives:
+    /// `partial/<sha256>`.
+    pub fn partial_path(&self, sha256_hex: &str) -> PathBuf {
+        self.data_dir().join("partial").join(sha256_hex)
     }
 
     /// Everything the process wrote so far, over all restarts.

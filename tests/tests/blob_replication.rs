@@ -2,7 +2,8 @@
 //! every node with placement recorded through raft, a transfer resumed after
 //! `kill -9`, catch-up after a stop and after a wiped data dir, corrupt
 //! copies repaired (by a read and by scrub), `min_copies = 2` surviving the
-//! loss of the primary, and the `Blobs` RPC's refusals.
+//! loss of the primary, the `Blobs` RPC's refusals, and purged versions
+//! leaving every node (`flotillactl purge`).
 //!
 //! The tests run one at a time (a lock), like the cluster suite.
 
@@ -10,6 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use harness::cluster::{get_following, Cluster, ClusterOptions};
+use harness::ctl::{flotillactl, ADMIN_TOKEN};
 use harness::modules::{LARGE_MODULE, LARGE_VERSION};
 use harness::{sha256_hex, ModuleSet, ModuleVersion, Origin};
 use serde_json::Value;
@@ -145,7 +147,7 @@ fn a_follower_killed_mid_transfer_resumes_from_its_offset() {
     assert_ne!(primary, slow, "the throttled node became primary; it would not pull anything");
 
     warm(&cluster, primary, std::slice::from_ref(&large));
-    let partial = cluster.node(slow).data_dir().join("partial").join(&sha);
+    let partial = cluster.node(slow).partial_path(&sha);
     let quarter = size / 4;
     cluster.wait_for("a quarter of the blob in the slow follower's partial file", REPLICATE, || {
         std::fs::metadata(&partial).is_ok_and(|m| m.len() > quarter)
@@ -392,4 +394,68 @@ fn blob_rpc_refusals_are_clear_and_harmless() {
         assert_eq!(cluster.get(id, "/healthz").status, 200, "node {id} after the bad RPCs");
     }
     warm(&cluster, primary, &versions);
+}
+
+/// Writes the harness's admin token to a file in `dir`; returns its path.
+fn admin_token_file(dir: &std::path::Path) -> String {
+    harness::cluster::write_secret(dir, "admin.token", ADMIN_TOKEN).display().to_string()
+}
+
+#[test]
+fn a_purged_version_leaves_every_node_and_only_its_blob_is_deleted_after_the_grace() {
+    let _serial = serial();
+    let (set, versions) = many_versions(ModuleSet::default(), "p", 2);
+    let (gone, kept) = (&versions[0], &versions[1]);
+    let origin = Origin::start(set);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token_file = admin_token_file(dir.path());
+    let env = vec![
+        ("FLOTILLA_ADMIN__TOKEN_FILE", token_file.as_str()),
+        ("FLOTILLA_REPLICATION__PURGE_GRACE", "2s"),
+        ("FLOTILLA_REPLICATION__ANTI_ENTROPY_INTERVAL", "1s"),
+    ];
+    let cluster = Cluster::start(&origin.url(), ClusterOptions { env, ..Default::default() });
+    let (primary, _) = cluster.wait_converged(&[1, 2, 3], CONVERGE);
+    warm(&cluster, primary, &versions);
+    for id in cluster.ids() {
+        wait_holds_all(&cluster, id, &versions, REPLICATE);
+    }
+
+    // Sent to a follower's cluster port: it passes the purge on to the primary.
+    let follower = cluster.others(primary)[0];
+    let addr = cluster.layout.member(follower).cluster.to_string();
+    let run = flotillactl(&addr, Some(ADMIN_TOKEN), &["purge", &gone.spec()]);
+    assert!(run.success, "flotillactl purge {}: {}\n{}", gone.spec(), run.summary(), cluster.report());
+    assert!(run.stdout.contains(&format!("purged {}", gone.spec())), "{}", run.summary());
+    assert!(run.stdout.contains(&gone.zip_sha256()), "the answer names the zip blob: {}", run.summary());
+    let primary_logs = cluster.node(primary).logs();
+    assert!(primary_logs.contains("purged a module version from the catalog"), "{}", cluster.report());
+
+    for id in cluster.ids() {
+        let path = cluster.node(id).blob_path(&gone.zip_sha256());
+        cluster.wait_for(&format!("node {id} to delete the purged blob {}", path.display()), REPLICATE, || !path.exists());
+    }
+    // A few more collection passes (interval 1 s, grace 2 s): the version
+    // still in the catalog keeps its blob everywhere.
+    std::thread::sleep(Duration::from_secs(4));
+    for id in cluster.ids() {
+        let on_disk = std::fs::read(cluster.node(id).blob_path(&kept.zip_sha256())).unwrap_or_default();
+        assert_eq!(sha256_hex(&on_disk), kept.zip_sha256(), "node {id} lost the blob of {}, which was not purged", kept.spec());
+        assert!(cluster.node(id).logs().contains("deleted a blob no catalog entry references"), "node {id}");
+        // Followers no longer have the version: a miss goes to the primary.
+        if id != primary {
+            let r = cluster.get(id, &gone.url_path("zip"));
+            assert_eq!(r.status, 307, "{} on follower {id} after the purge: {}", gone.url_path("zip"), r.summary());
+            let r = cluster.get(id, &kept.url_path("zip"));
+            assert_eq!(r.status, 200, "{} on follower {id}: {}", kept.url_path("zip"), r.summary());
+            assert!(r.body == kept.zip);
+        }
+    }
+    // The next request fetches the purged version from upstream again.
+    assert_eq!(origin.count(&gone.url_path("zip")), 1);
+    warm(&cluster, primary, std::slice::from_ref(gone));
+    assert_eq!(origin.count(&gone.url_path("zip")), 2, "the purged zip was not fetched from upstream again");
+    for id in cluster.ids() {
+        wait_holds_all(&cluster, id, std::slice::from_ref(gone), REPLICATE);
+    }
 }

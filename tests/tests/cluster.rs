@@ -511,3 +511,38 @@ fn wrong_secret_and_foreign_data_are_refused_with_a_clear_log_line() {
          (refusing the primary's appends) within 15 s; the lines about the secret are printed above"
     );
 }
+
+#[test]
+fn a_restarted_follower_is_ready_only_once_it_has_caught_up() {
+    let _serial = serial();
+    let set = ModuleSet::standard();
+    let origin = Origin::start(set.clone());
+    let mut cluster = Cluster::start(&origin.url(), ClusterOptions::default());
+    let (primary, _) = cluster.wait_converged(&[1, 2, 3], CONVERGE);
+    let follower = cluster.others(primary)[0];
+    cluster.node_mut(follower).stop();
+    for v in set.versions().take(10) {
+        fetch_ok(&cluster, &cluster.url(primary), &v.url_path("mod"), &v.go_mod);
+        fetch_ok(&cluster, &cluster.url(primary), &v.url_path("info"), &v.info);
+    }
+    let committed = cluster.status(primary).ok().and_then(|s| s.committed).expect("primary's committed index");
+    cluster.node_mut(follower).restart();
+
+    // `ready` and `last_applied` come from one status answer: ready must
+    // never be claimed with a log the primary had already moved past.
+    let mut seen_unready = false;
+    cluster.wait_for("the restarted follower to become ready", CONVERGE, || {
+        let Ok(r) = cluster.try_get(follower, "/api/v1/status") else { return false };
+        let Ok(status) = serde_json::from_slice::<serde_json::Value>(&r.body) else { return false };
+        let c = &status["cluster"];
+        if c["ready"] != serde_json::Value::Bool(true) {
+            seen_unready = true;
+            return false;
+        }
+        let applied = c["last_applied"].as_u64().unwrap_or(0);
+        assert!(applied >= committed, "node {follower} claims to be ready with {applied} entries applied of {committed} committed: {c}");
+        true
+    });
+    assert!(cluster.ready(follower), "status says ready but /readyz does not");
+    eprintln!("follower {follower} reported not ready before catching up: {seen_unready}");
+}

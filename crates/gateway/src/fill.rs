@@ -92,7 +92,7 @@ async fn fetch_zip(state: &AppState, module: &ModulePath, version: &Version) -> 
         return Ok(existing);
     }
     let what = format!("{module}@{version}.zip");
-    let limits = state.cfg.zip_limits.clone();
+    let limits = state.cfg.zip_limits;
     let mut temp = state.store.blobs.temp()?;
     let file = temp.take_file().ok_or_else(|| ApiError::internal("temp file missing"))?;
     let mut writer = Sha256Writer::new(tokio::fs::File::from_std(file));

@@ -15,6 +15,7 @@ use sha2::Digest;
 use store::{CatalogOp, Sha256, ZipRef};
 use tokio::sync::watch;
 
+use crate::admin::AdminService;
 use crate::config::Config;
 
 /// How long a catalog write may take to commit before the client gets 503.
@@ -170,6 +171,7 @@ impl gateway::Cluster for RaftCluster {
             "last_applied": s.last_applied,
             "committed": s.committed,
             "leader_commit": self.control.leader_commit(),
+            "ready": self.ready().is_ok(),
             "last_log_index": s.last_log_index,
             "millis_since_quorum_ack": s.millis_since_quorum_ack,
             "voters": s.voters,
@@ -203,13 +205,7 @@ fn fmt_node(id: Option<u64>) -> String {
 pub fn raft_config(config: &Config) -> Result<RaftConfig> {
     let peers = config.cluster.peer_map()?;
     let secret_file = config.cluster.secret_file.as_ref().context("cluster.secret_file is required in cluster mode")?;
-    let secret = std::fs::read_to_string(secret_file)
-        .with_context(|| format!("cannot read cluster.secret_file {}", secret_file.display()))?
-        .trim()
-        .to_string();
-    if secret.len() < 16 || !secret.bytes().all(|b| b.is_ascii_graphic()) {
-        bail!("cluster.secret_file {} must hold at least 16 printable characters (e.g. `openssl rand -hex 32`)", secret_file.display());
-    }
+    let secret = crate::config::read_secret_file(secret_file, "cluster.secret_file")?;
     let cfg = RaftConfig {
         node_id: config.node_id,
         peers,
@@ -270,8 +266,14 @@ pub fn listen_addr(config: &Config, raft: &RaftConfig) -> Result<SocketAddr> {
     Ok(SocketAddr::from(([0, 0, 0, 0], port)))
 }
 
-/// Serves the cluster gRPC port (raft and blobs) until `stop` turns true.
-pub async fn serve_grpc(control: ControlPlane, replicator: Replicator, addr: SocketAddr, mut stop: watch::Receiver<bool>) -> Result<()> {
+/// Serves the cluster gRPC port (raft, blobs and admin) until `stop` turns true.
+pub async fn serve_grpc(
+    control: ControlPlane,
+    replicator: Replicator,
+    admin: AdminService,
+    addr: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (cluster.listen)"))?;
     tracing::info!(%addr, "cluster port listening");
     // Raft messages and blob chunks are small writes that must not wait for
@@ -286,6 +288,7 @@ pub async fn serve_grpc(control: ControlPlane, replicator: Replicator, addr: Soc
     tonic::transport::Server::builder()
         .add_service(control.service())
         .add_service(replicator.service())
+        .add_service(admin.server())
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = stop.wait_for(|s| *s).await;
         })

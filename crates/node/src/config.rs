@@ -20,6 +20,16 @@ pub struct Config {
     pub cluster: ClusterSection,
     pub raft: RaftSection,
     pub replication: ReplicationSection,
+    pub admin: AdminSection,
+}
+
+/// `[admin]`: the admin API (`flotilla.v1.Admin`, used by `flotillactl`) on
+/// the cluster port.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// File holding the admin token; without it the admin API refuses every call.
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -221,6 +231,7 @@ impl Default for Config {
             cluster: ClusterSection::default(),
             raft: RaftSection::default(),
             replication: ReplicationSection::default(),
+            admin: AdminSection::default(),
         }
     }
 }
@@ -300,9 +311,22 @@ impl Config {
             if self.cluster.secret_file.is_none() {
                 bail!("cluster.secret_file is required when cluster.peers is set (the same secret on every node)");
             }
+        } else if self.admin.token_file.is_some() {
+            bail!("admin.token_file is set but cluster.peers is empty: the admin API is served on the cluster port, which a single node does not open");
         }
         Ok(())
     }
+}
+
+/// Reads a secret from the file a setting (`setting`) names: trimmed, at
+/// least 16 printable characters.
+pub fn read_secret_file(path: &Path, setting: &str) -> Result<String> {
+    let secret =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {setting} {}", path.display()))?.trim().to_string();
+    if secret.len() < 16 || !secret.bytes().all(|b| b.is_ascii_graphic()) {
+        bail!("{setting} {} must hold at least 16 printable characters (e.g. `openssl rand -hex 32`)", path.display());
+    }
+    Ok(secret)
 }
 
 /// `FLOTILLA_NODE_ID`, `FLOTILLA_DATA_DIR` and `FLOTILLA_<SECTION>__<KEY>`.
@@ -439,6 +463,8 @@ mod tests {
         assert!(err.contains("not in cluster.peers"), "{err}");
         let err = Config::load(None, env(&[("FLOTILLA_CLUSTER__PEERS", "n1:7000")])).unwrap_err().to_string();
         assert!(err.contains("1=host:7000"), "{err}");
+        let err = Config::load(None, env(&[("FLOTILLA_ADMIN__TOKEN_FILE", "/etc/flotilla/admin-token")])).unwrap_err().to_string();
+        assert!(err.contains("admin.token_file") && err.contains("cluster port"), "{err}");
     }
 
     #[test]

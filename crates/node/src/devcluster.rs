@@ -16,7 +16,7 @@ pub struct DevClusterArgs {
     /// Upstream proxy chain in GOPROXY syntax.
     #[arg(long, value_name = "GOPROXY", default_value = "https://proxy.golang.org")]
     pub upstream: String,
-    /// Folder holding every node's data (node1/, node2/, …) and the cluster secret.
+    /// Folder holding every node's data (node1/, node2/, …), the cluster secret and the admin token.
     #[arg(long, value_name = "DIR", default_value = "./flotilla-dev")]
     pub data_dir: PathBuf,
     /// First gateway port; node N listens on this + N - 1.
@@ -35,14 +35,16 @@ pub fn run(args: DevClusterArgs) -> Result<()> {
         bail!("--nodes must be between 1 and 9, got {}", args.nodes);
     }
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("cannot create {}", args.data_dir.display()))?;
-    let secret = ensure_secret(&args.data_dir)?;
+    let secret = ensure_random_file(&args.data_dir, "cluster-secret")?;
+    let admin_token = ensure_random_file(&args.data_dir, "admin-token")?;
     let exe = std::env::current_exe().context("cannot find the flotilla executable")?;
     let peers: Vec<String> = (1..=args.nodes).map(|i| format!("{i}={}:{}", args.host, args.cluster_port + i - 1)).collect();
     let urls: Vec<String> = (1..=args.nodes).map(|i| format!("http://{}:{}", args.host, args.gateway_port + i - 1)).collect();
 
     let mut children = Vec::new();
     for i in 1..=args.nodes {
-        let child = spawn_node(&exe, &args, i, &peers.join(","), &secret, &urls[usize::from(i - 1)])?;
+        let files = NodeFiles { secret: &secret, admin_token: &admin_token };
+        let child = spawn_node(&exe, &args, i, &peers.join(","), files, &urls[usize::from(i - 1)])?;
         children.push((i, child));
     }
     println!("Flotilla dev cluster: {} nodes, upstream {}", args.nodes, args.upstream);
@@ -50,11 +52,24 @@ pub fn run(args: DevClusterArgs) -> Result<()> {
         println!("  node {}: gateway {url}  cluster {}:{}  data {}", i + 1, args.host, args.cluster_port + i as u16, node_dir(&args.data_dir, i as u16 + 1).display());
     }
     println!("\nUse it from Go with:\n  export GOPROXY=\"{}\"", urls.join("|"));
+    let cluster_ports: Vec<String> = (1..=args.nodes).map(|i| format!("{}:{}", args.host, args.cluster_port + i - 1)).collect();
+    println!(
+        "Administer it with:\n  export FLOTILLA_CLUSTER={} FLOTILLA_ADMIN_TOKEN=\"$(cat {})\"\n  flotillactl purge <module>@<version>",
+        cluster_ports.join(","),
+        admin_token.display()
+    );
     println!("Status: curl {}/api/v1/status    Stop: Ctrl-C\n", urls[0]);
     wait_then_stop(children)
 }
 
-fn spawn_node(exe: &Path, args: &DevClusterArgs, i: u16, peers: &str, secret: &Path, url: &str) -> Result<Child> {
+/// The files every node of the dev cluster shares.
+#[derive(Clone, Copy)]
+struct NodeFiles<'a> {
+    secret: &'a Path,
+    admin_token: &'a Path,
+}
+
+fn spawn_node(exe: &Path, args: &DevClusterArgs, i: u16, peers: &str, files: NodeFiles<'_>, url: &str) -> Result<Child> {
     let dir = node_dir(&args.data_dir, i);
     Command::new(exe)
         .arg("serve")
@@ -65,7 +80,8 @@ fn spawn_node(exe: &Path, args: &DevClusterArgs, i: u16, peers: &str, secret: &P
         .env("FLOTILLA_NODE_ID", i.to_string())
         .env("FLOTILLA_CLUSTER__LISTEN", format!("{}:{}", args.host, args.cluster_port + i - 1))
         .env("FLOTILLA_CLUSTER__PEERS", peers)
-        .env("FLOTILLA_CLUSTER__SECRET_FILE", secret)
+        .env("FLOTILLA_CLUSTER__SECRET_FILE", files.secret)
+        .env("FLOTILLA_ADMIN__TOKEN_FILE", files.admin_token)
         .env("FLOTILLA_GATEWAY__ADVERTISE_URL", url)
         .stdin(Stdio::null())
         // Own process group: Ctrl-C reaches only dev-cluster, which then
@@ -79,9 +95,9 @@ fn node_dir(root: &Path, i: u16) -> PathBuf {
     root.join(format!("node{i}"))
 }
 
-/// The cluster secret, made once per data folder.
-fn ensure_secret(root: &Path) -> Result<PathBuf> {
-    let path = root.join("cluster-secret");
+/// A random secret file (`cluster-secret`, `admin-token`), made once per data folder.
+fn ensure_random_file(root: &Path, name: &str) -> Result<PathBuf> {
+    let path = root.join(name);
     if !path.exists() {
         let mut bytes = [0u8; 32];
         let mut urandom = std::fs::File::open("/dev/urandom").context("cannot open /dev/urandom")?;

@@ -1,5 +1,6 @@
 //! `flotilla`: a highly available Go module mirror.
 
+mod admin;
 mod cluster;
 mod config;
 mod devcluster;

@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 
 use tokio::sync::watch;
 
-use crate::cluster;
+use crate::{admin, cluster};
 use crate::config::{Config, GatewayMode};
 use crate::ServeArgs;
 
@@ -87,10 +87,21 @@ async fn start_cluster(config: &Config, store: &store::Store, stop: watch::Recei
     tracing::info!(node_id = config.node_id, ?peers, %advertise_url, "cluster mode");
     let (replicator, mut tasks) = replicator::Replicator::start(config.replication.to_config(), store, control.clone(), stop.clone())
         .map_err(|e| anyhow::anyhow!("cannot start the blob replicator: {e}"))?;
+    let token = config.admin.token_file.as_deref().map(|p| crate::config::read_secret_file(p, "admin.token_file")).transpose()?;
+    if token.is_none() {
+        tracing::info!("admin API disabled: no admin.token_file");
+    }
+    let admin = admin::AdminService::new(
+        control.clone(),
+        store.catalog.clone(),
+        token,
+        config.gateway.leader_wait,
+        config.replication.purge_grace,
+    );
     let grpc = {
         let (control, replicator, stop) = (control.clone(), replicator.clone(), stop.clone());
         tokio::spawn(async move {
-            if let Err(e) = cluster::serve_grpc(control, replicator, addr, stop).await {
+            if let Err(e) = cluster::serve_grpc(control, replicator, admin, addr, stop).await {
                 tracing::error!("{e:#}");
             }
         })

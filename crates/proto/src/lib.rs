@@ -1,13 +1,17 @@
 //! Code generated from `proto/flotilla/v1/*.proto`: the messages and tonic
-//! services of the cluster port (raft consensus and blob replication).
+//! services of the cluster port (raft consensus, blob replication and the
+//! admin API).
 
 /// The `flotilla.v1` package.
 pub mod v1 {
     tonic::include_proto!("flotilla.v1");
 }
 
+pub use v1::admin_client::AdminClient;
+pub use v1::admin_server::{Admin, AdminServer};
 pub use v1::blobs_client::BlobsClient;
 pub use v1::blobs_server::{Blobs, BlobsServer};
 pub use v1::raft_client::RaftClient;
 pub use v1::raft_server::{Raft, RaftServer};
+pub use v1::{PurgeReply, PurgeRequest};
 pub use v1::{Chunk, FetchRequest, RaftReply, RaftRequest, ReportReply, ReportRequest, StatReply, StatRequest};

@@ -166,14 +166,35 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut last = None;
         let mut membership = None;
         let mut events = Vec::new();
+        let catalog = Catalog::new(self.db.clone());
+        // Zips put earlier in this batch, which the database does not show yet.
+        let mut batch_zips = std::collections::HashMap::new();
         for entry in entries {
             match entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(Command::Catalog(op)) => {
-                    if let CatalogOp::PutVersion { parts, .. } = &op {
-                        if let Some(zip) = &parts.zip {
-                            events.push(StateEvent::Zip { sha256: zip.sha256.clone(), size: zip.size });
+                    match &op {
+                        CatalogOp::PutVersion { module, version, parts } => {
+                            if let Some(zip) = &parts.zip {
+                                events.push(StateEvent::Zip { sha256: zip.sha256.clone(), size: zip.size });
+                                batch_zips.insert((module.clone(), version.clone()), zip.sha256.clone());
+                            }
                         }
+                        CatalogOp::Purge { module, version } => {
+                            // The purged zip's placement goes too: the blob is
+                            // about to be deleted everywhere, and min_copies
+                            // must not count those copies if it comes back.
+                            let key = (module.clone(), version.clone());
+                            let sha = match batch_zips.remove(&key) {
+                                Some(sha) => Some(sha),
+                                None => catalog.zip(module, version).map_err(read_err)?.map(|z| z.sha256),
+                            };
+                            if let Some(sha) = sha.filter(|s| is_sha_hex(s)) {
+                                let held = self.db.scan_prefix(CF_CATALOG, &blob_prefix(&sha)).map_err(read_err)?;
+                                ops.extend(held.into_iter().map(|(key, _)| DbOp::Delete { cf: CF_CATALOG, key }));
+                            }
+                        }
+                        CatalogOp::PutList { .. } | CatalogOp::PutLatest { .. } => {}
                     }
                     ops.extend(Catalog::ops_for(&op));
                 }

@@ -327,3 +327,37 @@ async fn data_dir_of_another_cluster_is_refused() {
     let again = ControlPlane::start(config(1, &peers, 10), db).await.unwrap();
     again.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_removes_the_version_and_its_zip_placement_everywhere() {
+    let cluster = Cluster::start(raft::DEFAULT_SNAPSHOT_EVERY, |_| {}).await;
+    let (module, version) = ("example.com/p", "v1.0.0");
+    let (sha, other) = ("ab".repeat(32), "cd".repeat(32));
+    let with_zip = |v: &str, sha: &str| {
+        let zip = store::ZipRef { sha256: sha.to_owned(), size: 10, h1: "h1:x".into() };
+        Command::Catalog(CatalogOp::PutVersion {
+            module: ModulePath::new(module).unwrap(),
+            version: Version::new(v).unwrap(),
+            parts: VersionParts { zip: Some(zip), ..Default::default() },
+        })
+    };
+    cluster.write(&[1, 2, 3], with_zip(version, &sha)).await;
+    cluster.write(&[1, 2, 3], with_zip("v1.0.1", &other)).await;
+    for node_id in [1, 2] {
+        cluster.write(&[1, 2, 3], Command::BlobStored { node_id, blobs: vec![sha.clone(), other.clone()] }).await;
+    }
+    for node in &cluster.nodes {
+        wait_until("placement everywhere", || (node.cp.placement(&sha) == [1, 2]).then_some(())).await;
+    }
+
+    let purge = CatalogOp::Purge { module: ModulePath::new(module).unwrap(), version: Version::new(version).unwrap() };
+    cluster.write(&[1, 2, 3], Command::Catalog(purge)).await;
+    for node in &cluster.nodes {
+        let catalog = Catalog::new(node.db.clone());
+        let (m, v) = (ModulePath::new(module).unwrap(), Version::new(version).unwrap());
+        wait_until("the purge on every node", || catalog.zip(&m, &v).unwrap().is_none().then_some(())).await;
+        assert!(node.cp.placement(&sha).is_empty(), "node {}: the purged zip's placement is left", node.id);
+        assert_eq!(node.cp.placement(&other), [1, 2], "node {}: another version's placement went too", node.id);
+    }
+    cluster.shutdown().await;
+}
