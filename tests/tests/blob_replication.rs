@@ -126,6 +126,7 @@ fn warm_fifty_versions_and_every_node_holds_every_blob_with_placement() {
     }
     let metrics = cluster.get(primary, "/metrics").text();
     assert!(metrics.contains("flotilla_replication_missing_blobs{node=\"2\"} 0"), "metrics lack the per-node lag:\n{metrics}");
+    assert!(metrics.contains("flotilla_replication_node_oldest_missing_seconds{node=\"3\"}"), "no per-node age:\n{metrics}");
 }
 
 #[test]
@@ -312,6 +313,9 @@ fn min_copies_out_of_reach_answers_503_with_the_reason_and_keeps_the_blob() {
     assert!(r.text().contains("min_copies"), "the 503 does not say why: {}", r.summary());
     assert!(r.header("retry-after").is_some(), "no Retry-After on the 503: {:?}", r.headers);
     assert!(is_local(&cluster, primary, &v.zip_sha256()), "the primary dropped the blob after the 503");
+    let lag = replication(&cluster, primary)["nodes"][away.to_string()].clone();
+    assert_eq!(lag["missing_blobs"], 1, "the primary's lag for the stopped node {away}: {lag}");
+    assert!(lag["oldest_missing_seconds"].as_f64() >= Some(1.0), "the missing blob's age (min_copies_timeout is 2 s): {lag}");
 
     cluster.node_mut(away).restart();
     wait_holds_all(&cluster, away, &versions, REPLICATE);

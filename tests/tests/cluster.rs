@@ -8,13 +8,15 @@
 //! on two cores at once would mostly test the scheduler.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use harness::cluster::{
-    file_sizes, get_following, probe_status, run_serve_once, write_secret, Cluster, ClusterOptions, Layout, Status,
+    file_sizes, get_following, probe_status, run_serve_once, write_secret, Cluster, ClusterOptions, Layout, Member, Status,
 };
+use harness::node::free_port;
 use harness::escape::escape;
 use harness::modules::list_path;
 use harness::{GoEnv, ModuleSet, ModuleVersion, Node, Origin, Program, Tamper};
@@ -416,7 +418,7 @@ fn node_with_wiped_data_dir_catches_up_through_snapshot() {
 }
 
 #[test]
-fn wrong_secret_and_foreign_data_are_refused_with_a_clear_log_line() {
+fn wrong_secret_unknown_peer_and_foreign_data_are_refused_with_a_clear_log_line() {
     let _serial = serial();
     let set = ModuleSet::standard();
     let origin = Origin::start(set.clone());
@@ -457,6 +459,23 @@ fn wrong_secret_and_foreign_data_are_refused_with_a_clear_log_line() {
         fetch_ok(&cluster, &cluster.url(id), &v.url_path("mod"), &v.go_mod);
     }
     drop(impostor);
+
+    // A stranger with the right secret that is not among the peers: it lists
+    // itself as node 4 and campaigns; the members refuse it by its id.
+    let mut members = cluster.layout.members.clone();
+    members.push(Member {
+        id: 4,
+        gateway: SocketAddr::from(([127, 0, 0, 1], free_port())),
+        cluster: SocketAddr::from(([127, 0, 0, 1], free_port())),
+    });
+    let stranger_layout = Layout { members, secret_file: cluster.layout.secret_file.clone() };
+    let stranger = Node::start_on(stranger_layout.options(4, &origin.url(), &[]), stranger_layout.member(4).gateway);
+    let unknown = |id: u64| cluster.node(id).logs().contains("refused cluster RPC: node id is not among cluster.peers");
+    let refused_stranger = harness::wait_until(Duration::from_secs(15), || unknown(1) || unknown(2));
+    let (still, _) = cluster.wait_converged(&[1, 2], CONVERGE);
+    assert_eq!(still, primary, "the stranger disturbed the cluster");
+    drop(stranger);
+    assert!(refused_stranger, "neither node 1 nor 2 logged refusing node 4, which is not among cluster.peers\n{}", cluster.report());
 
     // A data dir of this cluster given to a node of another cluster.
     let victim = cluster.others(primary)[0];

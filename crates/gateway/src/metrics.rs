@@ -60,6 +60,7 @@ pub struct Metrics {
     pub replication_failures: Counter,
     pub replication_missing_blobs: Family<NodeLabel, Gauge>,
     pub replication_missing_bytes: Family<NodeLabel, Gauge>,
+    pub replication_node_oldest_missing: Family<NodeLabel, Gauge<f64, AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -88,6 +89,7 @@ impl Default for Metrics {
             replication_failures: Counter::default(),
             replication_missing_blobs: Family::default(),
             replication_missing_bytes: Family::default(),
+            replication_node_oldest_missing: Family::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "HTTP requests by route and status", m.requests.clone());
@@ -112,6 +114,11 @@ impl Default for Metrics {
         registry.register("replication_failures", "Failed blob pulls (each is retried)", m.replication_failures.clone());
         registry.register("replication_missing_blobs", "Referenced blobs that placement does not list on a node", m.replication_missing_blobs.clone());
         registry.register("replication_missing_bytes", "Bytes of referenced blobs that placement does not list on a node", m.replication_missing_bytes.clone());
+        registry.register(
+            "replication_node_oldest_missing_seconds",
+            "Age of the oldest referenced blob that placement does not list on a node",
+            m.replication_node_oldest_missing.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -161,6 +168,8 @@ impl Metrics {
                 let label = NodeLabel { node: node.clone() };
                 self.replication_missing_blobs.get_or_create(&label).set(num(&lag["missing_blobs"]) as i64);
                 self.replication_missing_bytes.get_or_create(&label).set(num(&lag["missing_bytes"]) as i64);
+                let age = lag["oldest_missing_seconds"].as_f64().unwrap_or(0.0);
+                self.replication_node_oldest_missing.get_or_create(&label).set(age);
             }
         }
     }

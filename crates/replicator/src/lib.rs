@@ -49,6 +49,8 @@ const RETRY_BASE: Duration = Duration::from_millis(250);
 const GC_PREFIX: &[u8] = b"gc\0";
 /// How long a computed per-node lag table is reused.
 const LAG_CACHE: Duration = Duration::from_secs(1);
+/// Blobs whose apply time is remembered for the lag ages.
+const FIRST_SEEN_CAP: usize = 100_000;
 /// Wait before the first scrub pass after start-up.
 const FIRST_SCRUB_DELAY: Duration = Duration::from_secs(600);
 
@@ -85,6 +87,10 @@ pub(crate) struct Inner {
     reports: mpsc::UnboundedSender<Sha256>,
     rescan: Notify,
     lag: Mutex<Option<(Instant, serde_json::Value)>>,
+    /// When this node first saw each blob that some member still lacks (ms
+    /// since the epoch): from the applied entry when it saw that, else from
+    /// the first lag computation that found it missing.
+    first_seen: Mutex<HashMap<String, u64>>,
 }
 
 impl Replicator {
@@ -116,6 +122,7 @@ impl Replicator {
             reports,
             rescan: Notify::new(),
             lag: Mutex::new(None),
+            first_seen: Mutex::new(HashMap::new()),
             cfg,
         });
         let queued = inner.queue.stats();
@@ -324,7 +331,18 @@ impl Inner {
         }
     }
 
-    /// Missing blobs and bytes per member, from the catalog and placement.
+    /// Notes when a zip entry was applied here, for the per-member age of
+    /// the oldest missing blob (bounded: past the cap, the lag computation
+    /// records what it finds missing instead).
+    fn seen(&self, sha: &str) {
+        let mut first = self.first_seen.lock();
+        if first.len() < FIRST_SEEN_CAP {
+            first.entry(sha.to_owned()).or_insert_with(now_ms);
+        }
+    }
+
+    /// Missing blobs and bytes per member, and the age of the oldest one,
+    /// from the catalog and placement.
     fn lag(&self) -> serde_json::Value {
         if let Some((at, value)) = &*self.lag.lock() {
             if at.elapsed() < LAG_CACHE {
@@ -339,18 +357,26 @@ impl Inner {
         for (sha, node) in self.control.placements() {
             held.entry(node).or_default().insert(sha);
         }
+        let now = now_ms();
+        let mut first_seen = self.first_seen.lock();
+        let mut still_missing = HashSet::new();
         let mut out = serde_json::Map::new();
         for node in self.control.members() {
             let theirs = held.get(&node);
-            let (mut blobs, mut bytes) = (0u64, 0u64);
+            let (mut blobs, mut bytes, mut oldest) = (0u64, 0u64, now);
             for (sha, size) in &zips {
                 if !theirs.is_some_and(|h| h.contains(sha)) {
                     blobs += 1;
                     bytes += size;
+                    let since = *first_seen.entry(sha.clone()).or_insert(now);
+                    oldest = oldest.min(since);
+                    still_missing.insert(sha.as_str());
                 }
             }
-            out.insert(node.to_string(), json!({ "missing_blobs": blobs, "missing_bytes": bytes }));
+            let age = now.saturating_sub(oldest) as f64 / 1000.0;
+            out.insert(node.to_string(), json!({ "missing_blobs": blobs, "missing_bytes": bytes, "oldest_missing_seconds": age }));
         }
+        first_seen.retain(|sha, _| still_missing.contains(sha.as_str()));
         let value = serde_json::Value::Object(out);
         *self.lag.lock() = Some((Instant::now(), value.clone()));
         value
@@ -373,6 +399,7 @@ async fn follow_events(inner: Arc<Inner>, mut events: broadcast::Receiver<StateE
         match event {
             Ok(StateEvent::Zip { sha256, size }) => match sha256.parse::<Sha256>() {
                 Ok(sha) => {
+                    inner.seen(&sha256);
                     inner.want(sha, size, None);
                 }
                 Err(_) => tracing::warn!(blob = %sha256, "catalog names a malformed blob sha256; ignored"),
