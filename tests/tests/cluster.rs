@@ -539,7 +539,15 @@ fn a_restarted_follower_is_ready_only_once_it_has_caught_up() {
     let mut cluster = Cluster::start(&origin.url(), ClusterOptions::default());
     let (primary, _) = cluster.wait_converged(&[1, 2, 3], CONVERGE);
     let follower = cluster.others(primary)[0];
+    let log_start = cluster.node(primary).logs().len();
     cluster.node_mut(follower).stop();
+    // openraft complains about the unreachable peer on every heartbeat and
+    // retry; the node keeps one line per kind every 30 s.
+    std::thread::sleep(Duration::from_secs(3));
+    let logs = cluster.node(primary).logs()[log_start..].to_owned();
+    let unreachable: Vec<&str> = logs.lines().filter(|l| l.contains("Unreachable")).collect();
+    assert!(!unreachable.is_empty(), "the primary did not log losing node {follower}:\n{logs}");
+    assert!(unreachable.len() <= 6, "{} lines about the unreachable node {follower} in 3 s:\n{}", unreachable.len(), unreachable.join("\n"));
     for v in set.versions().take(10) {
         fetch_ok(&cluster, &cluster.url(primary), &v.url_path("mod"), &v.go_mod);
         fetch_ok(&cluster, &cluster.url(primary), &v.url_path("info"), &v.info);

@@ -107,27 +107,44 @@ fn ensure_random_file(root: &Path, name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Runs until Ctrl-C/SIGTERM or until a node exits, then stops every node
-/// with SIGTERM (SIGKILL after 15 s).
+/// Runs until Ctrl-C/SIGTERM, then stops every node with SIGTERM (SIGKILL
+/// after 15 s). A node that exits meanwhile (say, killed to try a failover)
+/// is reported and the others keep serving; when none is left, it returns.
 fn wait_then_stop(mut children: Vec<(u16, Child)>) -> Result<()> {
+    let total = children.len();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let exited = runtime.block_on(async {
+    let all_exited = runtime.block_on(async {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {
             tokio::select! {
-                _ = crate::serve::wait_for_signal() => return None,
+                _ = crate::serve::wait_for_signal() => return false,
                 _ = tick.tick() => {
-                    for (i, child) in children.iter_mut() {
-                        if let Ok(Some(status)) = child.try_wait() {
-                            return Some((*i, status));
+                    let mut exited = Vec::new();
+                    children.retain_mut(|(i, child)| match child.try_wait() {
+                        Ok(Some(status)) => {
+                            exited.push((*i, status));
+                            false
                         }
+                        _ => true,
+                    });
+                    for (i, status) in exited {
+                        let left = children.len();
+                        let state = if left * 2 > total {
+                            "a majority: the mirror still serves and fetches"
+                        } else {
+                            "no majority: cached content is served, misses fail until nodes return"
+                        };
+                        eprintln!("node {i} exited ({status}); {left} of {total} nodes left ({state})");
+                    }
+                    if children.is_empty() {
+                        return true;
                     }
                 }
             }
         }
     });
-    if let Some((i, status)) = exited {
-        eprintln!("node {i} exited ({status}); stopping the others");
+    if all_exited {
+        bail!("every node exited; see their logs above");
     }
     for (_, child) in &children {
         // SAFETY: kill(2) on a child we spawned and still own.
@@ -145,8 +162,5 @@ fn wait_then_stop(mut children: Vec<(u16, Child)>) -> Result<()> {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    match exited {
-        Some((i, _)) => bail!("node {i} exited unexpectedly; see its log above"),
-        None => Ok(()),
-    }
+    Ok(())
 }

@@ -4,6 +4,7 @@ mod admin;
 mod cluster;
 mod config;
 mod devcluster;
+mod logging;
 mod serve;
 
 use std::net::SocketAddr;
@@ -52,7 +53,7 @@ pub struct ServeArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    logging::init();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::DevCluster(args) => devcluster::run(args),
@@ -65,11 +66,4 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FLOTILLA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).with_target(false).init();
 }
