@@ -121,6 +121,32 @@ fn three_nodes_elect_one_primary_and_every_node_serves_what_any_node_fetched() {
         let path = v.url_path(ext);
         assert_eq!(origin.count(&path), 1, "upstream fetches of {path}; origin requests: {:?}", origin.requests());
     }
+
+    // Every node announced its gateway through the primary: every status
+    // lists every member's cluster address and gateway URL.
+    let expected: BTreeMap<u64, (String, String)> = cluster
+        .layout
+        .members
+        .iter()
+        .map(|m| (m.id, (m.cluster.to_string(), m.url())))
+        .collect();
+    for id in cluster.ids() {
+        let mut seen = BTreeMap::new();
+        cluster.wait_for(&format!("node {id}'s status to list every member's gateway"), CONVERGE, || {
+            let Ok(r) = cluster.try_get(id, "/api/v1/status") else { return false };
+            let Ok(status) = serde_json::from_slice::<serde_json::Value>(&r.body) else { return false };
+            seen = status["cluster"]["members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| {
+                    let gateway = m["gateway_url"].as_str()?.to_owned();
+                    Some((m["id"].as_u64()?, (m["cluster"].as_str()?.to_owned(), gateway)))
+                })
+                .collect();
+            seen == expected
+        });
+    }
 }
 
 #[test]

@@ -57,17 +57,27 @@ impl RaftCluster {
         &self.control
     }
 
-    /// Whenever this node becomes the primary, it records its gateway URL in
-    /// the catalog (if not there yet) so followers can redirect clients to it.
-    pub async fn announce_when_primary(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    /// Keeps this node's gateway URL recorded in the catalog (through the
+    /// primary), so other nodes can redirect clients to it when it leads and
+    /// every node's status lists every member's gateway.
+    pub async fn announce_gateway_url(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut status = self.control.watch();
+        let mut failures = 0u32;
         loop {
             let me = self.control.node_id();
-            if self.control.is_acting_primary() && self.control.gateway_url(me).as_deref() != Some(&self.advertise_url) {
-                let cmd = Command::AnnounceNode { node_id: me, gateway_url: self.advertise_url.clone() };
-                match self.control.propose(cmd, COMMIT_TIMEOUT).await {
-                    Ok(_) => tracing::info!(url = %self.advertise_url, "primary announced its gateway URL"),
-                    Err(e) => tracing::warn!(error = %e, "could not announce the gateway URL; will retry"),
+            if self.control.leader().is_some() && self.control.gateway_url(me).as_deref() != Some(&self.advertise_url) {
+                match self.control.announce(&self.advertise_url).await {
+                    Ok(index) => {
+                        failures = 0;
+                        tracing::info!(url = %self.advertise_url, index, "announced this node's gateway URL");
+                    }
+                    // Elections make the first tries fail; say so only if it lasts.
+                    Err(e) => {
+                        failures += 1;
+                        if failures % 10 == 3 {
+                            tracing::warn!(error = %e, "could not announce this node's gateway URL; retrying");
+                        }
+                    }
                 }
             }
             tokio::select! {
@@ -168,6 +178,9 @@ impl gateway::Cluster for RaftCluster {
             "term": s.term,
             "primary_id": s.leader,
             "primary_url": s.leader.and_then(|id| self.control.gateway_url(id)),
+            "members": self.control.member_addresses().into_iter().map(|(id, cluster, gateway)| {
+                serde_json::json!({ "id": id, "cluster": cluster, "gateway_url": gateway })
+            }).collect::<Vec<_>>(),
             "last_applied": s.last_applied,
             "committed": s.committed,
             "leader_commit": self.control.leader_commit(),

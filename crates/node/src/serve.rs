@@ -108,7 +108,7 @@ async fn start_cluster(config: &Config, store: &store::Store, stop: watch::Recei
     };
     let raft = cluster::RaftCluster::new(control, replicator, advertise_url);
     tasks.push(grpc);
-    tasks.push(tokio::spawn(raft.clone().announce_when_primary(stop)));
+    tasks.push(tokio::spawn(raft.clone().announce_gateway_url(stop)));
     Ok((raft, tasks))
 }
 

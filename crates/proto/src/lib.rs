@@ -13,5 +13,5 @@ pub use v1::blobs_client::BlobsClient;
 pub use v1::blobs_server::{Blobs, BlobsServer};
 pub use v1::raft_client::RaftClient;
 pub use v1::raft_server::{Raft, RaftServer};
-pub use v1::{PurgeReply, PurgeRequest};
+pub use v1::{AnnounceReply, AnnounceRequest, PurgeReply, PurgeRequest};
 pub use v1::{Chunk, FetchRequest, RaftReply, RaftRequest, ReportReply, ReportRequest, StatReply, StatRequest};

@@ -8,13 +8,17 @@ use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::RaftMetrics;
+use proto::{AnnounceRequest, RaftClient};
 use tokio::sync::watch;
+use tonic::transport::Endpoint;
 
 use crate::log_store::LogStore;
 use crate::network::{ClusterAuth, LeaderCommit, Network, RaftService, MAX_MESSAGE_SIZE};
 use crate::state_machine::StateMachine;
 use crate::types::{ClusterNode, Command, Raft, StateEvent};
 use crate::{Error, ProposeError, RaftConfig, RaftStatus};
+
+const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A running raft node. Cheap to clone; all clones drive the same node.
 #[derive(Clone)]
@@ -116,6 +120,35 @@ impl ControlPlane {
             }
             Ok(Err(e)) => Err(ProposeError::Fatal(e.to_string())),
         }
+    }
+
+    /// Records `gateway_url` as this node's advertised gateway through raft:
+    /// proposed here on the primary, sent to the primary (`Announce`) on a
+    /// follower. Returns the log index of the committed announcement.
+    pub async fn announce(&self, gateway_url: &str) -> Result<u64, String> {
+        let me = self.node_id();
+        let leader = self.leader().ok_or("no primary known yet")?;
+        if leader == me {
+            let cmd = Command::AnnounceNode { node_id: me, gateway_url: gateway_url.to_owned() };
+            return self.propose(cmd, ANNOUNCE_TIMEOUT).await.map_err(|e| e.to_string());
+        }
+        let addr = self.peer_addr(leader).ok_or_else(|| format!("primary {leader} is not among cluster.peers"))?;
+        let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(|e| format!("bad address {addr:?}: {e}"))?;
+        let channel = endpoint
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(ANNOUNCE_TIMEOUT * 2)
+            .connect()
+            .await
+            .map_err(|e| format!("cannot reach the primary, node {leader} at {addr}: {e}"))?;
+        let mut request = tonic::Request::new(AnnounceRequest { from: me, gateway_url: gateway_url.to_owned() });
+        self.inner.auth.stamp(&mut request);
+        let reply = RaftClient::new(channel).announce(request).await.map_err(|s| format!("node {leader}: {}", s.message()))?;
+        Ok(reply.into_inner().index)
+    }
+
+    /// Every member's configured cluster address and announced gateway URL.
+    pub fn member_addresses(&self) -> Vec<(u64, String, Option<String>)> {
+        self.inner.cfg.peers.iter().map(|(&id, addr)| (id, addr.clone(), self.gateway_url(id))).collect()
     }
 
     /// The current status, with a fresh `millis_since_quorum_ack`.

@@ -9,14 +9,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{ClientWriteError, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
 };
 use openraft::AnyError;
-use proto::{RaftClient, RaftReply, RaftRequest};
+use proto::{AnnounceReply, AnnounceRequest, RaftClient, RaftReply, RaftRequest};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
@@ -24,7 +24,7 @@ use tonic::metadata::AsciiMetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status};
 
-use crate::types::{ClusterNode, Raft, TypeConfig, Vote};
+use crate::types::{ClusterNode, Command, Raft, TypeConfig, Vote};
 use crate::Error;
 
 const SECRET_HEADER: &str = "x-flotilla-secret";
@@ -290,4 +290,29 @@ impl proto::Raft for RaftService {
         )
         .await
     }
+
+    async fn announce(&self, request: Request<AnnounceRequest>) -> Result<Response<AnnounceReply>, Status> {
+        let from = request.get_ref().from;
+        self.auth.admit(&request, from, "Announce")?;
+        let url = request.get_ref().gateway_url.trim().to_owned();
+        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > MAX_URL {
+            return Err(Status::invalid_argument(format!("gateway URL {url:?} is not an http(s) URL of at most {MAX_URL} bytes")));
+        }
+        let cmd = Command::AnnounceNode { node_id: from, gateway_url: url.clone() };
+        match tokio::time::timeout(ANNOUNCE_TIMEOUT, self.raft.client_write(cmd)).await {
+            Err(_) => Err(Status::unavailable(format!("the announcement did not commit within {ANNOUNCE_TIMEOUT:?}; retry"))),
+            Ok(Ok(written)) => {
+                tracing::info!(node = from, %url, "recorded a member's gateway URL");
+                Ok(Response::new(AnnounceReply { index: written.log_id.index }))
+            }
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+                let primary = forward.leader_id.map_or("unknown".to_owned(), |id| format!("node {id}"));
+                Err(Status::failed_precondition(format!("this node is not the primary (primary: {primary})")))
+            }
+            Ok(Err(e)) => Err(Status::internal(format!("raft failed: {e}"))),
+        }
+    }
 }
+
+const MAX_URL: usize = 2048;
+const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(5);

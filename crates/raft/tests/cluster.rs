@@ -269,6 +269,18 @@ async fn raft_service_refuses_strangers() {
     assert_eq!(code(client.append_entries(call(SECRET, "other-cluster", 1)).await), Code::FailedPrecondition);
     assert_eq!(code(client.install_snapshot(call(SECRET, CLUSTER, 7)).await), Code::PermissionDenied);
     assert_eq!(code(client.vote(call(SECRET, CLUSTER, 1)).await), Code::InvalidArgument);
+
+    let announce = |secret: &str, url: &str| {
+        let mut request = tonic::Request::new(proto::AnnounceRequest { from: 1, gateway_url: url.into() });
+        request.metadata_mut().insert("x-flotilla-secret", secret.parse().unwrap());
+        request.metadata_mut().insert("x-flotilla-cluster", CLUSTER.parse().unwrap());
+        request
+    };
+    let refused = client.announce(announce("guess", "http://n1:8080")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    let refused = client.announce(announce(SECRET, "n1:8080")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("http(s) URL"), "{refused:?}");
     node.stop().await;
 }
 
