@@ -48,7 +48,7 @@ impl ControlPlane {
         let auth = Arc::new(ClusterAuth::new(&cfg.secret, &cfg.cluster_id, cfg.peers.clone())?);
         let log = LogStore::new(db.clone());
         log.claim_cluster(&cfg.cluster_id)?;
-        let state = StateMachine::new(db);
+        let state = StateMachine::open(db).map_err(|e| Error::Start(format!("opening the catalog state machine: {e}")))?;
 
         let network = Network { node_id: cfg.node_id, auth: auth.clone() };
         let raft = Raft::new(cfg.node_id, openraft_config, network, log.clone(), state.clone())

@@ -17,6 +17,7 @@ mod error;
 mod log_store;
 mod network;
 mod snapshot;
+mod snapshot_dir;
 mod state_machine;
 mod status;
 mod types;

@@ -12,7 +12,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for RocksBuilder 
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError<u64>> {
         let dir = TempDir::new().expect("temp dir");
         let db = store::Db::open(&dir.path().join("db")).expect("open rocksdb");
-        Ok((dir, LogStore::new(db.clone()), StateMachine::new(db)))
+        let sm = StateMachine::open(db.clone())?;
+        Ok((dir, LogStore::new(db), sm))
     }
 }
 

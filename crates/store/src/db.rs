@@ -14,6 +14,9 @@ pub const CF_RAFT_LOG: &str = "raft_log";
 pub const CF_RAFT_META: &str = "raft_meta";
 const CFS: [&str; 4] = [CF_CATALOG, CF_LOCAL, CF_RAFT_LOG, CF_RAFT_META];
 
+/// A key and its value as RocksDB returns them.
+pub type KeyValue = (Box<[u8]>, Box<[u8]>);
+
 /// One change in an atomic [`Db::write`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DbOp {
@@ -27,6 +30,7 @@ pub enum DbOp {
 #[derive(Clone)]
 pub struct Db {
     inner: Arc<DB>,
+    path: Arc<Path>,
 }
 
 impl Db {
@@ -37,7 +41,18 @@ impl Db {
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         let cfs = CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
         let inner = DB::open_cf_descriptors(&opts, path, cfs)?;
-        Ok(Db { inner: Arc::new(inner) })
+        Ok(Db { inner: Arc::new(inner), path: path.into() })
+    }
+
+    /// The directory RocksDB lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every key/value of `cf` in key order, as of this call (one RocksDB
+    /// iterator sees one point in time), without loading them all at once.
+    pub fn iter_all(&self, cf: &str) -> impl Iterator<Item = Result<KeyValue>> + '_ {
+        self.inner.iterator_cf(self.cf(cf), IteratorMode::Start).map(|item| item.map_err(Into::into))
     }
 
     pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
