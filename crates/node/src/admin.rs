@@ -96,7 +96,7 @@ async fn forward(me: u64, leader: u64, addr: &str, metadata: &MetadataMap, req: 
     if let Some(auth) = metadata.get(AUTHORIZATION) {
         request.metadata_mut().insert(AUTHORIZATION, auth.clone());
     }
-    request.metadata_mut().insert(FORWARDED, me.to_string().parse().expect("a number is valid metadata"));
+    request.metadata_mut().insert(FORWARDED, tonic::metadata::AsciiMetadataValue::from(me));
     AdminClient::new(channel).purge(request).await
 }
 
