@@ -54,8 +54,10 @@ pub const DEFAULT_ELECTION_TIMEOUT_MIN: Duration = Duration::from_millis(300);
 pub const DEFAULT_ELECTION_TIMEOUT_MAX: Duration = Duration::from_millis(600);
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 5000;
 
-/// Time allowed for sending and installing one snapshot chunk.
-const INSTALL_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for sending one snapshot chunk, and for the last one also
+/// installing the whole snapshot on the receiver (a catalog of GBs takes
+/// tens of seconds; a shorter timeout would restart the transfer forever).
+const INSTALL_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Entries per AppendEntries; keeps a batch far below the 64 MiB message limit.
 const MAX_PAYLOAD_ENTRIES: u64 = 256;
 /// Applied logs kept after a snapshot, so a follower that is briefly behind
