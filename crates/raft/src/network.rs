@@ -131,7 +131,7 @@ enum Rpc {
 }
 
 impl PeerClient {
-    async fn call<Req, Resp, E>(&mut self, rpc: Rpc, req: &Req) -> Result<Resp, RpcError<E>>
+    async fn call<Req, Resp, E>(&mut self, rpc: Rpc, req: &Req, data: Vec<u8>) -> Result<Resp, RpcError<E>>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -139,7 +139,7 @@ impl PeerClient {
     {
         let mut client = self.client.clone().map_err(|e| Unreachable::new(&AnyError::error(e)))?;
         let payload = serde_json::to_vec(req).map_err(|e| NetworkError::new(&e))?;
-        let mut request = Request::new(RaftRequest { from: self.from, payload });
+        let mut request = Request::new(RaftRequest { from: self.from, payload, data });
         self.auth.stamp(&mut request);
         let reply = match rpc {
             Rpc::AppendEntries => client.append_entries(request).await,
@@ -179,7 +179,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         req: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RpcError> {
-        self.call(Rpc::AppendEntries, &req).await
+        self.call(Rpc::AppendEntries, &req, Vec::new()).await
     }
 
     async fn install_snapshot(
@@ -187,11 +187,13 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         req: InstallSnapshotRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<InstallSnapshotResponse<u64>, RpcError<InstallSnapshotError>> {
-        self.call(Rpc::InstallSnapshot, &req).await
+        let mut req = req;
+        let data = std::mem::take(&mut req.data);
+        self.call(Rpc::InstallSnapshot, &req, data).await
     }
 
     async fn vote(&mut self, req: VoteRequest<u64>, _option: RPCOption) -> Result<VoteResponse<u64>, RpcError> {
-        self.call(Rpc::Vote, &req).await
+        self.call(Rpc::Vote, &req, Vec::new()).await
     }
 }
 
@@ -228,7 +230,7 @@ impl RaftService {
     async fn handle<Req, Resp, E, F, Fut>(
         &self,
         rpc: &str,
-        request: Request<RaftRequest>,
+        mut request: Request<RaftRequest>,
         vote: fn(&Req) -> &Vote,
         call: F,
     ) -> Result<Response<RaftReply>, Status>
@@ -236,7 +238,7 @@ impl RaftService {
         Req: DeserializeOwned,
         Resp: Serialize,
         E: std::error::Error + Serialize,
-        F: FnOnce(Raft, Req) -> Fut,
+        F: FnOnce(Raft, Req, Vec<u8>) -> Fut,
         Fut: Future<Output = Result<Resp, RaftError<u64, E>>>,
     {
         let from = request.get_ref().from;
@@ -247,7 +249,8 @@ impl RaftService {
             tracing::warn!(from, rpc, vote = %vote(&req), "refused raft RPC: sender is not the node its vote names");
             return Err(Status::invalid_argument(format!("{rpc} from node {from} carries another node's vote")));
         }
-        let reply = match call(self.raft.clone(), req).await {
+        let data = std::mem::take(&mut request.get_mut().data);
+        let reply = match call(self.raft.clone(), req, data).await {
             Ok(resp) => RaftReply { payload: json(&resp)?, ..RaftReply::default() },
             Err(err) => RaftReply { error: err.to_string(), raft_error: json(&err)?, ..RaftReply::default() },
         };
@@ -267,7 +270,7 @@ impl proto::Raft for RaftService {
             "AppendEntries",
             request,
             |r: &AppendEntriesRequest<TypeConfig>| &r.vote,
-            |raft, r| async move {
+            |raft, r, _| async move {
                 if let Some(commit) = r.leader_commit {
                     leader_commit.saw(commit.index);
                 }
@@ -278,7 +281,7 @@ impl proto::Raft for RaftService {
     }
 
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        self.handle("Vote", request, |r: &VoteRequest<u64>| &r.vote, |raft, r| async move { raft.vote(r).await }).await
+        self.handle("Vote", request, |r: &VoteRequest<u64>| &r.vote, |raft, r, _| async move { raft.vote(r).await }).await
     }
 
     async fn install_snapshot(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
@@ -286,7 +289,12 @@ impl proto::Raft for RaftService {
             "InstallSnapshot",
             request,
             |r: &InstallSnapshotRequest<TypeConfig>| &r.vote,
-            |raft, r| async move { raft.install_snapshot(r).await },
+            |raft, mut r, data| async move {
+                if !data.is_empty() {
+                    r.data = data;
+                }
+                raft.install_snapshot(r).await
+            },
         )
         .await
     }

@@ -255,13 +255,13 @@ async fn raft_service_refuses_strangers() {
     let mut client = RaftClient::connect(format!("http://{addr}")).await.unwrap();
 
     let call = |secret: &str, cluster: &str, from: u64| {
-        let mut request = tonic::Request::new(RaftRequest { from, payload: b"{}".to_vec() });
+        let mut request = tonic::Request::new(RaftRequest { from, payload: b"{}".to_vec(), ..Default::default() });
         request.metadata_mut().insert("x-flotilla-secret", secret.parse().unwrap());
         request.metadata_mut().insert("x-flotilla-cluster", cluster.parse().unwrap());
         request
     };
     let code = |r: Result<tonic::Response<proto::RaftReply>, tonic::Status>| r.unwrap_err().code();
-    let missing = tonic::Request::new(RaftRequest { from: 1, payload: Vec::new() });
+    let missing = tonic::Request::new(RaftRequest { from: 1, ..Default::default() });
     let status = client.vote(missing).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
     assert!(status.message().contains("wrong cluster secret"), "{}", status.message());
