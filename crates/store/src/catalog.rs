@@ -47,11 +47,44 @@ pub struct LatestRecord {
 }
 
 /// The parts of one version that an operation sets; `None` leaves a part as it is.
+/// The parts of a version one catalog write records. In raft entries (JSON)
+/// the `.info` and `.mod` bytes are base64 strings; arrays of numbers (the
+/// first encoding) are still read.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionParts {
+    #[serde(default, with = "base64_bytes")]
     pub info: Option<Vec<u8>>,
+    #[serde(default, with = "base64_bytes")]
     pub go_mod: Option<Vec<u8>>,
     pub zip: Option<ZipRef>,
+}
+
+mod base64_bytes {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(bytes) => s.serialize_some(&STANDARD.encode(bytes)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Text(String),
+            Numbers(Vec<u8>),
+        }
+        Option::<Repr>::deserialize(d)?
+            .map(|repr| match repr {
+                Repr::Text(text) => STANDARD.decode(text).map_err(serde::de::Error::custom),
+                Repr::Numbers(bytes) => Ok(bytes),
+            })
+            .transpose()
+    }
 }
 
 /// A change to the catalog. These are the entries a replicated log carries.
@@ -205,4 +238,21 @@ fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
 fn from_json<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes)
         .map_err(|e| Error::Decode { key: String::from_utf8_lossy(key).into_owned(), reason: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::VersionParts;
+
+    #[test]
+    fn version_parts_carry_bytes_as_base64_and_still_read_number_arrays() {
+        let parts = VersionParts { info: Some(b"{\"Version\":\"v1.0.0\"}".to_vec()), go_mod: Some(vec![0, 255, 10]), zip: None };
+        let json = serde_json::to_string(&parts).unwrap();
+        assert!(json.contains("\"info\":\"eyJWZXJzaW9uIjoidjEuMC4wIn0=\""), "{json}");
+        assert_eq!(serde_json::from_str::<VersionParts>(&json).unwrap(), parts);
+        let old = r#"{"info":[123,125],"go_mod":null,"zip":null}"#;
+        let read: VersionParts = serde_json::from_str(old).unwrap();
+        assert_eq!((read.info, read.go_mod), (Some(b"{}".to_vec()), None));
+        assert!(serde_json::from_str::<VersionParts>(r#"{"info":"not base64!","zip":null}"#).is_err());
+    }
 }
