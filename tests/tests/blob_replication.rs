@@ -214,10 +214,29 @@ fn a_wiped_follower_rejoins_through_a_snapshot_and_pulls_every_blob_again() {
     std::fs::remove_dir_all(&data).expect("wipe data dir");
     std::fs::create_dir_all(&data).expect("recreate data dir");
     let log_start = cluster.node(follower).logs().len();
+    // First with its pulls stalled (1 byte/s): placement must stop listing
+    // it for the blobs it lost, and the primary's lag must show them.
+    const LIMIT: &str = "FLOTILLA_REPLICATION__BANDWIDTH_LIMIT";
+    cluster.node_mut(follower).options_mut().env.push((LIMIT.into(), "1".into()));
     cluster.node_mut(follower).restart();
-    wait_holds_all(&cluster, follower, &versions, REPLICATE);
+    let dropped = || {
+        versions.iter().all(|v| {
+            let nodes = placement(&cluster, primary, &v.zip_sha256());
+            nodes.contains(&primary) && !nodes.contains(&follower)
+        })
+    };
+    let lag = || replication(&cluster, primary)["nodes"][follower.to_string()]["missing_blobs"].clone();
+    cluster.wait_for(&format!("placement and lag to show the wiped node {follower} without its blobs"), REPLICATE, || {
+        dropped() && lag() == versions.len()
+    });
     let logs = cluster.node(follower).logs()[log_start..].to_owned();
     assert!(logs.contains("installing catalog snapshot"), "the wiped node did not catch up through a snapshot:\n{logs}");
+
+    cluster.node_mut(follower).kill9();
+    cluster.node_mut(follower).options_mut().env.retain(|(k, _)| k != LIMIT);
+    cluster.node_mut(follower).restart();
+    wait_holds_all(&cluster, follower, &versions, REPLICATE);
+    wait_placement(&cluster, primary, &versions, &[1, 2, 3], REPLICATE);
     assert_eq!(replication(&cluster, follower)["replicated_blobs"], versions.len(), "{}", cluster.report());
 }
 

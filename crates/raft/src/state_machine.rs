@@ -337,7 +337,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
                 EntryPayload::Normal(Command::BlobStored { node_id, blobs }) => {
                     for sha256 in blobs.iter().filter(|s| is_sha_hex(s)) {
-                        ops.push(put([blob_prefix(sha256), node_id.to_be_bytes().to_vec()].concat(), Vec::new()));
+                        ops.push(put(placement_key(sha256, node_id), Vec::new()));
+                        events.push(StateEvent::Stored { sha256: sha256.clone(), node_id });
+                    }
+                }
+                EntryPayload::Normal(Command::BlobLost { node_id, blobs }) => {
+                    for sha256 in blobs.iter().filter(|s| is_sha_hex(s)) {
+                        ops.push(DbOp::Delete { cf: CF_CATALOG, key: placement_key(sha256, node_id) });
                     }
                 }
                 EntryPayload::Membership(m) => membership = Some(StoredMembership::new(Some(entry.log_id), m)),
@@ -408,6 +414,10 @@ fn node_key(node_id: u64) -> Vec<u8> {
 
 fn blob_prefix(sha256: &str) -> Vec<u8> {
     [BLOB_PREFIX, sha256.as_bytes(), b"/"].concat()
+}
+
+fn placement_key(sha256: &str, node_id: u64) -> Vec<u8> {
+    [blob_prefix(sha256), node_id.to_be_bytes().to_vec()].concat()
 }
 
 fn is_sha_hex(s: &str) -> bool {

@@ -58,6 +58,12 @@ pub enum Command {
         node_id: u64,
         blobs: Vec<String>,
     },
+    /// Placement: `node_id` no longer holds these blobs (it lost its data
+    /// directory, or found its copy corrupt); it pulls them again.
+    BlobLost {
+        node_id: u64,
+        blobs: Vec<String>,
+    },
 }
 
 /// What applying the log did that the blob replicator must react to.
@@ -67,6 +73,8 @@ pub enum StateEvent {
     Zip { sha256: String, size: u64 },
     /// The catalog was replaced by a snapshot: rescan everything.
     Reset,
+    /// Placement now lists `node_id` as holding this blob.
+    Stored { sha256: String, node_id: u64 },
 }
 
 /// The state machine's answer to one applied entry.

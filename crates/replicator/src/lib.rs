@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use proto::{BlobsClient, BlobsServer, ReportRequest};
-use raft::{ClusterAuth, Command, ControlPlane, StateEvent};
+use raft::{ClusterAuth, Command, ControlPlane, ProposeError, StateEvent};
 use serde_json::json;
 use store::{Catalog, DbOp, Sha256, Store, CF_LOCAL};
 use tokio::sync::{broadcast, mpsc, watch, Notify};
@@ -84,7 +84,7 @@ pub(crate) struct Inner {
     pub stats: Stats,
     pulls: Group<Sha256, Result<u64, String>>,
     clients: Mutex<HashMap<u64, BlobsClient<Channel>>>,
-    reports: mpsc::UnboundedSender<Sha256>,
+    reports: mpsc::UnboundedSender<Placed>,
     rescan: Notify,
     lag: Mutex<Option<(Instant, serde_json::Value)>>,
     /// When this node first saw each blob that some member still lacks (ms
@@ -288,7 +288,7 @@ impl Inner {
     /// This node now holds `sha`: forget it in the queue, tell the primary.
     fn stored(&self, sha: Sha256) {
         self.queue.done(&sha);
-        let _ = self.reports.send(sha);
+        let _ = self.reports.send(Placed::Stored(sha));
     }
 
     fn corrupt(self: &Arc<Self>, sha: Sha256) {
@@ -305,6 +305,7 @@ impl Inner {
                 Some(size) => {
                     tracing::warn!(blob = %sha, "corrupt blob queued to be fetched again from a peer");
                     inner.queue.push(sha, size, now_ms());
+                    let _ = inner.reports.send(Placed::Lost(sha));
                 }
                 None => tracing::warn!(blob = %sha, "corrupt blob is not referenced by the catalog; not fetched again"),
             }
@@ -321,8 +322,17 @@ impl Inner {
             if listed {
                 return Want::Held;
             }
-            let _ = self.reports.send(sha);
+            let _ = self.reports.send(Placed::Stored(sha));
             return Want::Reported;
+        }
+        // Placement still names this node (its data directory was lost):
+        // correct it, so lag and sources are right until the copy is back.
+        let listed = match placement {
+            Some(nodes) => nodes.contains(&self.me),
+            None => self.control.placement(&sha.to_hex()).contains(&self.me),
+        };
+        if listed {
+            let _ = self.reports.send(Placed::Lost(sha));
         }
         if self.queue.push(sha, size, now_ms()) {
             Want::Queued
@@ -404,6 +414,16 @@ async fn follow_events(inner: Arc<Inner>, mut events: broadcast::Receiver<StateE
                 }
                 Err(_) => tracing::warn!(blob = %sha256, "catalog names a malformed blob sha256; ignored"),
             },
+            // A node catching up applies its own placement from before it
+            // lost its data: correct what it no longer holds.
+            Ok(StateEvent::Stored { sha256, node_id }) if node_id == inner.me => {
+                if let Ok(sha) = sha256.parse::<Sha256>() {
+                    if !inner.blobs.exists(&sha) {
+                        let _ = inner.reports.send(Placed::Lost(sha));
+                    }
+                }
+            }
+            Ok(StateEvent::Stored { .. }) => {}
             Ok(StateEvent::Reset) => {
                 tracing::info!("catalog replaced by a snapshot; comparing it with the local blobs");
                 inner.rescan.notify_one();
@@ -448,14 +468,21 @@ fn backoff(attempts: u32, max: Duration) -> Duration {
 }
 
 /// Sends this node's new copies to the primary in batches, until they commit.
-async fn report_placement(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Sha256>, mut stop: watch::Receiver<bool>) {
-    let mut pending: Vec<Sha256> = Vec::new();
+/// What the primary is told about this node's copies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Placed {
+    Stored(Sha256),
+    Lost(Sha256),
+}
+
+async fn report_placement(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Placed>, mut stop: watch::Receiver<bool>) {
+    let mut pending: Vec<Placed> = Vec::new();
     let mut failures = 0u32;
     loop {
         if pending.is_empty() {
             tokio::select! {
-                sha = rx.recv() => match sha {
-                    Some(sha) => pending.push(sha),
+                placed = rx.recv() => match placed {
+                    Some(placed) => pending.push(placed),
                     None => return,
                 },
                 _ = stop.changed() => return,
@@ -463,24 +490,32 @@ async fn report_placement(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Sha
             // Let a burst of copies share one raft entry.
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        while let Ok(sha) = rx.try_recv() {
-            pending.push(sha);
+        while let Ok(placed) = rx.try_recv() {
+            pending.push(placed);
         }
+        // What is still true and not yet recorded, once each.
         let mut seen = HashSet::new();
-        pending.retain(|sha| seen.insert(*sha) && !inner.control.placement(&sha.to_hex()).contains(&inner.me));
+        pending.retain(|placed| {
+            let (sha, held) = match placed {
+                Placed::Stored(sha) => (sha, true),
+                Placed::Lost(sha) => (sha, false),
+            };
+            let listed = inner.control.placement(&sha.to_hex()).contains(&inner.me);
+            seen.insert(*placed) && inner.blobs.exists(sha) == held && listed != held
+        });
         if pending.is_empty() {
             continue;
         }
         match send_report(&inner, &pending).await {
             Ok(()) => {
-                tracing::debug!(blobs = pending.len(), "placement reported");
+                tracing::debug!(reports = pending.len(), "placement reported");
                 pending.clear();
                 failures = 0;
             }
             Err(e) => {
                 failures += 1;
                 let wait = backoff(failures, Duration::from_secs(5));
-                tracing::warn!(blobs = pending.len(), error = %e, retry_in_ms = wait.as_millis() as u64, "could not report blob placement; will retry");
+                tracing::warn!(reports = pending.len(), error = %e, retry_in_ms = wait.as_millis() as u64, "could not report blob placement; will retry");
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {},
                     _ = stop.changed() => return,
@@ -490,12 +525,17 @@ async fn report_placement(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Sha
     }
 }
 
-async fn send_report(inner: &Inner, shas: &[Sha256]) -> Result<(), String> {
-    let blobs: Vec<String> = shas.iter().map(Sha256::to_hex).collect();
+async fn send_report(inner: &Inner, placed: &[Placed]) -> Result<(), String> {
+    let (mut stored, mut lost) = (Vec::new(), Vec::new());
+    for p in placed {
+        match p {
+            Placed::Stored(sha) => stored.push(sha.to_hex()),
+            Placed::Lost(sha) => lost.push(sha.to_hex()),
+        }
+    }
     let control = &inner.control;
     if control.is_acting_primary() {
-        let cmd = Command::BlobStored { node_id: inner.me, blobs };
-        return control.propose(cmd, Duration::from_secs(5)).await.map(|_| ()).map_err(|e| e.to_string());
+        return propose_placement(control, inner.me, lost, stored).await.map(|_| ()).map_err(|e| e.to_string());
     }
     let leader = match control.leader() {
         Some(l) => l,
@@ -504,13 +544,29 @@ async fn send_report(inner: &Inner, shas: &[Sha256]) -> Result<(), String> {
     if leader == inner.me {
         return Err("this node is leader but not yet acting as primary".into());
     }
-    let mut request = Request::new(ReportRequest { from: inner.me, sha256: blobs });
+    let mut request = Request::new(ReportRequest { from: inner.me, sha256: stored, lost });
     inner.auth.stamp(&mut request);
     inner.client(leader)?.report(request).await.map(|_| ()).map_err(|s| format!("primary (node {leader}): {}", s.message()))
 }
 
-/// Compares the catalog with the local blobs at start-up, after snapshots
-/// and every `anti_entropy_interval`.
+/// Records placement changes of `node` through raft: losses first, so a
+/// copy lost and pulled again ends up listed. Returns the last log index.
+pub(crate) async fn propose_placement(
+    control: &ControlPlane,
+    node: u64,
+    lost: Vec<String>,
+    stored: Vec<String>,
+) -> Result<u64, ProposeError> {
+    let mut index = 0;
+    if !lost.is_empty() {
+        index = control.propose(Command::BlobLost { node_id: node, blobs: lost }, Duration::from_secs(5)).await?;
+    }
+    if !stored.is_empty() {
+        index = control.propose(Command::BlobStored { node_id: node, blobs: stored }, Duration::from_secs(5)).await?;
+    }
+    Ok(index)
+}
+
 async fn anti_entropy(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
     loop {
         let worker = inner.clone();

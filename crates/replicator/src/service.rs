@@ -5,11 +5,10 @@
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::Stream;
 use proto::{Chunk, FetchRequest, ReportReply, ReportRequest, StatReply, StatRequest};
-use raft::{Command, ProposeError};
+use raft::ProposeError;
 use store::{OpenBlob, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tonic::{Request, Response, Status};
@@ -18,7 +17,6 @@ use crate::Inner;
 
 /// Size of the chunks a blob is streamed in (as the gateway's zip bodies).
 pub const CHUNK: usize = 256 * 1024;
-const REPORT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Shas accepted in one report.
 const MAX_REPORT: usize = 10_000;
 
@@ -90,11 +88,11 @@ impl proto::Blobs for BlobService {
     async fn report(&self, request: Request<ReportRequest>) -> Result<Response<ReportReply>, Status> {
         let from = request.get_ref().from;
         self.inner.auth.admit(&request, from, "Report")?;
-        let shas = &request.get_ref().sha256;
-        if shas.len() > MAX_REPORT {
-            return Err(Status::invalid_argument(format!("at most {MAX_REPORT} blobs per report, not {}", shas.len())));
+        let (shas, lost) = (&request.get_ref().sha256, &request.get_ref().lost);
+        if shas.len() + lost.len() > MAX_REPORT {
+            return Err(Status::invalid_argument(format!("at most {MAX_REPORT} blobs per report, not {}", shas.len() + lost.len())));
         }
-        for sha in shas {
+        for sha in shas.iter().chain(lost) {
             parse_sha(sha)?;
         }
         let control = &self.inner.control;
@@ -105,8 +103,7 @@ impl proto::Blobs for BlobService {
                 self.inner.me
             )));
         }
-        let cmd = Command::BlobStored { node_id: from, blobs: shas.clone() };
-        match control.propose(cmd, REPORT_TIMEOUT).await {
+        match crate::propose_placement(control, from, lost.clone(), shas.clone()).await {
             Ok(index) => Ok(Response::new(ReportReply { index })),
             Err(ProposeError::NotLeader { .. }) => Err(Status::failed_precondition("stopped being the primary; retry")),
             Err(e) => Err(Status::unavailable(format!("placement did not commit: {e}"))),
