@@ -13,7 +13,9 @@
 //!   quarantined by the store and queued again.
 //! - [`service`] is the `flotilla.v1.Blobs` gRPC service on the cluster port.
 
+mod anti_entropy;
 mod config;
+mod placement;
 mod pull;
 mod queue;
 mod service;
@@ -25,28 +27,28 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
-use proto::{BlobsClient, BlobsServer, ReportRequest};
-use raft::{ClusterAuth, Command, ControlPlane, ProposeError, StateEvent};
+use proto::{BlobsClient, BlobsServer};
+use raft::{ClusterAuth, ControlPlane, StateEvent};
 use serde_json::json;
-use store::{Catalog, DbOp, Sha256, Store, CF_LOCAL};
+use store::{Catalog, Sha256, Store};
 use tokio::sync::{broadcast, mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
-use tonic::Request;
 use upstream::Group;
 
 pub use config::{parse_bytes, ReplicationConfig};
 pub use queue::{Entry as QueueEntry, QueueStats};
 pub use service::CHUNK;
 
+use anti_entropy::{anti_entropy, referenced};
+#[cfg(test)]
+use anti_entropy::collect_garbage;
+use placement::{report_placement, Placed};
 use queue::Queue;
 use throttle::Throttle;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const RETRY_BASE: Duration = Duration::from_millis(250);
-/// `CF_LOCAL` keys marking a blob no catalog entry referenced, with when
-/// that was first seen (`gc\0<sha256 hex>` → u64 ms, big endian).
-const GC_PREFIX: &[u8] = b"gc\0";
 /// How long a computed per-node lag table is reused.
 const LAG_CACHE: Duration = Duration::from_secs(1);
 /// Blobs whose apply time is remembered for the lag ages.
@@ -467,230 +469,7 @@ fn backoff(attempts: u32, max: Duration) -> Duration {
     RETRY_BASE.saturating_mul(1u32 << attempts.min(16)).min(max)
 }
 
-/// Sends this node's new copies to the primary in batches, until they commit.
-/// What the primary is told about this node's copies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Placed {
-    Stored(Sha256),
-    Lost(Sha256),
-}
 
-async fn report_placement(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Placed>, mut stop: watch::Receiver<bool>) {
-    let mut pending: Vec<Placed> = Vec::new();
-    let mut failures = 0u32;
-    loop {
-        if pending.is_empty() {
-            tokio::select! {
-                placed = rx.recv() => match placed {
-                    Some(placed) => pending.push(placed),
-                    None => return,
-                },
-                _ = stop.changed() => return,
-            }
-            // Let a burst of copies share one raft entry.
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        while let Ok(placed) = rx.try_recv() {
-            pending.push(placed);
-        }
-        // What is still true and not yet recorded, once each.
-        let mut seen = HashSet::new();
-        pending.retain(|placed| {
-            let (sha, held) = match placed {
-                Placed::Stored(sha) => (sha, true),
-                Placed::Lost(sha) => (sha, false),
-            };
-            let listed = inner.control.placement(&sha.to_hex()).contains(&inner.me);
-            seen.insert(*placed) && inner.blobs.exists(sha) == held && listed != held
-        });
-        if pending.is_empty() {
-            continue;
-        }
-        match send_report(&inner, &pending).await {
-            Ok(()) => {
-                tracing::debug!(reports = pending.len(), "placement reported");
-                pending.clear();
-                failures = 0;
-            }
-            Err(e) => {
-                failures += 1;
-                let wait = backoff(failures, Duration::from_secs(5));
-                tracing::warn!(reports = pending.len(), error = %e, retry_in_ms = wait.as_millis() as u64, "could not report blob placement; will retry");
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {},
-                    _ = stop.changed() => return,
-                }
-            }
-        }
-    }
-}
-
-async fn send_report(inner: &Inner, placed: &[Placed]) -> Result<(), String> {
-    let (mut stored, mut lost) = (Vec::new(), Vec::new());
-    for p in placed {
-        match p {
-            Placed::Stored(sha) => stored.push(sha.to_hex()),
-            Placed::Lost(sha) => lost.push(sha.to_hex()),
-        }
-    }
-    let control = &inner.control;
-    if control.is_acting_primary() {
-        return propose_placement(control, inner.me, lost, stored).await.map(|_| ()).map_err(|e| e.to_string());
-    }
-    let leader = match control.leader() {
-        Some(l) => l,
-        None => control.wait_for_leader(Duration::from_secs(5)).await.ok_or("no primary")?,
-    };
-    if leader == inner.me {
-        return Err("this node is leader but not yet acting as primary".into());
-    }
-    let mut request = Request::new(ReportRequest { from: inner.me, sha256: stored, lost });
-    inner.auth.stamp(&mut request);
-    inner.client(leader)?.report(request).await.map(|_| ()).map_err(|s| format!("primary (node {leader}): {}", s.message()))
-}
-
-/// Records placement changes of `node` through raft: losses first, so a
-/// copy lost and pulled again ends up listed. Returns the last log index.
-pub(crate) async fn propose_placement(
-    control: &ControlPlane,
-    node: u64,
-    lost: Vec<String>,
-    stored: Vec<String>,
-) -> Result<u64, ProposeError> {
-    let mut index = 0;
-    if !lost.is_empty() {
-        index = control.propose(Command::BlobLost { node_id: node, blobs: lost }, Duration::from_secs(5)).await?;
-    }
-    if !stored.is_empty() {
-        index = control.propose(Command::BlobStored { node_id: node, blobs: stored }, Duration::from_secs(5)).await?;
-    }
-    Ok(index)
-}
-
-async fn anti_entropy(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
-    loop {
-        let worker = inner.clone();
-        match tokio::task::spawn_blocking(move || anti_entropy_pass(&worker)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "anti-entropy pass failed"),
-            Err(e) => tracing::warn!(error = %e, "anti-entropy task failed"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(inner.cfg.anti_entropy_interval) => {},
-            _ = inner.rescan.notified() => {},
-            _ = stop.changed() => return,
-        }
-    }
-}
-
-pub(crate) fn referenced(catalog: &Catalog) -> Result<BTreeMap<Sha256, u64>, store::Error> {
-    let mut out = BTreeMap::new();
-    for (_, _, zip) in catalog.all_zips()? {
-        if let Ok(sha) = zip.sha() {
-            out.insert(sha, zip.size);
-        }
-    }
-    Ok(out)
-}
-
-fn anti_entropy_pass(inner: &Inner) -> Result<(), store::Error> {
-    let started = Instant::now();
-    let wanted = referenced(&inner.catalog)?;
-    let mut placement: HashMap<String, Vec<u64>> = HashMap::new();
-    for (sha, node) in inner.control.placements() {
-        placement.entry(sha).or_default().push(node);
-    }
-    let (mut queued, mut reported) = (0, 0);
-    for (sha, size) in &wanted {
-        let nodes = placement.get(&sha.to_hex()).map(Vec::as_slice).unwrap_or(&[]);
-        match inner.want(*sha, *size, Some(nodes)) {
-            Want::Queued => queued += 1,
-            Want::Reported => reported += 1,
-            Want::Held | Want::AlreadyQueued => {}
-        }
-    }
-    // Queued blobs the catalog no longer references (purged meanwhile).
-    let mut dropped = 0;
-    for sha in inner.queue.shas() {
-        if !wanted.contains_key(&sha) {
-            inner.queue.remove(&sha);
-            let _ = std::fs::remove_file(inner.blobs.partial_path(&sha));
-            dropped += 1;
-        }
-    }
-    let in_queue = |sha: &Sha256| inner.queue.contains(sha);
-    let deleted = collect_garbage(&inner.catalog, &inner.blobs, &wanted, &in_queue, inner.cfg.purge_grace, now_ms())?;
-    inner.stats.deleted.fetch_add(deleted as u64, Ordering::Relaxed);
-    tracing::info!(
-        referenced = wanted.len(), queued, reported, dropped, deleted, millis = started.elapsed().as_millis() as u64,
-        "anti-entropy pass"
-    );
-    Ok(())
-}
-
-/// Deletes local blobs (and stray partial files) that no catalog entry has
-/// referenced for `grace`, as seen by passes at least `grace` apart. A blob
-/// is deleted only if a second read of the catalog, just before, still does
-/// not reference it. Returns how many blobs were deleted.
-pub(crate) fn collect_garbage(
-    catalog: &Catalog,
-    blobs: &store::BlobStore,
-    wanted: &BTreeMap<Sha256, u64>,
-    queued: &dyn Fn(&Sha256) -> bool,
-    grace: Duration,
-    now: u64,
-) -> Result<usize, store::Error> {
-    let db = catalog.db();
-    let grace = grace.as_millis() as u64;
-    let mut local: Vec<Sha256> = blobs.list()?;
-    local.extend(blobs.partials()?.into_iter().filter(|sha| !queued(sha)));
-    let mut marks: HashMap<Sha256, u64> = HashMap::new();
-    for (key, value) in db.scan_prefix(CF_LOCAL, GC_PREFIX)? {
-        let sha = std::str::from_utf8(&key[GC_PREFIX.len()..]).ok().and_then(|h| h.parse().ok());
-        let since = value.as_slice().try_into().ok().map(u64::from_be_bytes);
-        if let (Some(sha), Some(since)) = (sha, since) {
-            marks.insert(sha, since);
-        }
-    }
-    let mut ops = Vec::new();
-    let mut expired = Vec::new();
-    for sha in &local {
-        if wanted.contains_key(sha) {
-            continue;
-        }
-        match marks.get(sha) {
-            None => ops.push(DbOp::Put { cf: CF_LOCAL, key: gc_key(sha), value: now.to_be_bytes().to_vec() }),
-            Some(&since) if now.saturating_sub(since) >= grace => expired.push(*sha),
-            Some(_) => {}
-        }
-    }
-    let local_set: HashSet<Sha256> = local.iter().copied().collect();
-    for sha in marks.keys() {
-        if wanted.contains_key(sha) || !local_set.contains(sha) {
-            ops.push(DbOp::Delete { cf: CF_LOCAL, key: gc_key(sha) });
-        }
-    }
-    let mut deleted = 0;
-    if !expired.is_empty() {
-        let again = referenced(catalog)?;
-        for sha in expired.iter().filter(|sha| !again.contains_key(sha)) {
-            let _ = std::fs::remove_file(blobs.partial_path(sha));
-            if blobs.delete(sha)? {
-                tracing::info!(blob = %sha, grace_seconds = grace / 1000, "deleted a blob no catalog entry references");
-                deleted += 1;
-            }
-            ops.push(DbOp::Delete { cf: CF_LOCAL, key: gc_key(sha) });
-        }
-    }
-    if !ops.is_empty() {
-        db.write(ops, false)?;
-    }
-    Ok(deleted)
-}
-
-fn gc_key(sha: &Sha256) -> Vec<u8> {
-    [GC_PREFIX, sha.to_hex().as_bytes()].concat()
-}
 
 /// Re-hashes every referenced local blob, `scrub_rate` bytes per second,
 /// one pass every `scrub_interval`.

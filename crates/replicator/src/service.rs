@@ -103,7 +103,7 @@ impl proto::Blobs for BlobService {
                 self.inner.me
             )));
         }
-        match crate::propose_placement(control, from, lost.clone(), shas.clone()).await {
+        match crate::placement::propose_placement(control, from, lost.clone(), shas.clone()).await {
             Ok(index) => Ok(Response::new(ReportReply { index })),
             Err(ProposeError::NotLeader { .. }) => Err(Status::failed_precondition("stopped being the primary; retry")),
             Err(e) => Err(Status::unavailable(format!("placement did not commit: {e}"))),
