@@ -136,7 +136,7 @@ where
         let channel = match endpoint.connect_timeout(CONNECT_TIMEOUT).timeout(CALL_TIMEOUT).connect().await {
             Ok(channel) => channel,
             Err(e) => {
-                failures.push(format!("{addr}: cannot connect ({e})"));
+                failures.push(format!("{addr}: cannot connect ({})", with_sources(&e)));
                 continue;
             }
         };
@@ -153,6 +153,18 @@ where
         bail!("no cluster address given: set FLOTILLA_CLUSTER or --cluster to host:port of the nodes' cluster port");
     }
     bail!("no node could answer (check FLOTILLA_CLUSTER / --cluster):\n  {}", failures.join("\n  "))
+}
+
+/// An error and its causes, `outer: inner: innermost`.
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn explain(status: &Status) -> String {
