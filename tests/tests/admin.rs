@@ -55,6 +55,8 @@ fn admin_refusals_are_clear_and_change_nothing() {
     let run = flotillactl(&format!("{dead},{all}"), Some(ADMIN_TOKEN), &["purge", "example.com/adm/m@v9.9.9"]);
     refused(&run, "dead address first", "not in the catalog");
     refused(&flotillactl(&dead, Some(ADMIN_TOKEN), &["purge", &spec]), "dead address only", "cannot connect");
+    let gateway = cluster.addr(primary).to_string();
+    refused(&flotillactl(&gateway, Some(ADMIN_TOKEN), &["purge", &spec]), "a gateway port", "is this the cluster port");
 
     // A node without admin.token_file refuses every admin call.
     let follower = cluster.others(primary)[0];

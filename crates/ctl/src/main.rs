@@ -168,9 +168,13 @@ fn with_sources(e: &dyn std::error::Error) -> String {
 }
 
 fn explain(status: &Status) -> String {
-    let hint = match status.code() {
-        Code::Unimplemented => " (is this the cluster port of a Flotilla node? the gateway port does not serve the admin API)",
-        _ => "",
+    // An HTTP server that is not a gRPC one (say, a node's gateway port)
+    // answers with a plain HTTP status, which tonic reports like this.
+    let not_grpc = status.code() == Code::Unimplemented || status.message().contains("while receiving response with status");
+    let hint = if not_grpc {
+        " (is this the cluster port of a Flotilla node? the gateway port does not serve the admin API)"
+    } else {
+        ""
     };
     format!("{}{hint}", status.message())
 }
