@@ -75,9 +75,14 @@ type Clustered = (Arc<cluster::RaftCluster>, Vec<tokio::task::JoinHandle<()>>);
 
 /// Opens the raft control plane on the node's database, starts the blob
 /// replicator, serves the cluster port and keeps this node's gateway URL
-/// announced while it is primary.
+/// recorded through the primary.
 async fn start_cluster(config: &Config, store: &store::Store, stop: watch::Receiver<bool>) -> Result<Clustered> {
     let raft_cfg = cluster::raft_config(config)?;
+    // Read before anything starts, so a bad token file stops the node at once.
+    let token = config.admin.token_file.as_deref().map(|p| crate::config::read_secret_file(p, "admin.token_file")).transpose()?;
+    if token.is_none() {
+        tracing::info!("admin API disabled: no admin.token_file");
+    }
     let cluster_id = raft_cfg.cluster_id.clone();
     let addr = cluster::listen_addr(config, &raft_cfg)?;
     let peers = raft_cfg.peers.clone();
@@ -87,10 +92,6 @@ async fn start_cluster(config: &Config, store: &store::Store, stop: watch::Recei
     tracing::info!(node_id = config.node_id, ?peers, %advertise_url, "cluster mode");
     let (replicator, mut tasks) = replicator::Replicator::start(config.replication.to_config(), store, control.clone(), stop.clone())
         .map_err(|e| anyhow::anyhow!("cannot start the blob replicator: {e}"))?;
-    let token = config.admin.token_file.as_deref().map(|p| crate::config::read_secret_file(p, "admin.token_file")).transpose()?;
-    if token.is_none() {
-        tracing::info!("admin API disabled: no admin.token_file");
-    }
     let admin = admin::AdminService::new(
         control.clone(),
         store.catalog.clone(),

@@ -42,3 +42,25 @@ fn upstream_direct_is_refused_with_advice() {
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("direct"), "{text}");
 }
+
+#[test]
+fn a_short_admin_token_stops_the_node_before_it_opens_raft() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("cluster-secret");
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef").unwrap();
+    let token = dir.path().join("admin-token");
+    std::fs::write(&token, "short").unwrap();
+    let data = dir.path().join("data");
+    let out = flotilla()
+        .args(["serve", "--listen", "127.0.0.1:0", "--upstream", "off", "--data-dir"])
+        .arg(&data)
+        .env("FLOTILLA_CLUSTER__PEERS", "1=127.0.0.1:0")
+        .env("FLOTILLA_CLUSTER__SECRET_FILE", &secret)
+        .env("FLOTILLA_ADMIN__TOKEN_FILE", &token)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("admin.token_file") && text.contains("at least 16"), "{text}");
+    assert!(!data.join("cluster-id").exists(), "the node claimed its data dir before refusing the token");
+}
