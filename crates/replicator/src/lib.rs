@@ -316,11 +316,11 @@ impl Inner {
 
     /// A zip the catalog references: report it if held, else queue it.
     fn want(&self, sha: Sha256, size: u64, placement: Option<&[u64]>) -> Want {
+        let listed = match placement {
+            Some(nodes) => nodes.contains(&self.me),
+            None => self.control.placement(&sha.to_hex()).contains(&self.me),
+        };
         if self.blobs.exists(&sha) {
-            let listed = match placement {
-                Some(nodes) => nodes.contains(&self.me),
-                None => self.control.placement(&sha.to_hex()).contains(&self.me),
-            };
             if listed {
                 return Want::Held;
             }
@@ -329,10 +329,6 @@ impl Inner {
         }
         // Placement still names this node (its data directory was lost):
         // correct it, so lag and sources are right until the copy is back.
-        let listed = match placement {
-            Some(nodes) => nodes.contains(&self.me),
-            None => self.control.placement(&sha.to_hex()).contains(&self.me),
-        };
         if listed {
             let _ = self.reports.send(Placed::Lost(sha));
         }
