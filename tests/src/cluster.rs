@@ -250,8 +250,7 @@ impl Cluster {
         let mut found = None;
         let ok = wait_until(timeout, || {
             last = ids.iter().map(|&id| (id, self.status(id))).collect::<BTreeMap<_, _>>();
-            let statuses: BTreeMap<u64, Status> =
-                last.iter().filter_map(|(id, s)| s.as_ref().ok().map(|s| (*id, s.clone()))).collect();
+            let statuses: BTreeMap<u64, Status> = last.iter().filter_map(|(id, s)| s.as_ref().ok().map(|s| (*id, s.clone()))).collect();
             if statuses.len() != ids.len() {
                 return false;
             }
@@ -267,10 +266,7 @@ impl Cluster {
         });
         match (ok, found) {
             (true, Some(found)) => found,
-            _ => panic!(
-                "nodes {ids:?} did not agree on one ready primary within {timeout:?}; last statuses: {last:#?}\n{}",
-                self.report()
-            ),
+            _ => panic!("nodes {ids:?} did not agree on one ready primary within {timeout:?}; last statuses: {last:#?}\n{}", self.report()),
         }
     }
 

@@ -28,7 +28,14 @@ pub struct GoOutput {
 
 impl fmt::Display for GoOutput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "go {} ({})\n--- stdout ---\n{}\n--- stderr ---\n{}", self.args.join(" "), if self.success { "ok" } else { "FAILED" }, self.stdout, self.stderr)
+        write!(
+            f,
+            "go {} ({})\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.args.join(" "),
+            if self.success { "ok" } else { "FAILED" },
+            self.stdout,
+            self.stderr
+        )
     }
 }
 
@@ -201,9 +208,8 @@ impl GoEnv {
 /// The GOCACHE shared by every test: `target/tmp/go-cache` next to the
 /// test executable's `target/<profile>/deps`, else under the system temp dir.
 pub fn shared_gocache() -> PathBuf {
-    let beside_target = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join("tmp").join("flotilla-e2e-go-cache")));
+    let beside_target =
+        std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join("tmp").join("flotilla-e2e-go-cache")));
     let dir = beside_target.unwrap_or_else(|| std::env::temp_dir().join("flotilla-e2e-go-cache"));
     std::fs::create_dir_all(&dir).expect("create shared GOCACHE");
     dir

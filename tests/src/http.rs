@@ -106,10 +106,7 @@ fn read_body(reader: &mut impl BufRead, head: &Response) -> io::Result<Vec<u8>> 
             let len: u64 = len.parse().map_err(|_| invalid(format!("bad content-length {len:?}")))?;
             reader.take(len).read_to_end(&mut body)?;
             if body.len() as u64 != len {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("body ended after {} of {len} bytes", body.len()),
-                ));
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("body ended after {} of {len} bytes", body.len())));
             }
         }
         None => {

@@ -86,12 +86,7 @@ struct Spec<'a> {
 const STANDARD: &[Spec<'static>] = &[
     Spec { path: "example.com/alpha", package: "alpha", versions: &["v1.0.0", "v1.1.0", "v1.2.0"], latest: "v1.2.0" },
     Spec { path: "example.com/alpha/v2", package: "alpha", versions: &["v2.0.0"], latest: "v2.0.0" },
-    Spec {
-        path: "example.com/beta",
-        package: "beta",
-        versions: &["v0.9.0", "v1.0.0", "v1.3.0", "v1.4.0-beta.1"],
-        latest: "v1.3.0",
-    },
+    Spec { path: "example.com/beta", package: "beta", versions: &["v0.9.0", "v1.0.0", "v1.3.0", "v1.4.0-beta.1"], latest: "v1.3.0" },
     Spec { path: "example.com/legacy", package: "legacy", versions: &["v2.0.0+incompatible"], latest: "v2.0.0+incompatible" },
     Spec { path: "example.com/Upper/mod", package: "mod", versions: &["v1.0.0", "v1.1.0-RC1"], latest: "v1.0.0" },
     Spec { path: "example.com/retracted", package: "retracted", versions: &["v1.0.0", "v1.1.0", "v1.2.0"], latest: "v1.2.0" },

@@ -56,8 +56,8 @@ impl Origin {
     /// Starts serving `modules` on a free port of 127.0.0.1.
     pub fn start(modules: ModuleSet) -> Origin {
         let shared = Arc::new(Shared { modules: RwLock::new(modules), ..Shared::default() });
-        let (runtime, addr) = serve(shared.clone(), SocketAddr::from(([127, 0, 0, 1], 0)))
-            .unwrap_or_else(|e| panic!("fake origin cannot start: {e}"));
+        let (runtime, addr) =
+            serve(shared.clone(), SocketAddr::from(([127, 0, 0, 1], 0))).unwrap_or_else(|e| panic!("fake origin cannot start: {e}"));
         Origin { shared, addr, runtime: Mutex::new(Some(runtime)) }
     }
 
@@ -175,7 +175,9 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let tamper = shared.tampers.lock().get(&key).cloned();
     let found = match tamper {
         Some(Tamper::Hang) => std::future::pending().await,
-        Some(Tamper::Status(code)) => return text(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "tampered by test"),
+        Some(Tamper::Status(code)) => {
+            return text(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "tampered by test")
+        }
         Some(Tamper::Body(bytes)) => Some(("application/octet-stream", bytes)),
         None => lookup(&shared.modules.read(), &key),
     };

@@ -51,9 +51,7 @@ fn is_local(cluster: &Cluster, id: u64, sha: &str) -> bool {
 }
 
 fn placement(cluster: &Cluster, id: u64, sha: &str) -> Vec<u64> {
-    blob(cluster, id, sha)
-        .and_then(|b| b["nodes"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()))
-        .unwrap_or_default()
+    blob(cluster, id, sha).and_then(|b| b["nodes"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect())).unwrap_or_default()
 }
 
 /// `cluster.replication` of node `id`'s status.
@@ -254,10 +252,8 @@ fn a_corrupt_follower_copy_is_never_served_and_is_repaired_from_a_peer() {
     let _serial = serial();
     let (set, versions) = many_versions(ModuleSet::default(), "c", 2);
     let origin = Origin::start(set);
-    let cluster = Cluster::start(
-        &origin.url(),
-        ClusterOptions { env: vec![("FLOTILLA_REPLICATION__SCRUB_INTERVAL", "1s")], ..Default::default() },
-    );
+    let cluster =
+        Cluster::start(&origin.url(), ClusterOptions { env: vec![("FLOTILLA_REPLICATION__SCRUB_INTERVAL", "1s")], ..Default::default() });
     let (primary, _) = cluster.wait_converged(&[1, 2, 3], CONVERGE);
     let follower = cluster.others(primary)[0];
     warm(&cluster, primary, &versions);
@@ -401,7 +397,8 @@ fn blob_rpc_refusals_are_clear_and_harmless() {
         let err = read_all(client.clone(), stamp(tonic::Request::new(fetch("not-a-sha".into(), 0)), &secret)).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
 
-        let err = read_all(client.clone(), stamp(tonic::Request::new(fetch(v.zip_sha256(), 0)), "wrong-secret-0123456789")).await.unwrap_err();
+        let err =
+            read_all(client.clone(), stamp(tonic::Request::new(fetch(v.zip_sha256(), 0)), "wrong-secret-0123456789")).await.unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
         assert!(err.message().contains("secret"), "{err:?}");
 

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use harness::cluster::{
     file_sizes, get_following, probe_status, run_serve_once, write_secret, Cluster, ClusterOptions, Layout, Member, Status,
 };
-use harness::node::free_port;
 use harness::escape::escape;
 use harness::modules::list_path;
+use harness::node::free_port;
 use harness::{GoEnv, ModuleSet, ModuleVersion, Node, Origin, Program, Tamper};
 
 /// An election among freshly started nodes, or after a failure.
@@ -124,12 +124,8 @@ fn three_nodes_elect_one_primary_and_every_node_serves_what_any_node_fetched() {
 
     // Every node announced its gateway through the primary: every status
     // lists every member's cluster address and gateway URL.
-    let expected: BTreeMap<u64, (String, String)> = cluster
-        .layout
-        .members
-        .iter()
-        .map(|m| (m.id, (m.cluster.to_string(), m.url())))
-        .collect();
+    let expected: BTreeMap<u64, (String, String)> =
+        cluster.layout.members.iter().map(|m| (m.id, (m.cluster.to_string(), m.url()))).collect();
     for id in cluster.ids() {
         let mut seen = BTreeMap::new();
         cluster.wait_for(&format!("node {id}'s status to list every member's gateway"), CONVERGE, || {
@@ -240,12 +236,8 @@ fn killing_the_primary_elects_a_new_one_and_go_downloads_succeed_with_nothing_ac
 
     // Every version the go command got a 200 for (its .mod is in its cache).
     let program = Program::standard();
-    let downloaded: Vec<ModuleVersion> = program
-        .requires
-        .iter()
-        .map(|(p, v)| set.get(p, v).clone())
-        .filter(|v| cached_mod(&go, v).is_file())
-        .collect();
+    let downloaded: Vec<ModuleVersion> =
+        program.requires.iter().map(|(p, v)| set.get(p, v).clone()).filter(|v| cached_mod(&go, v).is_file()).collect();
     eprintln!("go has .mod of {:?}", downloaded.iter().map(ModuleVersion::spec).collect::<Vec<_>>());
     for v in downloaded {
         if !acknowledged.iter().any(|w| w.spec() == v.spec()) {
@@ -375,7 +367,11 @@ fn a_stopped_primary_cannot_commit_and_steps_down_when_it_returns() {
         last = Some(s);
         ok
     });
-    eprintln!("old primary follows {:?} {:?} after SIGCONT", last.as_ref().and_then(|s| s.as_ref().ok()).and_then(|s| s.primary_id), resumed_at.elapsed());
+    eprintln!(
+        "old primary follows {:?} {:?} after SIGCONT",
+        last.as_ref().and_then(|s| s.as_ref().ok()).and_then(|s| s.primary_id),
+        resumed_at.elapsed()
+    );
     let (leader, _) = cluster.wait_converged(&[1, 2, 3], CONVERGE);
     assert_ne!(leader, primary);
     wait_served_directly(&cluster, primary, &v.url_path("mod"), &v.go_mod, REPLICATE);
@@ -573,7 +569,12 @@ fn a_restarted_follower_is_ready_only_once_it_has_caught_up() {
     let logs = cluster.node(primary).logs()[log_start..].to_owned();
     let unreachable: Vec<&str> = logs.lines().filter(|l| l.contains("Unreachable")).collect();
     assert!(!unreachable.is_empty(), "the primary did not log losing node {follower}:\n{logs}");
-    assert!(unreachable.len() <= 6, "{} lines about the unreachable node {follower} in 3 s:\n{}", unreachable.len(), unreachable.join("\n"));
+    assert!(
+        unreachable.len() <= 6,
+        "{} lines about the unreachable node {follower} in 3 s:\n{}",
+        unreachable.len(),
+        unreachable.join("\n")
+    );
     for v in set.versions().take(10) {
         fetch_ok(&cluster, &cluster.url(primary), &v.url_path("mod"), &v.go_mod);
         fetch_ok(&cluster, &cluster.url(primary), &v.url_path("info"), &v.info);

@@ -20,11 +20,8 @@ fn hundred_concurrent_requests_for_uncached_zip_fetch_it_from_upstream_once() {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let answers = runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(0)
-            .build()
-            .expect("http client");
+        let client =
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).pool_max_idle_per_host(0).build().expect("http client");
         let tasks: Vec<_> = (0..CLIENTS)
             .map(|_| {
                 let (client, url) = (client.clone(), url.clone());

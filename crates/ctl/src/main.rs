@@ -92,7 +92,10 @@ async fn run(cli: Cli) -> Result<()> {
             } else {
                 println!("purged {module}@{version} (raft index {}, primary node {})", reply.index, reply.primary);
                 if !reply.zip_sha256.is_empty() {
-                    println!("its zip blob {} is deleted on every node in {} s unless another version uses it", reply.zip_sha256, reply.grace_seconds);
+                    println!(
+                        "its zip blob {} is deleted on every node in {} s unless another version uses it",
+                        reply.zip_sha256, reply.grace_seconds
+                    );
                 }
             }
         }
@@ -104,7 +107,9 @@ fn token(cli: &Cli) -> Result<String> {
     let token = match (&cli.token, &cli.token_file) {
         (_, Some(path)) => std::fs::read_to_string(path).with_context(|| format!("cannot read --token-file {}", path.display()))?,
         (Some(token), None) => token.clone(),
-        (None, None) => bail!("no admin token: set FLOTILLA_ADMIN_TOKEN (or pass --token-file) to the content of the nodes' admin.token_file"),
+        (None, None) => {
+            bail!("no admin token: set FLOTILLA_ADMIN_TOKEN (or pass --token-file) to the content of the nodes' admin.token_file")
+        }
     };
     let token = token.trim().to_string();
     if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
@@ -171,11 +176,7 @@ fn explain(status: &Status) -> String {
     // An HTTP server that is not a gRPC one (say, a node's gateway port)
     // answers with a plain HTTP status, which tonic reports like this.
     let not_grpc = status.code() == Code::Unimplemented || status.message().contains("while receiving response with status");
-    let hint = if not_grpc {
-        " (is this the cluster port of a Flotilla node? the gateway port does not serve the admin API)"
-    } else {
-        ""
-    };
+    let hint = if not_grpc { " (is this the cluster port of a Flotilla node? the gateway port does not serve the admin API)" } else { "" };
     format!("{}{hint}", status.message())
 }
 

@@ -72,7 +72,14 @@ async fn fetch_mod(state: &AppState, module: &ModulePath, version: &Version) -> 
     Ok(body)
 }
 
-pub async fn fetch_small(state: &AppState, kind: &str, module: &ModulePath, suffix: &str, limit: u64, what: &str) -> Result<Vec<u8>, ApiError> {
+pub async fn fetch_small(
+    state: &AppState,
+    kind: &str,
+    module: &ModulePath,
+    suffix: &str,
+    limit: u64,
+    what: &str,
+) -> Result<Vec<u8>, ApiError> {
     let started = Instant::now();
     let result = state.upstream.get(module, suffix, limit).await;
     state.metrics.upstream(kind, outcome(&result), started.elapsed());

@@ -106,14 +106,34 @@ impl Default for Metrics {
         registry.register("raft_acting_primary", "1 while this node acts as primary (leader with a fresh quorum)", m.raft_primary.clone());
         registry.register("raft_last_applied", "Index of the last log entry applied to this node's catalog", m.raft_last_applied.clone());
         registry.register("raft_committed", "Index of the last committed log entry this node knows", m.raft_committed.clone());
-        registry.register("replication_queue_blobs", "Blobs this node lacks and has queued for replication", m.replication_queue_blobs.clone());
-        registry.register("replication_queue_bytes", "Bytes of the blobs this node has queued for replication", m.replication_queue_bytes.clone());
-        registry.register("replication_oldest_missing_seconds", "Age of the oldest blob this node still lacks", m.replication_oldest_missing.clone());
+        registry.register(
+            "replication_queue_blobs",
+            "Blobs this node lacks and has queued for replication",
+            m.replication_queue_blobs.clone(),
+        );
+        registry.register(
+            "replication_queue_bytes",
+            "Bytes of the blobs this node has queued for replication",
+            m.replication_queue_bytes.clone(),
+        );
+        registry.register(
+            "replication_oldest_missing_seconds",
+            "Age of the oldest blob this node still lacks",
+            m.replication_oldest_missing.clone(),
+        );
         registry.register("replication_received_bytes", "Blob bytes this node pulled from peers", m.replication_received.clone());
         registry.register("replication_sent_bytes", "Blob bytes this node served to peers", m.replication_sent.clone());
         registry.register("replication_failures", "Failed blob pulls (each is retried)", m.replication_failures.clone());
-        registry.register("replication_missing_blobs", "Referenced blobs that placement does not list on a node", m.replication_missing_blobs.clone());
-        registry.register("replication_missing_bytes", "Bytes of referenced blobs that placement does not list on a node", m.replication_missing_bytes.clone());
+        registry.register(
+            "replication_missing_blobs",
+            "Referenced blobs that placement does not list on a node",
+            m.replication_missing_blobs.clone(),
+        );
+        registry.register(
+            "replication_missing_bytes",
+            "Bytes of referenced blobs that placement does not list on a node",
+            m.replication_missing_bytes.clone(),
+        );
         registry.register(
             "replication_node_oldest_missing_seconds",
             "Age of the oldest referenced blob that placement does not list on a node",

@@ -50,7 +50,10 @@ pub async fn elsewhere(state: &Arc<AppState>, req: &Incoming<'_>) -> Result<Opti
             Role::Standalone | Role::Primary => return Ok(None),
             Role::Follower { url: Some(url), .. } => {
                 if req.headers.contains_key(FORWARDED) {
-                    return Err(ApiError::unavailable("request was relayed by another node, but this node is not the primary either; retry", 1));
+                    return Err(ApiError::unavailable(
+                        "request was relayed by another node, but this node is not the primary either; retry",
+                        1,
+                    ));
                 }
                 if primary_answers(state, url).await {
                     let target = format!("{}{}", url.trim_end_matches('/'), req.path);
@@ -70,7 +73,10 @@ pub async fn elsewhere(state: &Arc<AppState>, req: &Incoming<'_>) -> Result<Opti
                     1,
                 ),
                 Role::Follower { primary, url: Some(url) } => ApiError::unavailable(
-                    format!("primary node {primary} at {url} does not answer and no new primary was elected within {:?}; retry shortly", state.cfg.leader_wait),
+                    format!(
+                        "primary node {primary} at {url} does not answer and no new primary was elected within {:?}; retry shortly",
+                        state.cfg.leader_wait
+                    ),
                     1,
                 ),
                 _ => no_primary(state),
@@ -129,10 +135,7 @@ async fn forward(state: &AppState, target: &str, headers: &HeaderMap) -> Result<
             req = req.header(name, v);
         }
     }
-    let upstream = req
-        .send()
-        .await
-        .map_err(|e| ApiError::unavailable(format!("cannot reach the primary at {target}: {e}"), 1))?;
+    let upstream = req.send().await.map_err(|e| ApiError::unavailable(format!("cannot reach the primary at {target}: {e}"), 1))?;
     let status = upstream.status();
     let kept: Vec<(HeaderName, HeaderValue)> =
         RESPONSE_HEADERS.into_iter().filter_map(|name| upstream.headers().get(&name).cloned().map(|v| (name, v))).collect();

@@ -17,12 +17,18 @@ pub const TEXT: &str = "text/plain; charset=utf-8";
 
 pub async fn handle(State(state): State<Arc<AppState>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
     if method != Method::GET && method != Method::HEAD {
-        return ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("method {method} not allowed: a Go module proxy answers GET and HEAD"))
-            .into_response();
+        return ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method {method} not allowed: a Go module proxy answers GET and HEAD"),
+        )
+        .into_response();
     }
     let path = uri.path();
     if path.starts_with("/sumdb/") {
-        return ApiError::not_found("not found: this mirror does not proxy checksum databases; the go command will contact the database directly").into_response();
+        return ApiError::not_found(
+            "not found: this mirror does not proxy checksum databases; the go command will contact the database directly",
+        )
+        .into_response();
     }
     let request = match gomod::parse_request(path) {
         Ok(r) => r,

@@ -33,14 +33,18 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     if let Some(replication) = cluster.get("replication") {
         m.replication(replication);
     }
-    for (g, key) in [(&m.raft_term, "term"), (&m.raft_primary, "acting_primary"), (&m.raft_last_applied, "last_applied"), (&m.raft_committed, "committed")] {
+    for (g, key) in [
+        (&m.raft_term, "term"),
+        (&m.raft_primary, "acting_primary"),
+        (&m.raft_last_applied, "last_applied"),
+        (&m.raft_committed, "committed"),
+    ] {
         if let Some(v) = gauge(key) {
             g.set(v);
         }
     }
     let mut resp = state.metrics.encode().into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"));
     resp
 }
 

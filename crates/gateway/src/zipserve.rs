@@ -102,11 +102,7 @@ impl ApiError {
 }
 
 fn header_is(headers: &HeaderMap, name: header::HeaderName, etag: &str) -> bool {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
-        .unwrap_or(false)
+    headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")).unwrap_or(false)
 }
 
 /// `If-Range` with anything but our strong ETag means "send it all".

@@ -27,17 +27,11 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn path(path: &str, reason: impl Into<String>) -> Self {
-        Error::InvalidPath {
-            path: clip(path),
-            reason: reason.into(),
-        }
+        Error::InvalidPath { path: clip(path), reason: reason.into() }
     }
 
     pub(crate) fn version(version: &str, reason: impl Into<String>) -> Self {
-        Error::InvalidVersion {
-            version: clip(version),
-            reason: reason.into(),
-        }
+        Error::InvalidVersion { version: clip(version), reason: reason.into() }
     }
 }
 

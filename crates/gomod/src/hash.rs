@@ -32,12 +32,7 @@ pub fn h1_go_mod(content: &[u8]) -> String {
 /// The go.sum lines of a version: `<path> <version> <zip h1>` (if given) and
 /// `<path> <version>/go.mod <mod h1>`, each ending in `\n`. The hashes are
 /// passed as returned by this crate, `h1:` prefix included.
-pub fn go_sum_lines(
-    module: &ModulePath,
-    version: &Version,
-    zip_h1: Option<&str>,
-    mod_h1: &str,
-) -> String {
+pub fn go_sum_lines(module: &ModulePath, version: &Version, zip_h1: Option<&str>, mod_h1: &str) -> String {
     let mut out = String::new();
     if let Some(zip_h1) = zip_h1 {
         out.push_str(&format!("{module} {version} {zip_h1}\n"));
@@ -57,53 +52,29 @@ mod tests {
     #[test]
     fn worked_example() {
         let go_mod = b"module example.com/hello\n";
-        assert_eq!(
-            hex::encode(sha(go_mod)),
-            "ed0a2883675acfc3aacb70e8d14cc9b7bf8fbfbc917231f573b79b56a6162fdc"
-        );
+        assert_eq!(hex::encode(sha(go_mod)), "ed0a2883675acfc3aacb70e8d14cc9b7bf8fbfbc917231f573b79b56a6162fdc");
         let files = vec![
-            (
-                "example.com/hello@v1.0.0/hello.go".to_string(),
-                sha(b"package hello\n"),
-            ),
+            ("example.com/hello@v1.0.0/hello.go".to_string(), sha(b"package hello\n")),
             ("example.com/hello@v1.0.0/go.mod".to_string(), sha(go_mod)),
         ];
-        assert_eq!(
-            h1_from_file_hashes(files),
-            "h1:v/u/g2S1hZaWZImyAVXAGG42N1pWX/UTgAYidytBT84="
-        );
-        assert_eq!(
-            h1_go_mod(go_mod),
-            "h1:fpu2YBs8Cn+uPELS7pdczZmF9hlK1PibTkwahffYMfo="
-        );
+        assert_eq!(h1_from_file_hashes(files), "h1:v/u/g2S1hZaWZImyAVXAGG42N1pWX/UTgAYidytBT84=");
+        assert_eq!(h1_go_mod(go_mod), "h1:fpu2YBs8Cn+uPELS7pdczZmF9hlK1PibTkwahffYMfo=");
     }
 
     #[test]
     fn dirs_example() {
         let files = vec![
-            (
-                "example.com/dirs@v1.0.0/go.mod".to_string(),
-                sha(b"module example.com/dirs\n"),
-            ),
+            ("example.com/dirs@v1.0.0/go.mod".to_string(), sha(b"module example.com/dirs\n")),
             ("example.com/dirs@v1.0.0/sub/".to_string(), sha(b"")),
-            (
-                "example.com/dirs@v1.0.0/sub/b.go".to_string(),
-                sha(b"package sub\n"),
-            ),
+            ("example.com/dirs@v1.0.0/sub/b.go".to_string(), sha(b"package sub\n")),
         ];
-        assert_eq!(
-            h1_from_file_hashes(files),
-            "h1:UyXC2rYaOefNirpgLWWTsO2eCdYcuoqrlezy5lxdYSk="
-        );
+        assert_eq!(h1_from_file_hashes(files), "h1:UyXC2rYaOefNirpgLWWTsO2eCdYcuoqrlezy5lxdYSk=");
     }
 
     #[test]
     fn empty_set() {
         // sha256 of no lines at all
-        assert_eq!(
-            h1_from_file_hashes(Vec::new()),
-            "h1:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
-        );
+        assert_eq!(h1_from_file_hashes(Vec::new()), "h1:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
     }
 
     #[test]
@@ -112,13 +83,7 @@ mod tests {
         let v = Version::new("v1.0.0").unwrap();
         let zip = "h1:v/u/g2S1hZaWZImyAVXAGG42N1pWX/UTgAYidytBT84=";
         let md = "h1:fpu2YBs8Cn+uPELS7pdczZmF9hlK1PibTkwahffYMfo=";
-        assert_eq!(
-            go_sum_lines(&m, &v, Some(zip), md),
-            format!("example.com/hello v1.0.0 {zip}\nexample.com/hello v1.0.0/go.mod {md}\n")
-        );
-        assert_eq!(
-            go_sum_lines(&m, &v, None, md),
-            format!("example.com/hello v1.0.0/go.mod {md}\n")
-        );
+        assert_eq!(go_sum_lines(&m, &v, Some(zip), md), format!("example.com/hello v1.0.0 {zip}\nexample.com/hello v1.0.0/go.mod {md}\n"));
+        assert_eq!(go_sum_lines(&m, &v, None, md), format!("example.com/hello v1.0.0/go.mod {md}\n"));
     }
 }

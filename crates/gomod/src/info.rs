@@ -15,16 +15,7 @@ pub struct Info {
 }
 
 /// `Origin` fields Go decodes as strings; another JSON type fails the client.
-const ORIGIN_STRING_FIELDS: [&str; 8] = [
-    "VCS",
-    "URL",
-    "Subdir",
-    "Hash",
-    "TagPrefix",
-    "TagSum",
-    "Ref",
-    "RepoSum",
-];
+const ORIGIN_STRING_FIELDS: [&str; 8] = ["VCS", "URL", "Subdir", "Hash", "TagPrefix", "TagSum", "Ref", "RepoSum"];
 
 /// Validates an `.info` body the way the go command would decode it: a JSON
 /// object, `Version` a valid semver string, `Time` (if present, non-null) an
@@ -32,16 +23,14 @@ const ORIGIN_STRING_FIELDS: [&str; 8] = [
 /// `Short`, `Tags` of the types Go expects. Other fields are ignored. Field
 /// names are matched exactly (Go would also accept other letter cases).
 pub fn parse_info(bytes: &[u8]) -> Result<Info> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| bad(format!("not valid JSON: {e}")))?;
     let Value::Object(obj) = value else {
         return Err(bad("not a JSON object".into()));
     };
     let version = version_field(&obj)?;
     let time = optional_string(&obj, "Time")?;
     if let Some(t) = &time {
-        check_rfc3339(t)
-            .map_err(|why| bad(format!("\"Time\" {:?} is not RFC 3339: {why}", clip(t))))?;
+        check_rfc3339(t).map_err(|why| bad(format!("\"Time\" {:?} is not RFC 3339: {why}", clip(t))))?;
     }
     optional_string(&obj, "Name")?;
     optional_string(&obj, "Short")?;
@@ -61,10 +50,7 @@ fn version_field(obj: &Map<String, Value>) -> Result<String> {
         None => return Err(bad("missing \"Version\"".into())),
     };
     if !is_valid_semver(&version) {
-        return Err(bad(format!(
-            "\"Version\" {:?} is not a valid semantic version",
-            clip(&version)
-        )));
+        return Err(bad(format!("\"Version\" {:?} is not a valid semantic version", clip(&version))));
     }
     Ok(version)
 }
@@ -93,8 +79,7 @@ fn check_origin(obj: &Map<String, Value>) -> Result<()> {
         Some(_) => return Err(bad("\"Origin\" is not an object".into())),
     };
     for key in ORIGIN_STRING_FIELDS {
-        optional_string(origin, key)
-            .map_err(|_| bad(format!("\"Origin\".{key:?} is not a string")))?;
+        optional_string(origin, key).map_err(|_| bad(format!("\"Origin\".{key:?} is not a string")))?;
     }
     Ok(())
 }
@@ -132,10 +117,7 @@ fn skip_fraction(b: &[u8], at: usize) -> std::result::Result<usize, &'static str
     if b.get(at) != Some(&b'.') {
         return Ok(at);
     }
-    let digits = b[at + 1..]
-        .iter()
-        .take_while(|d| d.is_ascii_digit())
-        .count();
+    let digits = b[at + 1..].iter().take_while(|d| d.is_ascii_digit()).count();
     if digits == 0 {
         return Err("empty fraction");
     }
@@ -153,10 +135,7 @@ fn check_zone(z: &[u8]) -> std::result::Result<(), &'static str> {
     if !matches!(sign, b'+' | b'-') || !digits.iter().all(|d| d.is_ascii_digit()) {
         return Err("bad time zone (want Z or ±HH:MM)");
     }
-    let (hours, minutes) = (
-        (h1 - b'0') * 10 + (h2 - b'0'),
-        (m1 - b'0') * 10 + (m2 - b'0'),
-    );
+    let (hours, minutes) = ((h1 - b'0') * 10 + (h2 - b'0'), (m1 - b'0') * 10 + (m2 - b'0'));
     if hours > 23 || minutes > 59 {
         return Err("time zone offset out of range");
     }
@@ -165,9 +144,7 @@ fn check_zone(z: &[u8]) -> std::result::Result<(), &'static str> {
 
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
-        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
-            29
-        }
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => 29,
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -181,13 +158,7 @@ mod tests {
     #[test]
     fn valid_infos() {
         let i = parse_info(br#"{"Version":"v1.0.0","Time":"2019-11-09T02:19:31Z"}"#).unwrap();
-        assert_eq!(
-            i,
-            Info {
-                version: "v1.0.0".into(),
-                time: Some("2019-11-09T02:19:31Z".into())
-            }
-        );
+        assert_eq!(i, Info { version: "v1.0.0".into(), time: Some("2019-11-09T02:19:31Z".into()) });
         let i = parse_info(br#"{"Version":"v1.2"}"#).unwrap();
         assert_eq!(i.time, None);
         for ok in [
@@ -197,11 +168,7 @@ mod tests {
             r#" {"Version":"v1.0.0","Origin":{"VCS":"git","URL":"https://x","Hash":"abc","Extra":1},"Foo":[1]} "#,
             r#"{"Version":"v1.0.0","Name":"abc","Short":"abc","Tags":["v1.0.0"]}"#,
         ] {
-            assert!(
-                parse_info(ok.as_bytes()).is_ok(),
-                "{ok}: {:?}",
-                parse_info(ok.as_bytes())
-            );
+            assert!(parse_info(ok.as_bytes()).is_ok(), "{ok}: {:?}", parse_info(ok.as_bytes()));
         }
     }
 
@@ -215,54 +182,18 @@ mod tests {
             (r#"{"Version":1}"#, "not a string"),
             (r#"{"Version":"1.0.0"}"#, "not a valid semantic version"),
             (r#"{"Version":"v1.0.0"} x"#, "not valid JSON"),
-            (
-                r#"{"Version":"v1.0.0","Time":5}"#,
-                "\"Time\" is not a string",
-            ),
-            (
-                r#"{"Version":"v1.0.0","Time":"2019-11-09 02:19:31Z"}"#,
-                "RFC 3339",
-            ),
-            (
-                r#"{"Version":"v1.0.0","Time":"2019-11-09T02:19:31"}"#,
-                "RFC 3339",
-            ),
-            (
-                r#"{"Version":"v1.0.0","Time":"2019-02-29T02:19:31Z"}"#,
-                "date out of range",
-            ),
-            (
-                r#"{"Version":"v1.0.0","Time":"2019-13-01T02:19:31Z"}"#,
-                "date out of range",
-            ),
-            (
-                r#"{"Version":"v1.0.0","Time":"2019-11-09T24:00:00Z"}"#,
-                "time out of range",
-            ),
-            (
-                r#"{"Version":"v1.0.0","Time":"2019-11-09T02:19:31.Z"}"#,
-                "empty fraction",
-            ),
-            (
-                r#"{"Version":"v1.0.0","Time":"2019-11-09T02:19:31+24:00"}"#,
-                "offset out of range",
-            ),
-            (
-                r#"{"Version":"v1.0.0","Time":"2019-11-09T02:19:31z"}"#,
-                "time zone",
-            ),
-            (
-                r#"{"Version":"v1.0.0","Time":"２019-11-09T02:19:31Z"}"#,
-                "RFC 3339",
-            ),
-            (
-                r#"{"Version":"v1.0.0","Origin":"git"}"#,
-                "\"Origin\" is not an object",
-            ),
-            (
-                r#"{"Version":"v1.0.0","Origin":{"URL":1}}"#,
-                "\"Origin\".\"URL\" is not a string",
-            ),
+            (r#"{"Version":"v1.0.0","Time":5}"#, "\"Time\" is not a string"),
+            (r#"{"Version":"v1.0.0","Time":"2019-11-09 02:19:31Z"}"#, "RFC 3339"),
+            (r#"{"Version":"v1.0.0","Time":"2019-11-09T02:19:31"}"#, "RFC 3339"),
+            (r#"{"Version":"v1.0.0","Time":"2019-02-29T02:19:31Z"}"#, "date out of range"),
+            (r#"{"Version":"v1.0.0","Time":"2019-13-01T02:19:31Z"}"#, "date out of range"),
+            (r#"{"Version":"v1.0.0","Time":"2019-11-09T24:00:00Z"}"#, "time out of range"),
+            (r#"{"Version":"v1.0.0","Time":"2019-11-09T02:19:31.Z"}"#, "empty fraction"),
+            (r#"{"Version":"v1.0.0","Time":"2019-11-09T02:19:31+24:00"}"#, "offset out of range"),
+            (r#"{"Version":"v1.0.0","Time":"2019-11-09T02:19:31z"}"#, "time zone"),
+            (r#"{"Version":"v1.0.0","Time":"２019-11-09T02:19:31Z"}"#, "RFC 3339"),
+            (r#"{"Version":"v1.0.0","Origin":"git"}"#, "\"Origin\" is not an object"),
+            (r#"{"Version":"v1.0.0","Origin":{"URL":1}}"#, "\"Origin\".\"URL\" is not a string"),
             (r#"{"Version":"v1.0.0","Tags":"v1"}"#, "\"Tags\""),
         ] {
             let err = parse_info(bad.as_bytes()).expect_err(bad).to_string();
@@ -273,21 +204,9 @@ mod tests {
 
     #[test]
     fn serializes_like_go() {
-        let i = Info {
-            version: "v1.0.0".into(),
-            time: None,
-        };
-        assert_eq!(
-            serde_json::to_string(&i).unwrap(),
-            r#"{"Version":"v1.0.0"}"#
-        );
-        let i = Info {
-            version: "v1.0.0".into(),
-            time: Some("2019-11-09T02:19:31Z".into()),
-        };
-        assert_eq!(
-            serde_json::to_string(&i).unwrap(),
-            r#"{"Version":"v1.0.0","Time":"2019-11-09T02:19:31Z"}"#
-        );
+        let i = Info { version: "v1.0.0".into(), time: None };
+        assert_eq!(serde_json::to_string(&i).unwrap(), r#"{"Version":"v1.0.0"}"#);
+        let i = Info { version: "v1.0.0".into(), time: Some("2019-11-09T02:19:31Z".into()) };
+        assert_eq!(serde_json::to_string(&i).unwrap(), r#"{"Version":"v1.0.0","Time":"2019-11-09T02:19:31Z"}"#);
     }
 }

@@ -15,8 +15,8 @@ pub(crate) enum Kind {
 
 /// Windows reserved device names (compared case-insensitively).
 const WINDOWS_RESERVED: [&str; 22] = [
-    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
-    "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9", "LPT1", "LPT2", "LPT3", "LPT4",
+    "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
 ];
 
 /// A decoded module path that passed x/mod `CheckPath`.
@@ -32,8 +32,7 @@ impl ModulePath {
 
     /// Case-decodes (`!x` → `X`) and validates an escaped module path.
     pub fn from_escaped(escaped: &str) -> Result<Self> {
-        let raw = unescape(escaped)
-            .map_err(|reason| Error::path(escaped, format!("bad case-encoding: {reason}")))?;
+        let raw = unescape(escaped).map_err(|reason| Error::path(escaped, format!("bad case-encoding: {reason}")))?;
         Self::new(&raw)
     }
 
@@ -145,11 +144,9 @@ pub(crate) fn check_module_path(path: &str) -> std::result::Result<(), String> {
         return Err(format!("invalid char {c:?} in first path element"));
     }
     if split_path_version(path).is_none() {
-        return Err(
-            "invalid version (a major version suffix must be /vN with N >= 2 \
+        return Err("invalid version (a major version suffix must be /vN with N >= 2 \
                     and no leading zero; gopkg.in paths must end in .vN)"
-                .into(),
-        );
+            .into());
     }
     Ok(())
 }
@@ -194,13 +191,8 @@ pub(crate) fn check_elem(elem: &str, kind: Kind) -> std::result::Result<(), Stri
         return Err(format!("invalid char {c:?}"));
     }
     let short = elem.find('.').map_or(elem, |i| &elem[..i]);
-    if WINDOWS_RESERVED
-        .iter()
-        .any(|bad| bad.eq_ignore_ascii_case(short))
-    {
-        return Err(format!(
-            "{short:?} disallowed as path element component on Windows"
-        ));
+    if WINDOWS_RESERVED.iter().any(|bad| bad.eq_ignore_ascii_case(short)) {
+        return Err(format!("{short:?} disallowed as path element component on Windows"));
     }
     if kind == Kind::Module && has_tilde_digits(short) {
         return Err("trailing tilde and digits in path element".into());
@@ -290,10 +282,7 @@ mod tests {
     #[test]
     fn escape_vectors() {
         for (raw, esc) in [
-            (
-                "github.com/Azure/azure-sdk-for-go",
-                "github.com/!azure/azure-sdk-for-go",
-            ),
+            ("github.com/Azure/azure-sdk-for-go", "github.com/!azure/azure-sdk-for-go"),
             ("github.com/BurntSushi/toml", "github.com/!burnt!sushi/toml"),
             ("golang.org/x/text", "golang.org/x/text"),
         ] {
@@ -320,11 +309,7 @@ mod tests {
             "example.com/foo~1a",
             "example.com/v",
         ] {
-            assert!(
-                ModulePath::new(p).is_ok(),
-                "{p} should be valid: {:?}",
-                ModulePath::new(p)
-            );
+            assert!(ModulePath::new(p).is_ok(), "{p} should be valid: {:?}", ModulePath::new(p));
         }
     }
 
@@ -369,26 +354,15 @@ mod tests {
     #[test]
     fn display_example() {
         let err = ModulePath::new("example.com/.x").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            r#"invalid module path "example.com/.x": leading dot in path element"#
-        );
+        assert_eq!(err.to_string(), r#"invalid module path "example.com/.x": leading dot in path element"#);
     }
 
     #[test]
     fn unescape_vectors() {
-        assert_eq!(
-            unescape_string("github.com/!azure/x").as_deref(),
-            Some("github.com/Azure/x")
-        );
-        for bad in [
-            "github.com/!Azure/x",
-            "github.com/Azure/x",
-            "github.com/!!azure/x",
-            "github.com/azure!",
-            "github.com/!1x",
-            "github.com/ü",
-        ] {
+        assert_eq!(unescape_string("github.com/!azure/x").as_deref(), Some("github.com/Azure/x"));
+        for bad in
+            ["github.com/!Azure/x", "github.com/Azure/x", "github.com/!!azure/x", "github.com/azure!", "github.com/!1x", "github.com/ü"]
+        {
             assert_eq!(unescape_string(bad), None, "{bad}");
             assert!(ModulePath::from_escaped(bad).is_err(), "{bad}");
         }
@@ -411,23 +385,10 @@ mod tests {
 
     #[test]
     fn file_paths() {
-        for ok in [
-            "a/b.go",
-            "-x",
-            ".github/x",
-            "ü/x",
-            "a b/c!#$%&()+,-.=@[]^_{}~",
-            "foo~1",
-        ] {
-            assert!(
-                check_file_path(ok).is_ok(),
-                "{ok}: {:?}",
-                check_file_path(ok)
-            );
+        for ok in ["a/b.go", "-x", ".github/x", "ü/x", "a b/c!#$%&()+,-.=@[]^_{}~", "foo~1"] {
+            assert!(check_file_path(ok).is_ok(), "{ok}: {:?}", check_file_path(ok));
         }
-        for bad in [
-            "a/", "a//b", "a/.", "..", "a.", "a:b", "a\\b", "a*b", "a\"b", "nul.txt", "a\nb",
-        ] {
+        for bad in ["a/", "a//b", "a/.", "..", "a.", "a:b", "a\\b", "a*b", "a\"b", "nul.txt", "a\nb"] {
             assert!(check_file_path(bad).is_err(), "{bad}");
         }
     }

@@ -20,10 +20,7 @@ pub fn match_prefix_patterns(globs: &str, path: &str) -> bool {
         .split(',')
         .map(|g| g.strip_suffix('/').unwrap_or(g))
         .filter(|g| !g.is_empty())
-        .any(|glob| {
-            leading_elements(path, glob.matches('/').count())
-                .is_some_and(|p| path_match(glob, p) == Some(true))
-        })
+        .any(|glob| leading_elements(path, glob.matches('/').count()).is_some_and(|p| path_match(glob, p) == Some(true)))
 }
 
 /// The first `n + 1` slash-separated elements of `path`, or `None` if it has fewer.
@@ -128,11 +125,7 @@ fn match_chunk<'a>(mut chunk: &[u8], mut s: &'a [u8]) -> Matched<Option<&'a [u8]
                 chunk = &chunk[1..];
             }
             _ => {
-                let lit = if c == b'\\' {
-                    chunk.get(1).copied().ok_or(BadPattern)?
-                } else {
-                    c
-                };
+                let lit = if c == b'\\' { chunk.get(1).copied().ok_or(BadPattern)? } else { c };
                 chunk = &chunk[if c == b'\\' { 2 } else { 1 }..];
                 if !failed {
                     failed = s.first() != Some(&lit);
@@ -200,11 +193,7 @@ fn decode_rune(s: &[u8]) -> (u32, usize) {
         0xF0..=0xF4 => 4,
         _ => return (0xFFFD, 1),
     };
-    match s
-        .get(..width)
-        .and_then(|w| std::str::from_utf8(w).ok())
-        .and_then(|w| w.chars().next())
-    {
+    match s.get(..width).and_then(|w| std::str::from_utf8(w).ok()).and_then(|w| w.chars().next()) {
         Some(c) => (u32::from(c), width),
         None => (0xFFFD, 1),
     }
@@ -276,11 +265,7 @@ mod tests {
             ("*x", "xxx", Some(true)),
         ];
         for &(pattern, name, want) in cases {
-            assert_eq!(
-                path_match(pattern, name),
-                want,
-                "Match({pattern:?}, {name:?})"
-            );
+            assert_eq!(path_match(pattern, name), want, "Match({pattern:?}, {name:?})");
         }
     }
 
@@ -305,11 +290,7 @@ mod tests {
             ("example.com", "example.com", true),
         ];
         for &(globs, path, want) in cases {
-            assert_eq!(
-                match_prefix_patterns(globs, path),
-                want,
-                "{globs:?} vs {path:?}"
-            );
+            assert_eq!(match_prefix_patterns(globs, path), want, "{globs:?} vs {path:?}");
         }
     }
 }

@@ -24,24 +24,11 @@ pub enum VersionRef {
 /// One parsed GOPROXY request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
-    List {
-        module: ModulePath,
-    },
-    Info {
-        module: ModulePath,
-        version: VersionRef,
-    },
-    Mod {
-        module: ModulePath,
-        version: Version,
-    },
-    Zip {
-        module: ModulePath,
-        version: Version,
-    },
-    Latest {
-        module: ModulePath,
-    },
+    List { module: ModulePath },
+    Info { module: ModulePath, version: VersionRef },
+    Mod { module: ModulePath, version: Version },
+    Zip { module: ModulePath, version: Version },
+    Latest { module: ModulePath },
 }
 
 impl Request {
@@ -72,31 +59,20 @@ impl Request {
 /// case-decodes and validates module and version.
 pub fn parse_request(raw_path: &str) -> Result<Request> {
     if raw_path.len() > MAX_REQUEST_PATH {
-        return Err(bad(format!(
-            "path is {} bytes long, the limit is {MAX_REQUEST_PATH}",
-            raw_path.len()
-        )));
+        return Err(bad(format!("path is {} bytes long, the limit is {MAX_REQUEST_PATH}", raw_path.len())));
     }
     let decoded = percent_decode(raw_path)?;
     let Some(rest) = decoded.strip_prefix('/') else {
-        return Err(bad(format!(
-            "path {:?} does not start with '/'",
-            clip(&decoded)
-        )));
+        return Err(bad(format!("path {:?} does not start with '/'", clip(&decoded))));
     };
     if let Some(module) = rest.strip_suffix("/@latest") {
-        return Ok(Request::Latest {
-            module: parse_module(module)?,
-        });
+        return Ok(Request::Latest { module: parse_module(module)? });
     }
     if rest == "@latest" || rest.starts_with("@v/") {
         return Err(bad("empty module path before /@v/ or /@latest".into()));
     }
     let Some(at) = rest.rfind("/@v/") else {
-        return Err(bad(format!(
-            "path {:?} has neither /@v/ nor a trailing /@latest",
-            clip(rest)
-        )));
+        return Err(bad(format!("path {:?} has neither /@v/ nor a trailing /@latest", clip(rest))));
     };
     let module = parse_module(&rest[..at])?;
     parse_file(module, &rest[at + "/@v/".len()..])
@@ -120,10 +96,7 @@ fn percent_decode(raw: &str) -> Result<String> {
         }
         let byte = hex_pair(b.get(i + 1..i + 3)).ok_or_else(|| {
             let end = (i + 3).min(b.len());
-            bad(format!(
-                "bad percent-escape {:?}",
-                String::from_utf8_lossy(&b[i..end])
-            ))
+            bad(format!("bad percent-escape {:?}", String::from_utf8_lossy(&b[i..end])))
         })?;
         if byte == b'/' {
             return Err(bad("encoded slash %2F in path".into()));
@@ -168,21 +141,13 @@ fn parse_file(module: ModulePath, file: &str) -> Result<Request> {
         return Ok(Request::List { module });
     }
     if file.is_empty() {
-        return Err(bad(
-            "nothing after /@v/ (want list, <version>.info, .mod or .zip)".into(),
-        ));
+        return Err(bad("nothing after /@v/ (want list, <version>.info, .mod or .zip)".into()));
     }
     if file.contains('/') {
         return Err(bad(format!("{:?} after /@v/ contains a '/'", clip(file))));
     }
-    let Some((escaped, ext)) = file
-        .rsplit_once('.')
-        .filter(|(_, e)| matches!(*e, "info" | "mod" | "zip"))
-    else {
-        return Err(bad(format!(
-            "unknown file {:?} after /@v/ (want list, <version>.info, .mod or .zip)",
-            clip(file)
-        )));
+    let Some((escaped, ext)) = file.rsplit_once('.').filter(|(_, e)| matches!(*e, "info" | "mod" | "zip")) else {
+        return Err(bad(format!("unknown file {:?} after /@v/ (want list, <version>.info, .mod or .zip)", clip(file))));
     };
     if escaped.is_empty() {
         return Err(bad(format!("empty version in {file:?}")));
@@ -193,16 +158,11 @@ fn parse_file(module: ModulePath, file: &str) -> Result<Request> {
     }
     let version = Version::from_escaped(escaped)?;
     check_module_version(&module, &version)?;
-    Ok(if ext == "mod" {
-        Request::Mod { module, version }
-    } else {
-        Request::Zip { module, version }
-    })
+    Ok(if ext == "mod" { Request::Mod { module, version } } else { Request::Zip { module, version } })
 }
 
 fn parse_info_version(module: &ModulePath, escaped: &str) -> Result<VersionRef> {
-    let raw = unescape(escaped)
-        .map_err(|reason| Error::version(escaped, format!("has a bad case-encoding: {reason}")))?;
+    let raw = unescape(escaped).map_err(|reason| Error::version(escaped, format!("has a bad case-encoding: {reason}")))?;
     if semver::canonical(&raw).as_deref() == Some(raw.as_str()) {
         let version = Version::new(&raw)?;
         check_module_version(module, &version)?;
@@ -217,10 +177,7 @@ fn check_query(q: &str) -> Result<()> {
     let reason = if q.is_empty() {
         "is empty".to_string()
     } else if q.len() > MAX_QUERY {
-        format!(
-            "is {} bytes long, the limit for a version query is {MAX_QUERY}",
-            q.len()
-        )
+        format!("is {} bytes long, the limit for a version query is {MAX_QUERY}", q.len())
     } else if matches!(q, "latest" | "upgrade" | "patch") {
         "is a query keyword, not a version; use <module>/@latest".to_string()
     } else if q.contains("..") {
@@ -254,72 +211,33 @@ mod tests {
     #[test]
     fn valid_requests() {
         let cases: Vec<(&str, Request)> = vec![
-            (
-                "/golang.org/x/text/@v/list",
-                Request::List {
-                    module: m("golang.org/x/text"),
-                },
-            ),
-            (
-                "/golang.org/x/text/@latest",
-                Request::Latest {
-                    module: m("golang.org/x/text"),
-                },
-            ),
+            ("/golang.org/x/text/@v/list", Request::List { module: m("golang.org/x/text") }),
+            ("/golang.org/x/text/@latest", Request::Latest { module: m("golang.org/x/text") }),
             (
                 "/example.com/%21upper/mod/@v/v1.1.0-%21r%21c1.info",
-                Request::Info {
-                    module: m("example.com/Upper/mod"),
-                    version: VersionRef::Canonical(v("v1.1.0-RC1")),
-                },
+                Request::Info { module: m("example.com/Upper/mod"), version: VersionRef::Canonical(v("v1.1.0-RC1")) },
             ),
             (
                 "/example.com/!upper/mod/@v/v1.1.0-!r!c1.info",
-                Request::Info {
-                    module: m("example.com/Upper/mod"),
-                    version: VersionRef::Canonical(v("v1.1.0-RC1")),
-                },
+                Request::Info { module: m("example.com/Upper/mod"), version: VersionRef::Canonical(v("v1.1.0-RC1")) },
             ),
             (
                 "/github.com/!azure/azure-sdk-for-go/@v/v1.0.0.mod",
-                Request::Mod {
-                    module: m("github.com/Azure/azure-sdk-for-go"),
-                    version: v("v1.0.0"),
-                },
+                Request::Mod { module: m("github.com/Azure/azure-sdk-for-go"), version: v("v1.0.0") },
             ),
-            (
-                "/github.com/!burnt!sushi/toml/@v/v1.2.3.zip",
-                Request::Zip {
-                    module: m("github.com/BurntSushi/toml"),
-                    version: v("v1.2.3"),
-                },
-            ),
-            (
-                "/github.com/%21burnt%21sushi/toml/@v/list",
-                Request::List {
-                    module: m("github.com/BurntSushi/toml"),
-                },
-            ),
+            ("/github.com/!burnt!sushi/toml/@v/v1.2.3.zip", Request::Zip { module: m("github.com/BurntSushi/toml"), version: v("v1.2.3") }),
+            ("/github.com/%21burnt%21sushi/toml/@v/list", Request::List { module: m("github.com/BurntSushi/toml") }),
             (
                 "/example.com/mod/@v/v2.0.0+incompatible.zip",
-                Request::Zip {
-                    module: m("example.com/mod"),
-                    version: v("v2.0.0+incompatible"),
-                },
+                Request::Zip { module: m("example.com/mod"), version: v("v2.0.0+incompatible") },
             ),
             (
                 "/example.com/mod/@v/v2.0.0%2Bincompatible.mod",
-                Request::Mod {
-                    module: m("example.com/mod"),
-                    version: v("v2.0.0+incompatible"),
-                },
+                Request::Mod { module: m("example.com/mod"), version: v("v2.0.0+incompatible") },
             ),
             (
                 "/example.com/mod/@v/v0.0.0-20191109021931-daa7c04131f5.mod",
-                Request::Mod {
-                    module: m("example.com/mod"),
-                    version: v("v0.0.0-20191109021931-daa7c04131f5"),
-                },
+                Request::Mod { module: m("example.com/mod"), version: v("v0.0.0-20191109021931-daa7c04131f5") },
             ),
             (
                 "/example.com/mod/@v/v1.2.3-pre.0.20191109021931-daa7c04131f5.info",
@@ -330,110 +248,41 @@ mod tests {
             ),
             (
                 "/example.com/mod/@v/v1.2.4-0.20191109021931-daa7c04131f5.zip",
-                Request::Zip {
-                    module: m("example.com/mod"),
-                    version: v("v1.2.4-0.20191109021931-daa7c04131f5"),
-                },
+                Request::Zip { module: m("example.com/mod"), version: v("v1.2.4-0.20191109021931-daa7c04131f5") },
             ),
             (
                 "/example.com/mod/@v/master.info",
-                Request::Info {
-                    module: m("example.com/mod"),
-                    version: VersionRef::Query("master".into()),
-                },
+                Request::Info { module: m("example.com/mod"), version: VersionRef::Query("master".into()) },
             ),
-            (
-                "/example.com/mod/@v/v1.2.info",
-                Request::Info {
-                    module: m("example.com/mod"),
-                    version: VersionRef::Query("v1.2".into()),
-                },
-            ),
+            ("/example.com/mod/@v/v1.2.info", Request::Info { module: m("example.com/mod"), version: VersionRef::Query("v1.2".into()) }),
             (
                 "/example.com/mod/@v/v1.2.3+meta.info",
-                Request::Info {
-                    module: m("example.com/mod"),
-                    version: VersionRef::Query("v1.2.3+meta".into()),
-                },
+                Request::Info { module: m("example.com/mod"), version: VersionRef::Query("v1.2.3+meta".into()) },
             ),
             (
                 "/example.com/mod/@v/daa7c041.info",
-                Request::Info {
-                    module: m("example.com/mod"),
-                    version: VersionRef::Query("daa7c041".into()),
-                },
+                Request::Info { module: m("example.com/mod"), version: VersionRef::Query("daa7c041".into()) },
             ),
             (
                 "/example.com/mod/@v/!feature-!x.info",
-                Request::Info {
-                    module: m("example.com/mod"),
-                    version: VersionRef::Query("Feature-X".into()),
-                },
+                Request::Info { module: m("example.com/mod"), version: VersionRef::Query("Feature-X".into()) },
             ),
             (
                 "/example.com/mod/v2/@v/v2.1.0.info",
-                Request::Info {
-                    module: m("example.com/mod/v2"),
-                    version: VersionRef::Canonical(v("v2.1.0")),
-                },
+                Request::Info { module: m("example.com/mod/v2"), version: VersionRef::Canonical(v("v2.1.0")) },
             ),
-            (
-                "/gopkg.in/yaml.v3/@v/v3.0.1.mod",
-                Request::Mod {
-                    module: m("gopkg.in/yaml.v3"),
-                    version: v("v3.0.1"),
-                },
-            ),
+            ("/gopkg.in/yaml.v3/@v/v3.0.1.mod", Request::Mod { module: m("gopkg.in/yaml.v3"), version: v("v3.0.1") }),
             (
                 "/gopkg.in/check.v1/@v/v0.0.0-20161208181325-20d25e280405.mod",
-                Request::Mod {
-                    module: m("gopkg.in/check.v1"),
-                    version: v("v0.0.0-20161208181325-20d25e280405"),
-                },
+                Request::Mod { module: m("gopkg.in/check.v1"), version: v("v0.0.0-20161208181325-20d25e280405") },
             ),
-            (
-                "/gopkg.in/check.v0/@v/list",
-                Request::List {
-                    module: m("gopkg.in/check.v0"),
-                },
-            ),
-            (
-                "/gopkg.in/src-d/go-git.v4/@v/list",
-                Request::List {
-                    module: m("gopkg.in/src-d/go-git.v4"),
-                },
-            ),
-            (
-                "/example.com/a_b-c.d~e/@v/list",
-                Request::List {
-                    module: m("example.com/a_b-c.d~e"),
-                },
-            ),
-            (
-                "/example.com/foo~bar/@latest",
-                Request::Latest {
-                    module: m("example.com/foo~bar"),
-                },
-            ),
-            (
-                "/example.com/a..b/@v/list",
-                Request::List {
-                    module: m("example.com/a..b"),
-                },
-            ),
-            (
-                "/example.com/%61/@v/list",
-                Request::List {
-                    module: m("example.com/a"),
-                },
-            ),
-            (
-                "/example.com/mod/@v/list.info",
-                Request::Info {
-                    module: m("example.com/mod"),
-                    version: VersionRef::Query("list".into()),
-                },
-            ),
+            ("/gopkg.in/check.v0/@v/list", Request::List { module: m("gopkg.in/check.v0") }),
+            ("/gopkg.in/src-d/go-git.v4/@v/list", Request::List { module: m("gopkg.in/src-d/go-git.v4") }),
+            ("/example.com/a_b-c.d~e/@v/list", Request::List { module: m("example.com/a_b-c.d~e") }),
+            ("/example.com/foo~bar/@latest", Request::Latest { module: m("example.com/foo~bar") }),
+            ("/example.com/a..b/@v/list", Request::List { module: m("example.com/a..b") }),
+            ("/example.com/%61/@v/list", Request::List { module: m("example.com/a") }),
+            ("/example.com/mod/@v/list.info", Request::Info { module: m("example.com/mod"), version: VersionRef::Query("list".into()) }),
         ];
         assert!(cases.len() >= 25);
         for (path, want) in cases {
@@ -454,16 +303,10 @@ mod tests {
             ("/example.com/mod/v02/@v/list", "invalid version"),
             ("/example.com/mod/v2.1/@v/list", "invalid version"),
             ("/Example.com/mod/@v/list", "raw uppercase"),
-            (
-                "/!example.com/mod/@v/list",
-                "invalid char 'E' in first path element",
-            ),
+            ("/!example.com/mod/@v/list", "invalid char 'E' in first path element"),
             ("/example/mod/@v/list", "missing dot in first path element"),
             ("/-example.com/mod/@v/list", "leading dash"),
-            (
-                "/example.com/.hidden/@v/list",
-                "leading dot in path element",
-            ),
+            ("/example.com/.hidden/@v/list", "leading dot in path element"),
             ("/example.com/a./@v/list", "trailing dot in path element"),
             ("/example.com/con/@v/list", "Windows"),
             ("/example.com/aux.go/@v/list", "Windows"),
@@ -482,41 +325,23 @@ mod tests {
             ("/github.com/azure!/@v/list", "trailing '!'"),
             ("/github.com/!1x/@v/list", "'!' must be followed"),
             // 8.2 version vectors in .mod/.zip
-            (
-                "/example.com/mod/@v/v1.2.mod",
-                "is not canonical (canonical form is v1.2.0)",
-            ),
-            (
-                "/example.com/mod/@v/v1.2.3+meta.zip",
-                "is not canonical (canonical form is v1.2.3)",
-            ),
+            ("/example.com/mod/@v/v1.2.mod", "is not canonical (canonical form is v1.2.0)"),
+            ("/example.com/mod/@v/v1.2.3+meta.zip", "is not canonical (canonical form is v1.2.3)"),
             ("/example.com/mod/@v/1.2.3.mod", "must start with \"v\""),
             ("/example.com/mod/@v/!v1.2.3.zip", "must start with \"v\""),
             ("/example.com/mod/@v/V1.2.3.info", "raw uppercase"),
             ("/example.com/mod/@v/v01.2.3.mod", "not a semantic version"),
-            (
-                "/example.com/mod/@v/v1.2.3-01.zip",
-                "not a semantic version",
-            ),
+            ("/example.com/mod/@v/v1.2.3-01.zip", "not a semantic version"),
             ("/example.com/mod/@v/v1.2.3-.mod", "not a semantic version"),
             ("/example.com/mod/@v/v1.2.3.4.mod", "not a semantic version"),
             ("/example.com/mod/@v/v1.2.3-RC1.mod", "raw uppercase"),
             ("/example.com/mod/@v/master.zip", "not a semantic version"),
             // 8.2 module.Check vectors
-            (
-                "/example.com/mod/@v/v2.0.0.mod",
-                "should be v0 or v1, not v2",
-            ),
+            ("/example.com/mod/@v/v2.0.0.mod", "should be v0 or v1, not v2"),
             ("/example.com/mod/v2/@v/v3.0.0.zip", "should be v2, not v3"),
             ("/gopkg.in/yaml.v2/@v/v3.0.0.mod", "should be v2, not v3"),
-            (
-                "/example.com/mod/@v/v2.0.0.info",
-                "should be v0 or v1, not v2",
-            ),
-            (
-                "/example.com/mod/@v/v1.0.0+incompatible.info",
-                "+incompatible",
-            ),
+            ("/example.com/mod/@v/v2.0.0.info", "should be v0 or v1, not v2"),
+            ("/example.com/mod/@v/v1.0.0+incompatible.info", "+incompatible"),
             // request shape
             ("/example.com/mod/@v/", "nothing after /@v/"),
             ("/example.com/mod/@v/.info", "empty version"),
@@ -533,10 +358,7 @@ mod tests {
             ("//@v/list", "empty module path"),
             ("/example.com/../@v/list", "invalid path element \"..\""),
             ("/example.com/%2e%2e/@v/list", "invalid path element \"..\""),
-            (
-                "/example.com/%2E%2E/x/@v/list",
-                "invalid path element \"..\"",
-            ),
+            ("/example.com/%2E%2E/x/@v/list", "invalid path element \"..\""),
             ("/example.com%2Fmod/@v/list", "encoded slash"),
             ("/example.com/mod%2f@v/list", "encoded slash"),
             ("/example.com/mod/@v/v1.0.0%2", "bad percent-escape"),
@@ -557,10 +379,7 @@ mod tests {
             ("/example.com/mod/@v/a%20b.info", "contains ' '"),
             ("/example.com/mod/@v/a%0Ab.info", "contains '\\n'"),
             ("/example.com/mod/@v/..info", "is not a valid file name"),
-            (
-                "/example.com/mod/@v/x..info",
-                "is not a valid file name: trailing dot",
-            ),
+            ("/example.com/mod/@v/x..info", "is not a valid file name: trailing dot"),
             ("/example.com/mod/@v/con.info", "Windows"),
             (long_query.as_str(), "limit for a version query is 255"),
         ];
@@ -592,9 +411,7 @@ mod tests {
     #[test]
     fn splits_at_last_at_v() {
         // the module part may not contain "@v", so the last /@v/ is the split
-        let err = parse_request("/example.com/@v/x/@v/list")
-            .unwrap_err()
-            .to_string();
+        let err = parse_request("/example.com/@v/x/@v/list").unwrap_err().to_string();
         assert!(err.contains("invalid char '@'"), "{err}");
     }
 }

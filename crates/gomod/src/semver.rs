@@ -18,14 +18,7 @@ pub(crate) struct Parsed<'a> {
 pub(crate) fn parse(v: &str) -> Option<Parsed<'_>> {
     let rest = v.strip_prefix('v')?;
     let (major, rest) = parse_int(rest)?;
-    let mut p = Parsed {
-        major,
-        minor: "0",
-        patch: "0",
-        short: "",
-        prerelease: "",
-        build: "",
-    };
+    let mut p = Parsed { major, minor: "0", patch: "0", short: "", prerelease: "", build: "" };
     if rest.is_empty() {
         p.short = ".0.0";
         return Some(p);
@@ -49,10 +42,7 @@ pub(crate) fn parse(v: &str) -> Option<Parsed<'_>> {
 
 /// A decimal number without leading zeros, and what follows it.
 fn parse_int(s: &str) -> Option<(&str, &str)> {
-    let end = s
-        .bytes()
-        .position(|b| !b.is_ascii_digit())
-        .unwrap_or(s.len());
+    let end = s.bytes().position(|b| !b.is_ascii_digit()).unwrap_or(s.len());
     if end == 0 || (end > 1 && s.starts_with('0')) {
         return None;
     }
@@ -64,10 +54,7 @@ fn parse_prerelease(s: &str) -> Option<(&str, &str)> {
     let end = s.find('+').unwrap_or(s.len());
     let (pre, rest) = s.split_at(end);
     let idents = pre.strip_prefix('-')?;
-    idents
-        .split('.')
-        .all(|id| is_ident(id) && !is_bad_num(id))
-        .then_some((pre, rest))
+    idents.split('.').all(|id| is_ident(id) && !is_bad_num(id)).then_some((pre, rest))
 }
 
 /// `+ident(.ident)*` to the end.
@@ -97,11 +84,7 @@ pub fn is_valid_semver(v: &str) -> bool {
 /// build metadata dropped) except that `+incompatible` is kept. `None` if invalid.
 pub fn canonical(v: &str) -> Option<String> {
     let p = parse(v)?;
-    let mut out = if !p.build.is_empty() {
-        v[..v.len() - p.build.len()].to_string()
-    } else {
-        format!("{v}{}", p.short)
-    };
+    let mut out = if !p.build.is_empty() { v[..v.len() - p.build.len()].to_string() } else { format!("{v}{}", p.short) };
     if p.build == "+incompatible" {
         out.push_str("+incompatible");
     }
@@ -184,18 +167,9 @@ mod tests {
             ("v1.2.3-RC1", Some("v1.2.3-RC1")),
             ("v1.2.3+meta", Some("v1.2.3")),
             ("v2.0.0+incompatible", Some("v2.0.0+incompatible")),
-            (
-                "v0.0.0-20191109021931-daa7c04131f5",
-                Some("v0.0.0-20191109021931-daa7c04131f5"),
-            ),
-            (
-                "v1.2.3-pre.0.20191109021931-daa7c04131f5",
-                Some("v1.2.3-pre.0.20191109021931-daa7c04131f5"),
-            ),
-            (
-                "v1.2.4-0.20191109021931-daa7c04131f5",
-                Some("v1.2.4-0.20191109021931-daa7c04131f5"),
-            ),
+            ("v0.0.0-20191109021931-daa7c04131f5", Some("v0.0.0-20191109021931-daa7c04131f5")),
+            ("v1.2.3-pre.0.20191109021931-daa7c04131f5", Some("v1.2.3-pre.0.20191109021931-daa7c04131f5")),
+            ("v1.2.4-0.20191109021931-daa7c04131f5", Some("v1.2.4-0.20191109021931-daa7c04131f5")),
             ("v1.2.3-0", Some("v1.2.3-0")),
             ("v1.2.3-pre+build.1", Some("v1.2.3-pre")),
             ("v1.2.3-a-b.c-d", Some("v1.2.3-a-b.c-d")),

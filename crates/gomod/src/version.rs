@@ -21,18 +21,13 @@ impl Version {
         match semver::canonical(s) {
             None => Err(Error::version(s, semver::invalid_reason(s))),
             Some(c) if c == s => Ok(Version(c)),
-            Some(c) => Err(Error::version(
-                s,
-                format!("is not canonical (canonical form is {c})"),
-            )),
+            Some(c) => Err(Error::version(s, format!("is not canonical (canonical form is {c})"))),
         }
     }
 
     /// Case-decodes (`!r!c1` → `RC1`) and validates an escaped version.
     pub fn from_escaped(escaped: &str) -> Result<Self> {
-        let raw = unescape(escaped).map_err(|reason| {
-            Error::version(escaped, format!("has a bad case-encoding: {reason}"))
-        })?;
+        let raw = unescape(escaped).map_err(|reason| Error::version(escaped, format!("has a bad case-encoding: {reason}")))?;
         Self::new(&raw)
     }
 
@@ -143,18 +138,14 @@ fn has_pseudo_shape(v: &str) -> bool {
     }
     match base.strip_suffix("0.") {
         Some(b) if b.ends_with('-') => is_release_core(&b[..b.len() - 1]),
-        Some(b) if b.ends_with('.') => b
-            .split_once('-')
-            .is_some_and(|(core, _)| is_release_core(core)),
+        Some(b) if b.ends_with('.') => b.split_once('-').is_some_and(|(core, _)| is_release_core(core)),
         _ => false,
     }
 }
 
 /// `vN.0.0` (pseudo-version without a base tag).
 fn is_zero_base(core: &str) -> bool {
-    core.strip_suffix(".0.0")
-        .and_then(|m| m.strip_prefix('v'))
-        .is_some_and(is_digits)
+    core.strip_suffix(".0.0").and_then(|m| m.strip_prefix('v')).is_some_and(is_digits)
 }
 
 /// `vN.N.N`.
@@ -174,10 +165,7 @@ fn is_digits(s: &str) -> bool {
 /// cmd/go's `+incompatible` rule: only for major >= 2 on a path without suffix.
 pub fn check_module_version(path: &ModulePath, v: &Version) -> Result<()> {
     let suffix = path.major_suffix();
-    let path_major = suffix
-        .strip_suffix("-unstable")
-        .filter(|_| suffix.starts_with(".v"))
-        .unwrap_or(suffix);
+    let path_major = suffix.strip_suffix("-unstable").filter(|_| suffix.starts_with(".v")).unwrap_or(suffix);
     let major = v.major_str();
     if v.is_incompatible() {
         return check_incompatible(path, v, path_major);
@@ -195,34 +183,22 @@ pub fn check_module_version(path: &ModulePath, v: &Version) -> Result<()> {
     } else {
         &path_major[1..]
     };
-    Err(mismatch(
-        path,
-        v,
-        &format!("should be {want}, not v{major}"),
-    ))
+    Err(mismatch(path, v, &format!("should be {want}, not v{major}")))
 }
 
 fn check_incompatible(path: &ModulePath, v: &Version, path_major: &str) -> Result<()> {
     if !path_major.is_empty() {
-        let why =
-            format!("+incompatible is not allowed with the major version suffix {path_major:?}");
+        let why = format!("+incompatible is not allowed with the major version suffix {path_major:?}");
         return Err(mismatch(path, v, &why));
     }
     if v.major() < 2 {
-        return Err(mismatch(
-            path,
-            v,
-            "+incompatible is only allowed for major version 2 or higher",
-        ));
+        return Err(mismatch(path, v, "+incompatible is only allowed for major version 2 or higher"));
     }
     Ok(())
 }
 
 fn mismatch(path: &ModulePath, v: &Version, why: &str) -> Error {
-    Error::version(
-        v.as_str(),
-        format!("does not match module {:?}: {why}", path.as_str()),
-    )
+    Error::version(v.as_str(), format!("does not match module {:?}: {why}", path.as_str()))
 }
 
 #[cfg(test)]
@@ -238,29 +214,12 @@ mod tests {
         assert!(Version::new("v1.2.3").is_ok());
         assert!(Version::new("v2.0.0+incompatible").is_ok());
         let e = Version::new("v1.2").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            r#"version "v1.2" is not canonical (canonical form is v1.2.0)"#
-        );
+        assert_eq!(e.to_string(), r#"version "v1.2" is not canonical (canonical form is v1.2.0)"#);
         let e = Version::new("v1.2.3+meta").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            r#"version "v1.2.3+meta" is not canonical (canonical form is v1.2.3)"#
-        );
-        for bad in [
-            "1.2.3",
-            "V1.2.3",
-            "v01.2.3",
-            "v1.2.3-01",
-            "v1.2.3-",
-            "v1.2.3.4",
-            "",
-        ] {
+        assert_eq!(e.to_string(), r#"version "v1.2.3+meta" is not canonical (canonical form is v1.2.3)"#);
+        for bad in ["1.2.3", "V1.2.3", "v01.2.3", "v1.2.3-01", "v1.2.3-", "v1.2.3.4", ""] {
             let e = Version::new(bad).unwrap_err();
-            assert!(
-                e.to_string().contains("semantic version") || bad.is_empty(),
-                "{e}"
-            );
+            assert!(e.to_string().contains("semantic version") || bad.is_empty(), "{e}");
         }
     }
 
@@ -298,10 +257,10 @@ mod tests {
             "v1.2.3-01",
             "v1.2.3-",
             "v1.2.3.4",
-            "v0.0.0-2019110902193-daa7c04131f5", // 13-digit timestamp
-            "v0.0.0-20191109021931-daa7c04131f", // 11-char rev
-            "v0.0.0-20191109021931-DAA7C04131F5", // uppercase rev
-            "v1.2.3-20191109021931-daa7c04131f5", // no base and nonzero minor/patch
+            "v0.0.0-2019110902193-daa7c04131f5",    // 13-digit timestamp
+            "v0.0.0-20191109021931-daa7c04131f",    // 11-char rev
+            "v0.0.0-20191109021931-DAA7C04131F5",   // uppercase rev
+            "v1.2.3-20191109021931-daa7c04131f5",   // no base and nonzero minor/patch
             "v1.2.4-1.20191109021931-daa7c04131f5", // base must be .0.
         ] {
             assert!(!is_pseudo_version(v), "{v}");
@@ -320,28 +279,11 @@ mod tests {
 
     #[test]
     fn ordering() {
-        let mut vs: Vec<Version> = [
-            "v1.10.0",
-            "v1.2.0",
-            "v2.0.0+incompatible",
-            "v2.0.0",
-            "v1.2.0-rc.1",
-        ]
-        .iter()
-        .map(|s| Version::new(s).unwrap())
-        .collect();
+        let mut vs: Vec<Version> =
+            ["v1.10.0", "v1.2.0", "v2.0.0+incompatible", "v2.0.0", "v1.2.0-rc.1"].iter().map(|s| Version::new(s).unwrap()).collect();
         vs.sort();
         let got: Vec<&str> = vs.iter().map(Version::as_str).collect();
-        assert_eq!(
-            got,
-            [
-                "v1.2.0-rc.1",
-                "v1.2.0",
-                "v1.10.0",
-                "v2.0.0",
-                "v2.0.0+incompatible"
-            ]
-        );
+        assert_eq!(got, ["v1.2.0-rc.1", "v1.2.0", "v1.10.0", "v2.0.0", "v2.0.0+incompatible"]);
     }
 
     #[test]
@@ -349,9 +291,7 @@ mod tests {
         let e = check("example.com/mod", "v2.0.0").unwrap_err().to_string();
         assert!(e.contains("should be v0 or v1, not v2"), "{e}");
         assert!(check("example.com/mod", "v2.0.0+incompatible").is_ok());
-        let e = check("example.com/mod/v2", "v3.0.0")
-            .unwrap_err()
-            .to_string();
+        let e = check("example.com/mod/v2", "v3.0.0").unwrap_err().to_string();
         assert!(e.contains("should be v2, not v3"), "{e}");
         assert!(check("gopkg.in/yaml.v2", "v3.0.0").is_err());
         assert!(check("gopkg.in/check.v1", "v0.0.0-20161208181325-20d25e280405").is_ok());
@@ -365,10 +305,6 @@ mod tests {
         assert!(check("example.com/mod", "v1.0.0+incompatible").is_err());
         assert!(check("example.com/mod/v2", "v2.0.0+incompatible").is_err());
         assert!(check("example.com/mod/v3", "v30.0.0").is_err());
-        assert!(check(
-            "example.com/mod",
-            "v10.0.0-20191109021931-daa7c04131f5+incompatible"
-        )
-        .is_ok());
+        assert!(check("example.com/mod", "v10.0.0-20191109021931-daa7c04131f5+incompatible").is_ok());
     }
 }

@@ -29,12 +29,7 @@ pub struct ZipLimits {
 
 impl Default for ZipLimits {
     fn default() -> Self {
-        ZipLimits {
-            max_zip_size: 500 * MIB,
-            max_uncompressed: 500 * MIB,
-            max_go_mod: 16 * MIB,
-            max_license: 16 * MIB,
-        }
+        ZipLimits { max_zip_size: 500 * MIB, max_uncompressed: 500 * MIB, max_go_mod: 16 * MIB, max_license: 16 * MIB }
     }
 }
 
@@ -76,39 +71,24 @@ enum Kind<'a> {
 
 /// Checks a module zip for `module@version` and computes its `h1:` hash.
 /// Every entry is streamed through sha256; only the root `go.mod` is kept.
-pub fn check_zip<R: Read + Seek>(
-    mut reader: R,
-    module: &ModulePath,
-    version: &Version,
-    limits: &ZipLimits,
-) -> Result<ZipSummary> {
+pub fn check_zip<R: Read + Seek>(mut reader: R, module: &ModulePath, version: &Version, limits: &ZipLimits) -> Result<ZipSummary> {
     check_module_version(module, version)?;
     let zip_size = reader.seek(SeekFrom::End(0)).map_err(io_error)?;
     if zip_size > limits.max_zip_size {
-        return Err(bad(format!(
-            "zip is {zip_size} bytes, the limit is {}",
-            limits.max_zip_size
-        )));
+        return Err(bad(format!("zip is {zip_size} bytes, the limit is {}", limits.max_zip_size)));
     }
     reader.seek(SeekFrom::Start(0)).map_err(io_error)?;
     let raw_names = raw_central_names(&mut reader)?;
     let mut archive = ZipArchive::new(&mut reader).map_err(zip_error)?;
     let (index_of, metas) = archive_index(&mut archive)?;
     let prefix = format!("{module}@{version}/");
-    let mut summary = ZipSummary {
-        h1: String::new(),
-        files: 0,
-        uncompressed: 0,
-        go_mod: None,
-    };
+    let mut summary = ZipSummary { h1: String::new(), files: 0, uncompressed: 0, go_mod: None };
     let mut hashes = Vec::with_capacity(raw_names.len());
     let mut files = Vec::new();
     let mut collisions = Collisions::default();
     for raw in &raw_names {
         let name = entry_name(raw)?;
-        let index = *index_of
-            .get(raw.as_slice())
-            .ok_or_else(|| unreadable(&name))?;
+        let index = *index_of.get(raw.as_slice()).ok_or_else(|| unreadable(&name))?;
         let meta = &metas[index];
         match classify(&name, &prefix, &mut collisions)? {
             Kind::Dir => {
@@ -145,18 +125,13 @@ fn zip_error(e: zip::result::ZipError) -> Error {
 }
 
 fn unreadable(name: &str) -> Error {
-    bad(format!(
-        "entry {:?} cannot be read separately from another entry with a similar name",
-        clip(name)
-    ))
+    bad(format!("entry {:?} cannot be read separately from another entry with a similar name", clip(name)))
 }
 
 /// Every entry name in the central directory, raw and in order, duplicates
 /// included (the zip reader merges entries with equal names).
 fn raw_central_names<R: Read + Seek>(reader: &mut R) -> Result<Vec<Vec<u8>>> {
-    let cd_start = ZipArchive::new(&mut *reader)
-        .map_err(zip_error)?
-        .central_directory_start();
+    let cd_start = ZipArchive::new(&mut *reader).map_err(zip_error)?.central_directory_start();
     reader.seek(SeekFrom::Start(cd_start)).map_err(io_error)?;
     let mut r = BufReader::new(reader);
     let mut names = Vec::new();
@@ -199,28 +174,17 @@ fn archive_index<R: Read + Seek>(archive: &mut ZipArchive<R>) -> Result<ArchiveI
     for i in 0..archive.len() {
         let f = archive.by_index_raw(i).map_err(zip_error)?;
         index_of.insert(f.name_raw().to_vec(), i);
-        metas.push(Meta {
-            size: f.size(),
-            method: f.compression(),
-            encrypted: f.encrypted(),
-        });
+        metas.push(Meta { size: f.size(), method: f.compression(), encrypted: f.encrypted() });
     }
     Ok((index_of, metas))
 }
 
 /// The entry name as UTF-8 without newlines.
 fn entry_name(raw: &[u8]) -> Result<String> {
-    let name = String::from_utf8(raw.to_vec()).map_err(|_| {
-        bad(format!(
-            "entry name {:?} is not valid UTF-8",
-            clip(&String::from_utf8_lossy(raw))
-        ))
-    })?;
+    let name = String::from_utf8(raw.to_vec())
+        .map_err(|_| bad(format!("entry name {:?} is not valid UTF-8", clip(&String::from_utf8_lossy(raw)))))?;
     if name.contains('\n') {
-        return Err(bad(format!(
-            "entry name {:?} contains a newline",
-            clip(&name)
-        )));
+        return Err(bad(format!("entry name {:?} contains a newline", clip(&name))));
     }
     Ok(name)
 }
@@ -228,10 +192,7 @@ fn entry_name(raw: &[u8]) -> Result<String> {
 /// x/mod `checkZip`'s per-name rules.
 fn classify<'a>(name: &'a str, prefix: &str, collisions: &mut Collisions) -> Result<Kind<'a>> {
     let Some(rel) = name.strip_prefix(prefix) else {
-        return Err(bad(format!(
-            "entry {:?} does not start with {prefix:?}",
-            clip(name)
-        )));
+        return Err(bad(format!("entry {:?} does not start with {prefix:?}", clip(name))));
     };
     if rel.is_empty() {
         return Ok(Kind::Dir);
@@ -259,48 +220,32 @@ fn classify<'a>(name: &'a str, prefix: &str, collisions: &mut Collisions) -> Res
 /// Relative, no empty, `.` or `..` elements (what `path.Clean` leaves alone
 /// and `CheckFilePath` accepts).
 fn is_clean(rel: &str) -> bool {
-    rel.split('/')
-        .all(|e| !e.is_empty() && e != "." && e != "..")
+    rel.split('/').all(|e| !e.is_empty() && e != "." && e != "..")
 }
 
 /// Go's `archive/zip` refuses to open a directory entry with content.
 fn check_dir(name: &str, meta: &Meta) -> Result<()> {
     if meta.size != 0 {
-        return Err(bad(format!(
-            "directory entry {:?} declares {} bytes of content",
-            clip(name),
-            meta.size
-        )));
+        return Err(bad(format!("directory entry {:?} declares {} bytes of content", clip(name), meta.size)));
     }
     Ok(())
 }
 
 /// Method and size limits of one file; adds it to the totals.
-fn check_file(
-    name: &str,
-    rel: &str,
-    index: usize,
-    meta: &Meta,
-    limits: &ZipLimits,
-    summary: &mut ZipSummary,
-) -> Result<FileEntry> {
+fn check_file(name: &str, rel: &str, index: usize, meta: &Meta, limits: &ZipLimits, summary: &mut ZipSummary) -> Result<FileEntry> {
     let quoted = clip(name);
     if meta.encrypted {
         return Err(bad(format!("entry {quoted:?} is encrypted")));
     }
     if meta.method != CompressionMethod::Stored && meta.method != CompressionMethod::Deflated {
         let m = meta.method;
-        return Err(bad(format!(
-            "entry {quoted:?} uses compression method {m:?}; only Store and Deflate are allowed"
-        )));
+        return Err(bad(format!("entry {quoted:?} uses compression method {m:?}; only Store and Deflate are allowed")));
     }
     summary.files += 1;
     summary.uncompressed = summary.uncompressed.saturating_add(meta.size);
     if summary.uncompressed > limits.max_uncompressed {
         let max = limits.max_uncompressed;
-        return Err(bad(format!(
-            "total uncompressed size of module contents is more than {max} bytes"
-        )));
+        return Err(bad(format!("total uncompressed size of module contents is more than {max} bytes")));
     }
     let limit = match rel {
         "go.mod" => Some(limits.max_go_mod),
@@ -308,29 +253,16 @@ fn check_file(
         _ => None,
     };
     if let Some(max) = limit.filter(|&max| meta.size > max) {
-        return Err(bad(format!(
-            "{rel} is {} bytes, the limit is {max}",
-            meta.size
-        )));
+        return Err(bad(format!("{rel} is {} bytes, the limit is {max}", meta.size)));
     }
-    Ok(FileEntry {
-        name: name.to_string(),
-        index,
-        size: meta.size,
-        is_go_mod: rel == "go.mod",
-    })
+    Ok(FileEntry { name: name.to_string(), index, size: meta.size, is_go_mod: rel == "go.mod" })
 }
 
 /// Streams one file through sha256, checking the decompressed size against
 /// the declared one (the reader checks the CRC at the end).
-fn hash_file<R: Read + Seek>(
-    archive: &mut ZipArchive<R>,
-    entry: &FileEntry,
-) -> Result<([u8; 32], Option<Vec<u8>>)> {
+fn hash_file<R: Read + Seek>(archive: &mut ZipArchive<R>, entry: &FileEntry) -> Result<([u8; 32], Option<Vec<u8>>)> {
     let quoted = clip(&entry.name);
-    let file = archive
-        .by_index(entry.index)
-        .map_err(|e| bad(format!("entry {quoted:?}: {e}")))?;
+    let file = archive.by_index(entry.index).map_err(|e| bad(format!("entry {quoted:?}: {e}")))?;
     let mut limited = file.take(entry.size.saturating_add(1));
     let mut hasher = Sha256::new();
     let mut kept = entry.is_go_mod.then(Vec::new);
@@ -352,9 +284,7 @@ fn hash_file<R: Read + Seek>(
     if total != entry.size {
         let size = entry.size;
         let what = if total > size { "more than" } else { "only" };
-        return Err(bad(format!(
-            "entry {quoted:?} decompresses to {what} {size} bytes declared in its header"
-        )));
+        return Err(bad(format!("entry {quoted:?} decompresses to {what} {size} bytes declared in its header")));
     }
     Ok((hasher.finalize().into(), kept))
 }
@@ -385,12 +315,8 @@ impl Collisions {
     fn check_one(&mut self, path: &str, is_dir: bool) -> std::result::Result<(), String> {
         let fold = fold_case(path);
         match self.seen.get(&fold) {
-            Some((other, _)) if other != path => Err(format!(
-                "case-insensitive file name collision: {other:?} and {path:?}"
-            )),
-            Some((_, other_dir)) if *other_dir != is_dir => {
-                Err(format!("entry {path:?} is both a file and a directory"))
-            }
+            Some((other, _)) if other != path => Err(format!("case-insensitive file name collision: {other:?} and {path:?}")),
+            Some((_, other_dir)) if *other_dir != is_dir => Err(format!("entry {path:?} is both a file and a directory")),
             Some(_) => Err(format!("multiple entries for file {path:?}")),
             None => {
                 self.seen.insert(fold, (path.to_string(), is_dir));

@@ -17,11 +17,7 @@ fn build(entries: &[E<'_>]) -> Vec<u8> {
     for e in entries {
         match e {
             E::File(name, data) | E::Stored(name, data) => {
-                let opts = if matches!(e, E::File(..)) {
-                    deflate
-                } else {
-                    store
-                };
+                let opts = if matches!(e, E::File(..)) { deflate } else { store };
                 w.start_file(*name, opts).unwrap();
                 w.write_all(data).unwrap();
             }
@@ -35,21 +31,14 @@ fn check(bytes: &[u8], module: &str, version: &str) -> Result<ZipSummary> {
     check_with(bytes, module, version, &ZipLimits::default())
 }
 
-fn check_with(
-    bytes: &[u8],
-    module: &str,
-    version: &str,
-    limits: &ZipLimits,
-) -> Result<ZipSummary> {
+fn check_with(bytes: &[u8], module: &str, version: &str, limits: &ZipLimits) -> Result<ZipSummary> {
     let m = ModulePath::new(module).unwrap();
     let v = Version::new(version).unwrap();
     check_zip(Cursor::new(bytes), &m, &v, limits)
 }
 
 fn err(bytes: &[u8], module: &str, version: &str) -> String {
-    check(bytes, module, version)
-        .expect_err("zip should be rejected")
-        .to_string()
+    check(bytes, module, version).expect_err("zip should be rejected").to_string()
 }
 
 /// Replaces every occurrence of `from` (same length as `to`) in the zip bytes.
@@ -71,9 +60,7 @@ fn patch(mut bytes: Vec<u8>, from: &str, to: &str) -> Vec<u8> {
 
 /// Overwrites a field of the `n`th central directory header.
 fn patch_central(mut bytes: Vec<u8>, n: usize, offset: usize, value: &[u8]) -> Vec<u8> {
-    let starts: Vec<usize> = (0..bytes.len().saturating_sub(4))
-        .filter(|&i| bytes[i..i + 4] == [0x50, 0x4b, 0x01, 0x02])
-        .collect();
+    let starts: Vec<usize> = (0..bytes.len().saturating_sub(4)).filter(|&i| bytes[i..i + 4] == [0x50, 0x4b, 0x01, 0x02]).collect();
     let at = starts[n] + offset;
     bytes[at..at + value.len()].copy_from_slice(value);
     bytes
@@ -83,10 +70,7 @@ const HELLO: &str = "example.com/hello@v1.0.0/";
 
 fn hello_zip() -> Vec<u8> {
     build(&[
-        E::File(
-            "example.com/hello@v1.0.0/go.mod",
-            b"module example.com/hello\n",
-        ),
+        E::File("example.com/hello@v1.0.0/go.mod", b"module example.com/hello\n"),
         E::File("example.com/hello@v1.0.0/hello.go", b"package hello\n"),
     ])
 }
@@ -99,20 +83,14 @@ fn worked_example_h1() {
     assert_eq!(s.uncompressed, 39);
     let go_mod = s.go_mod.unwrap();
     assert_eq!(go_mod, b"module example.com/hello\n");
-    assert_eq!(
-        crate::h1_go_mod(&go_mod),
-        "h1:fpu2YBs8Cn+uPELS7pdczZmF9hlK1PibTkwahffYMfo="
-    );
+    assert_eq!(crate::h1_go_mod(&go_mod), "h1:fpu2YBs8Cn+uPELS7pdczZmF9hlK1PibTkwahffYMfo=");
 }
 
 #[test]
 fn stored_and_reordered_entries_hash_the_same() {
     let z = build(&[
         E::Stored("example.com/hello@v1.0.0/hello.go", b"package hello\n"),
-        E::Stored(
-            "example.com/hello@v1.0.0/go.mod",
-            b"module example.com/hello\n",
-        ),
+        E::Stored("example.com/hello@v1.0.0/go.mod", b"module example.com/hello\n"),
     ]);
     let s = check(&z, "example.com/hello", "v1.0.0").unwrap();
     assert_eq!(s.h1, "h1:v/u/g2S1hZaWZImyAVXAGG42N1pWX/UTgAYidytBT84=");
@@ -121,10 +99,7 @@ fn stored_and_reordered_entries_hash_the_same() {
 #[test]
 fn directory_entries_count() {
     let z = build(&[
-        E::File(
-            "example.com/dirs@v1.0.0/go.mod",
-            b"module example.com/dirs\n",
-        ),
+        E::File("example.com/dirs@v1.0.0/go.mod", b"module example.com/dirs\n"),
         E::Dir("example.com/dirs@v1.0.0/sub/"),
         E::File("example.com/dirs@v1.0.0/sub/b.go", b"package sub\n"),
     ]);
@@ -132,24 +107,15 @@ fn directory_entries_count() {
     assert_eq!(s.h1, "h1:UyXC2rYaOefNirpgLWWTsO2eCdYcuoqrlezy5lxdYSk=");
     assert_eq!(s.files, 2);
     let without = build(&[
-        E::File(
-            "example.com/dirs@v1.0.0/go.mod",
-            b"module example.com/dirs\n",
-        ),
+        E::File("example.com/dirs@v1.0.0/go.mod", b"module example.com/dirs\n"),
         E::File("example.com/dirs@v1.0.0/sub/b.go", b"package sub\n"),
     ]);
-    assert_ne!(
-        check(&without, "example.com/dirs", "v1.0.0").unwrap().h1,
-        s.h1
-    );
+    assert_ne!(check(&without, "example.com/dirs", "v1.0.0").unwrap().h1, s.h1);
 }
 
 #[test]
 fn root_dir_entry_and_no_go_mod() {
-    let z = build(&[
-        E::Dir(HELLO),
-        E::File("example.com/hello@v1.0.0/a.go", b"package a\n"),
-    ]);
+    let z = build(&[E::Dir(HELLO), E::File("example.com/hello@v1.0.0/a.go", b"package a\n")]);
     let s = check(&z, "example.com/hello", "v1.0.0").unwrap();
     assert_eq!(s.go_mod, None);
     assert_eq!(s.files, 1);
@@ -160,16 +126,10 @@ fn root_dir_entry_and_no_go_mod() {
 
 #[test]
 fn raw_module_path_and_incompatible() {
-    let z = build(&[E::File(
-        "example.com/Upper/mod@v2.0.0+incompatible/x.go",
-        b"package x\n",
-    )]);
+    let z = build(&[E::File("example.com/Upper/mod@v2.0.0+incompatible/x.go", b"package x\n")]);
     assert!(check(&z, "example.com/Upper/mod", "v2.0.0+incompatible").is_ok());
     let e = err(&z, "example.com/upper/mod", "v2.0.0+incompatible");
-    assert!(
-        e.contains("does not start with \"example.com/upper/mod@v2.0.0+incompatible/\""),
-        "{e}"
-    );
+    assert!(e.contains("does not start with \"example.com/upper/mod@v2.0.0+incompatible/\""), "{e}");
     let e = err(&z, "example.com/Upper/mod", "v2.0.0");
     assert!(e.contains("should be v0 or v1"), "{e}");
 }
@@ -201,17 +161,9 @@ fn rejects_bad_names() {
 
 #[test]
 fn rejects_newline_and_non_utf8_names() {
-    let z = patch(
-        build(&[E::File("example.com/hello@v1.0.0/aXb", b"x")]),
-        "X",
-        "\n",
-    );
+    let z = patch(build(&[E::File("example.com/hello@v1.0.0/aXb", b"x")]), "X", "\n");
     assert!(err(&z, "example.com/hello", "v1.0.0").contains("newline"));
-    let z = patch(
-        build(&[E::File("example.com/hello@v1.0.0/aXb", b"x")]),
-        "X",
-        "\u{7f}",
-    );
+    let z = patch(build(&[E::File("example.com/hello@v1.0.0/aXb", b"x")]), "X", "\u{7f}");
     assert!(err(&z, "example.com/hello", "v1.0.0").contains("invalid char"));
     let mut z = build(&[E::File("example.com/hello@v1.0.0/aXb", b"x")]);
     for b in z.iter_mut().filter(|b| **b == b'X') {
@@ -222,42 +174,18 @@ fn rejects_newline_and_non_utf8_names() {
 
 #[test]
 fn rejects_duplicates_and_collisions() {
-    let dup = patch(
-        build(&[
-            E::File("example.com/hello@v1.0.0/a.go", b"1"),
-            E::File("example.com/hello@v1.0.0/b.go", b"2"),
-        ]),
-        "b.go",
-        "a.go",
-    );
-    assert!(
-        err(&dup, "example.com/hello", "v1.0.0").contains("multiple entries for file \"a.go\"")
-    );
-    let fold = build(&[
-        E::File("example.com/hello@v1.0.0/A.go", b"1"),
-        E::File("example.com/hello@v1.0.0/a.go", b"2"),
-    ]);
-    assert!(err(&fold, "example.com/hello", "v1.0.0")
-        .contains("case-insensitive file name collision"));
-    let kelvin = build(&[
-        E::File("example.com/hello@v1.0.0/k.go", b"1"),
-        E::File("example.com/hello@v1.0.0/\u{212a}.go", b"2"),
-    ]);
+    let dup =
+        patch(build(&[E::File("example.com/hello@v1.0.0/a.go", b"1"), E::File("example.com/hello@v1.0.0/b.go", b"2")]), "b.go", "a.go");
+    assert!(err(&dup, "example.com/hello", "v1.0.0").contains("multiple entries for file \"a.go\""));
+    let fold = build(&[E::File("example.com/hello@v1.0.0/A.go", b"1"), E::File("example.com/hello@v1.0.0/a.go", b"2")]);
+    assert!(err(&fold, "example.com/hello", "v1.0.0").contains("case-insensitive file name collision"));
+    let kelvin = build(&[E::File("example.com/hello@v1.0.0/k.go", b"1"), E::File("example.com/hello@v1.0.0/\u{212a}.go", b"2")]);
     assert!(err(&kelvin, "example.com/hello", "v1.0.0").contains("case-insensitive"));
-    let both = build(&[
-        E::File("example.com/hello@v1.0.0/a", b"1"),
-        E::File("example.com/hello@v1.0.0/a/b", b"2"),
-    ]);
+    let both = build(&[E::File("example.com/hello@v1.0.0/a", b"1"), E::File("example.com/hello@v1.0.0/a/b", b"2")]);
     assert!(err(&both, "example.com/hello", "v1.0.0").contains("both a file and a directory"));
-    let both = build(&[
-        E::File("example.com/hello@v1.0.0/a/b", b"2"),
-        E::File("example.com/hello@v1.0.0/a", b"1"),
-    ]);
+    let both = build(&[E::File("example.com/hello@v1.0.0/a/b", b"2"), E::File("example.com/hello@v1.0.0/a", b"1")]);
     assert!(err(&both, "example.com/hello", "v1.0.0").contains("both a file and a directory"));
-    let dir_case = build(&[
-        E::File("example.com/hello@v1.0.0/Sub/a", b"1"),
-        E::File("example.com/hello@v1.0.0/sub/b", b"2"),
-    ]);
+    let dir_case = build(&[E::File("example.com/hello@v1.0.0/Sub/a", b"1"), E::File("example.com/hello@v1.0.0/sub/b", b"2")]);
     assert!(err(&dir_case, "example.com/hello", "v1.0.0").contains("collision"));
 }
 
@@ -277,10 +205,7 @@ fn duplicate_directory_entries_are_allowed_and_hashed() {
     let want = h1_from_file_hashes([
         ("example.com/hello@v1.0.0/sub/".to_string(), empty),
         ("example.com/hello@v1.0.0/sub/".to_string(), empty),
-        (
-            "example.com/hello@v1.0.0/sub/a".to_string(),
-            Sha256::digest(b"1").into(),
-        ),
+        ("example.com/hello@v1.0.0/sub/a".to_string(), Sha256::digest(b"1").into()),
     ]);
     assert_eq!(s.h1, want);
 }
@@ -300,58 +225,30 @@ fn rejects_size_lies_and_methods() {
     assert!(err(&bzip, "example.com/hello", "v1.0.0").contains("only Store and Deflate"));
     let crc = patch_central(z, 0, 16, &0u32.to_le_bytes());
     assert!(err(&crc, "example.com/hello", "v1.0.0").contains("a.go"));
-    let dir = patch_central(
-        build(&[E::Dir("example.com/hello@v1.0.0/sub/")]),
-        0,
-        24,
-        &3u32.to_le_bytes(),
-    );
+    let dir = patch_central(build(&[E::Dir("example.com/hello@v1.0.0/sub/")]), 0, 24, &3u32.to_le_bytes());
     assert!(err(&dir, "example.com/hello", "v1.0.0").contains("directory entry"));
 }
 
 #[test]
 fn enforces_limits() {
     let z = build(&[
-        E::File(
-            "example.com/hello@v1.0.0/go.mod",
-            b"module example.com/hello\n",
-        ),
+        E::File("example.com/hello@v1.0.0/go.mod", b"module example.com/hello\n"),
         E::File("example.com/hello@v1.0.0/LICENSE", &[b'x'; 100]),
         E::File("example.com/hello@v1.0.0/big.go", &[b'x'; 1000]),
     ]);
     let ok = check(&z, "example.com/hello", "v1.0.0").unwrap();
     assert_eq!(ok.uncompressed, 25 + 100 + 1000);
-    let limits = ZipLimits {
-        max_zip_size: 10,
-        ..ZipLimits::default()
-    };
-    let e = check_with(&z, "example.com/hello", "v1.0.0", &limits)
-        .unwrap_err()
-        .to_string();
+    let limits = ZipLimits { max_zip_size: 10, ..ZipLimits::default() };
+    let e = check_with(&z, "example.com/hello", "v1.0.0", &limits).unwrap_err().to_string();
     assert!(e.contains("the limit is 10"), "{e}");
-    let limits = ZipLimits {
-        max_uncompressed: 1000,
-        ..ZipLimits::default()
-    };
-    let e = check_with(&z, "example.com/hello", "v1.0.0", &limits)
-        .unwrap_err()
-        .to_string();
+    let limits = ZipLimits { max_uncompressed: 1000, ..ZipLimits::default() };
+    let e = check_with(&z, "example.com/hello", "v1.0.0", &limits).unwrap_err().to_string();
     assert!(e.contains("more than 1000 bytes"), "{e}");
-    let limits = ZipLimits {
-        max_go_mod: 24,
-        ..ZipLimits::default()
-    };
-    let e = check_with(&z, "example.com/hello", "v1.0.0", &limits)
-        .unwrap_err()
-        .to_string();
+    let limits = ZipLimits { max_go_mod: 24, ..ZipLimits::default() };
+    let e = check_with(&z, "example.com/hello", "v1.0.0", &limits).unwrap_err().to_string();
     assert!(e.contains("go.mod is 25 bytes"), "{e}");
-    let limits = ZipLimits {
-        max_license: 99,
-        ..ZipLimits::default()
-    };
-    let e = check_with(&z, "example.com/hello", "v1.0.0", &limits)
-        .unwrap_err()
-        .to_string();
+    let limits = ZipLimits { max_license: 99, ..ZipLimits::default() };
+    let e = check_with(&z, "example.com/hello", "v1.0.0", &limits).unwrap_err().to_string();
     assert!(e.contains("LICENSE is 100 bytes"), "{e}");
     assert_eq!(ZipLimits::default().max_zip_size, 524_288_000);
     assert_eq!(ZipLimits::default().max_go_mod, 16_777_216);

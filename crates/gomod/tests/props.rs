@@ -5,16 +5,13 @@ use std::cmp::Ordering;
 use std::io::{Cursor, Write};
 
 use gomod::{
-    canonical, check_zip, compare, escape_string, is_valid_semver, parse_info, parse_request,
-    unescape_string, ModulePath, Version, ZipLimits,
+    canonical, check_zip, compare, escape_string, is_valid_semver, parse_info, parse_request, unescape_string, ModulePath, Version,
+    ZipLimits,
 };
 use proptest::prelude::*;
 
 fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 256,
-        ..ProptestConfig::default()
-    }
+    ProptestConfig { cases: 256, ..ProptestConfig::default() }
 }
 
 /// Strings built from the characters that matter to the parsers.
@@ -26,11 +23,7 @@ fn path_like() -> impl Strategy<Value = String> {
 fn module_path() -> impl Strategy<Value = String> {
     let host = proptest::string::string_regex("[a-z0-9]{1,8}\\.(com|org|io)").unwrap();
     let elem = proptest::string::string_regex("[a-zA-Z0-9][a-zA-Z0-9_~-]{0,8}[a-zA-Z0-9]").unwrap();
-    (
-        host,
-        proptest::collection::vec(elem, 0..4),
-        proptest::option::of(2u32..30),
-    )
+    (host, proptest::collection::vec(elem, 0..4), proptest::option::of(2u32..30))
         .prop_map(|(h, elems, major)| {
             let mut p = h;
             for e in elems {
@@ -42,18 +35,13 @@ fn module_path() -> impl Strategy<Value = String> {
             }
             p
         })
-        .prop_filter("CheckPath rejects Windows names and ~digits", |p| {
-            ModulePath::new(p).is_ok()
-        })
+        .prop_filter("CheckPath rejects Windows names and ~digits", |p| ModulePath::new(p).is_ok())
 }
 
 /// Versions, valid and not.
 fn version_like() -> impl Strategy<Value = String> {
     prop_oneof![
-        proptest::string::string_regex(
-            "v[0-9]{1,3}(\\.[0-9]{1,3}){0,3}(-[0-9A-Za-z.-]{0,8})?(\\+[0-9A-Za-z.]{0,6})?"
-        )
-        .unwrap(),
+        proptest::string::string_regex("v[0-9]{1,3}(\\.[0-9]{1,3}){0,3}(-[0-9A-Za-z.-]{0,8})?(\\+[0-9A-Za-z.]{0,6})?").unwrap(),
         proptest::string::string_regex("[vV0-9.+-]{0,12}").unwrap(),
     ]
 }
@@ -61,9 +49,7 @@ fn version_like() -> impl Strategy<Value = String> {
 fn zip_of(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
     for (name, data) in entries {
-        if w.start_file(name.as_str(), zip::write::SimpleFileOptions::default())
-            .is_ok()
-        {
+        if w.start_file(name.as_str(), zip::write::SimpleFileOptions::default()).is_ok() {
             w.write_all(data).unwrap();
         }
     }

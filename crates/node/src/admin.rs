@@ -73,7 +73,8 @@ impl AdminService {
                 "node {by} passed this call on to node {me}, which is not the primary either (primary: node {leader}); retry"
             )));
         }
-        let addr = self.control.peer_addr(leader).ok_or_else(|| Status::internal(format!("primary {leader} is not among cluster.peers")))?;
+        let addr =
+            self.control.peer_addr(leader).ok_or_else(|| Status::internal(format!("primary {leader} is not among cluster.peers")))?;
         Ok(Some((leader, addr)))
     }
 }
@@ -86,7 +87,8 @@ fn parse_target(req: &PurgeRequest) -> Result<(ModulePath, Version), Status> {
 
 /// Passes a call on to the primary with the caller's token.
 async fn forward(me: u64, leader: u64, addr: &str, metadata: &MetadataMap, req: PurgeRequest) -> Result<Response<PurgeReply>, Status> {
-    let unreachable = |e: &dyn std::fmt::Display| Status::unavailable(format!("cannot reach the primary, node {leader} at {addr}: {e}; retry"));
+    let unreachable =
+        |e: &dyn std::fmt::Display| Status::unavailable(format!("cannot reach the primary, node {leader} at {addr}: {e}; retry"));
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| unreachable(&e))?
         .connect_timeout(Duration::from_secs(2))

@@ -321,8 +321,7 @@ impl Config {
 /// Reads a secret from the file a setting (`setting`) names: trimmed, at
 /// least 16 printable characters.
 pub fn read_secret_file(path: &Path, setting: &str) -> Result<String> {
-    let secret =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {setting} {}", path.display()))?.trim().to_string();
+    let secret = std::fs::read_to_string(path).with_context(|| format!("cannot read {setting} {}", path.display()))?.trim().to_string();
     if secret.len() < 16 || !secret.bytes().all(|b| b.is_ascii_graphic()) {
         bail!("{setting} {} must hold at least 16 printable characters (e.g. `openssl rand -hex 32`)", path.display());
     }
@@ -391,7 +390,8 @@ mod tests {
     fn file_then_env_override() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flotilla.toml");
-        std::fs::write(&path, "node_id = 3\n[cache]\nlist_ttl = \"5s\"\n[upstream]\nproxies = \"http://a.example,http://b.example\"\n").unwrap();
+        std::fs::write(&path, "node_id = 3\n[cache]\nlist_ttl = \"5s\"\n[upstream]\nproxies = \"http://a.example,http://b.example\"\n")
+            .unwrap();
         let c = Config::load(Some(&path), env(&[("FLOTILLA_CACHE__LIST_TTL", "2s"), ("FLOTILLA_DATA_DIR", "/var/lib/x")])).unwrap();
         assert_eq!(c.node_id, 3);
         assert_eq!(c.cache.list_ttl, Duration::from_secs(2));
@@ -401,7 +401,11 @@ mod tests {
 
     #[test]
     fn other_tools_variables_are_ignored() {
-        let c = Config::load(None, env(&[("FLOTILLA_CLUSTER", "n1:7000"), ("FLOTILLA_ADMIN_TOKEN", "x"), ("FLOTILLA_LOG", "debug"), ("FLOTILLA_NODE_ID", "2")])).unwrap();
+        let c = Config::load(
+            None,
+            env(&[("FLOTILLA_CLUSTER", "n1:7000"), ("FLOTILLA_ADMIN_TOKEN", "x"), ("FLOTILLA_LOG", "debug"), ("FLOTILLA_NODE_ID", "2")]),
+        )
+        .unwrap();
         assert_eq!(c.node_id, 2);
     }
 

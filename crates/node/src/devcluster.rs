@@ -1,8 +1,8 @@
 //! `flotilla dev-cluster`: a whole cluster on this machine with one command,
 //! for trying Flotilla out and for development.
 
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -49,7 +49,13 @@ pub fn run(args: DevClusterArgs) -> Result<()> {
     }
     println!("Flotilla dev cluster: {} nodes, upstream {}", args.nodes, args.upstream);
     for (i, url) in urls.iter().enumerate() {
-        println!("  node {}: gateway {url}  cluster {}:{}  data {}", i + 1, args.host, args.cluster_port + i as u16, node_dir(&args.data_dir, i as u16 + 1).display());
+        println!(
+            "  node {}: gateway {url}  cluster {}:{}  data {}",
+            i + 1,
+            args.host,
+            args.cluster_port + i as u16,
+            node_dir(&args.data_dir, i as u16 + 1).display()
+        );
     }
     println!("\nUse it from Go with:\n  export GOPROXY=\"{}\"", urls.join("|"));
     let cluster_ports: Vec<String> = (1..=args.nodes).map(|i| format!("{}:{}", args.host, args.cluster_port + i - 1)).collect();

@@ -8,9 +8,9 @@ use tokio::net::TcpListener;
 
 use tokio::sync::watch;
 
-use crate::{admin, cluster};
 use crate::config::{Config, GatewayMode};
 use crate::ServeArgs;
+use crate::{admin, cluster};
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -92,13 +92,8 @@ async fn start_cluster(config: &Config, store: &store::Store, stop: watch::Recei
     tracing::info!(node_id = config.node_id, ?peers, %advertise_url, "cluster mode");
     let (replicator, mut tasks) = replicator::Replicator::start(config.replication.to_config(), store, control.clone(), stop.clone())
         .map_err(|e| anyhow::anyhow!("cannot start the blob replicator: {e}"))?;
-    let admin = admin::AdminService::new(
-        control.clone(),
-        store.catalog.clone(),
-        token,
-        config.gateway.leader_wait,
-        config.replication.purge_grace,
-    );
+    let admin =
+        admin::AdminService::new(control.clone(), store.catalog.clone(), token, config.gateway.leader_wait, config.replication.purge_grace);
     let grpc = {
         let (control, replicator, stop) = (control.clone(), replicator.clone(), stop.clone());
         tokio::spawn(async move {

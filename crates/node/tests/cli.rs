@@ -19,12 +19,7 @@ fn help_explains_serve_and_its_defaults() {
 #[test]
 fn bad_config_fails_with_a_message_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let out = flotilla()
-        .args(["serve", "--data-dir"])
-        .arg(dir.path())
-        .env("FLOTILLA_CACHE__LIST_TTL", "soon")
-        .output()
-        .unwrap();
+    let out = flotilla().args(["serve", "--data-dir"]).arg(dir.path()).env("FLOTILLA_CACHE__LIST_TTL", "soon").output().unwrap();
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("invalid configuration"), "{text}");
@@ -33,11 +28,7 @@ fn bad_config_fails_with_a_message_naming_the_key() {
 #[test]
 fn upstream_direct_is_refused_with_advice() {
     let dir = tempfile::tempdir().unwrap();
-    let out = flotilla()
-        .args(["serve", "--listen", "127.0.0.1:0", "--upstream", "direct", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = flotilla().args(["serve", "--listen", "127.0.0.1:0", "--upstream", "direct", "--data-dir"]).arg(dir.path()).output().unwrap();
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("direct"), "{text}");

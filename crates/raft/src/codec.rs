@@ -16,8 +16,7 @@ pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> 
 }
 
 pub(crate) fn from_json<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StorageError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| StorageIOError::read(AnyError::new(&e).add_context(|| format!("decoding {what}"))).into())
+    serde_json::from_slice(bytes).map_err(|e| StorageIOError::read(AnyError::new(&e).add_context(|| format!("decoding {what}"))).into())
 }
 
 /// Maps a database error on a read to openraft's storage error.

@@ -85,8 +85,7 @@ impl RaftConfig {
     /// Checks what openraft and the cluster need, with an error that names the fix.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |msg: String| Err(Error::Config(msg));
-        let (hb, min, max) =
-            (self.heartbeat.as_millis(), self.election_timeout_min.as_millis(), self.election_timeout_max.as_millis());
+        let (hb, min, max) = (self.heartbeat.as_millis(), self.election_timeout_min.as_millis(), self.election_timeout_max.as_millis());
         if hb == 0 {
             return bad(format!("raft.heartbeat must be at least 1ms, got {:?}", self.heartbeat));
         }

@@ -51,9 +51,8 @@ impl ControlPlane {
         let state = StateMachine::open(db).map_err(|e| Error::Start(format!("opening the catalog state machine: {e}")))?;
 
         let network = Network { node_id: cfg.node_id, auth: auth.clone() };
-        let raft = Raft::new(cfg.node_id, openraft_config, network, log.clone(), state.clone())
-            .await
-            .map_err(|e| Error::Start(e.to_string()))?;
+        let raft =
+            Raft::new(cfg.node_id, openraft_config, network, log.clone(), state.clone()).await.map_err(|e| Error::Start(e.to_string()))?;
         bootstrap(&raft, &cfg).await?;
 
         let observer = Arc::new(Observer { log, quorum_acked_at: Mutex::new(None), stopped: AtomicBool::new(false) });
@@ -233,11 +232,8 @@ async fn bootstrap(raft: &Raft, cfg: &RaftConfig) -> Result<(), Error> {
     if initialized {
         return Ok(());
     }
-    let members: BTreeMap<u64, ClusterNode> = cfg
-        .peers
-        .iter()
-        .map(|(id, addr)| (*id, ClusterNode { addr: addr.clone(), gateway_url: String::new() }))
-        .collect();
+    let members: BTreeMap<u64, ClusterNode> =
+        cfg.peers.iter().map(|(id, addr)| (*id, ClusterNode { addr: addr.clone(), gateway_url: String::new() })).collect();
     match raft.initialize(members).await {
         Ok(()) => {
             tracing::info!(node_id = cfg.node_id, "bootstrapped the raft membership from cluster.peers");

@@ -22,13 +22,11 @@ mod state_machine;
 mod status;
 mod types;
 
-pub use config::{
-    RaftConfig, DEFAULT_ELECTION_TIMEOUT_MAX, DEFAULT_ELECTION_TIMEOUT_MIN, DEFAULT_HEARTBEAT, DEFAULT_SNAPSHOT_EVERY,
-};
+pub use config::{RaftConfig, DEFAULT_ELECTION_TIMEOUT_MAX, DEFAULT_ELECTION_TIMEOUT_MIN, DEFAULT_HEARTBEAT, DEFAULT_SNAPSHOT_EVERY};
 pub use control_plane::ControlPlane;
 pub use error::{Error, ProposeError};
-pub use status::{RaftStatus, Role};
 pub use network::ClusterAuth;
+pub use status::{RaftStatus, Role};
 pub use types::{Applied, ClusterNode, Command, StateEvent};
 
 /// openraft's storage traits as implemented here, for openraft's

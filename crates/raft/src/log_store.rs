@@ -37,13 +37,11 @@ impl LogStore {
     pub(crate) fn claim_cluster(&self, cluster_id: &str) -> Result<(), Error> {
         match self.db.get(CF_RAFT_META, KEY_CLUSTER_ID)? {
             Some(stored) if stored == cluster_id.as_bytes() => Ok(()),
-            Some(stored) => Err(Error::WrongCluster {
-                stored: String::from_utf8_lossy(&stored).into_owned(),
-                configured: cluster_id.to_string(),
-            }),
+            Some(stored) => {
+                Err(Error::WrongCluster { stored: String::from_utf8_lossy(&stored).into_owned(), configured: cluster_id.to_string() })
+            }
             None => {
-                let op =
-                    DbOp::Put { cf: CF_RAFT_META, key: KEY_CLUSTER_ID.to_vec(), value: cluster_id.as_bytes().to_vec() };
+                let op = DbOp::Put { cf: CF_RAFT_META, key: KEY_CLUSTER_ID.to_vec(), value: cluster_id.as_bytes().to_vec() };
                 Ok(self.db.write(vec![op], true)?)
             }
         }
@@ -87,8 +85,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Unbounded => None,
         };
         let end_key = end.map(index_key);
-        let rows =
-            self.db.scan_range(CF_RAFT_LOG, &index_key(start), end_key.as_ref().map(|k| &k[..])).map_err(read_err)?;
+        let rows = self.db.scan_range(CF_RAFT_LOG, &index_key(start), end_key.as_ref().map(|k| &k[..])).map_err(read_err)?;
         rows.iter().map(|(_, value)| from_json("log entry", value)).collect()
     }
 }
@@ -135,11 +132,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut ops = Vec::new();
         for entry in entries {
-            ops.push(DbOp::Put {
-                cf: CF_RAFT_LOG,
-                key: index_key(entry.log_id.index).to_vec(),
-                value: to_json(&entry)?,
-            });
+            ops.push(DbOp::Put { cf: CF_RAFT_LOG, key: index_key(entry.log_id.index).to_vec(), value: to_json(&entry)? });
         }
         // Synced before the callback: openraft counts the entries as durable
         // (and votes and commits on that) as soon as it is called. On error
@@ -152,11 +145,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         tracing::debug!(%log_id, "truncating raft log from here on");
         self.write_synced(vec![
-            DbOp::DeleteRange {
-                cf: CF_RAFT_LOG,
-                from: index_key(log_id.index).to_vec(),
-                to: index_key(u64::MAX).to_vec(),
-            },
+            DbOp::DeleteRange { cf: CF_RAFT_LOG, from: index_key(log_id.index).to_vec(), to: index_key(u64::MAX).to_vec() },
             DbOp::Delete { cf: CF_RAFT_LOG, key: index_key(u64::MAX).to_vec() },
         ])
     }
@@ -167,11 +156,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // has a hole that the mark does not explain.
         self.write_synced(vec![
             Self::put_meta(KEY_LAST_PURGED, &log_id)?,
-            DbOp::DeleteRange {
-                cf: CF_RAFT_LOG,
-                from: index_key(0).to_vec(),
-                to: index_key(log_id.index.saturating_add(1)).to_vec(),
-            },
+            DbOp::DeleteRange { cf: CF_RAFT_LOG, from: index_key(0).to_vec(), to: index_key(log_id.index.saturating_add(1)).to_vec() },
         ])
     }
 }

@@ -12,8 +12,7 @@ use std::time::Duration;
 use openraft::error::{ClientWriteError, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse,
 };
 use openraft::AnyError;
 use proto::{AnnounceReply, AnnounceRequest, RaftClient, RaftReply, RaftRequest};
@@ -45,14 +44,9 @@ pub struct ClusterAuth {
 impl ClusterAuth {
     pub(crate) fn new(secret: &str, cluster_id: &str, peers: BTreeMap<u64, String>) -> Result<Self, Error> {
         let header = |what: &str, value: &str| {
-            AsciiMetadataValue::try_from(value)
-                .map_err(|_| Error::Config(format!("the {what} must be printable ASCII without newlines")))
+            AsciiMetadataValue::try_from(value).map_err(|_| Error::Config(format!("the {what} must be printable ASCII without newlines")))
         };
-        Ok(ClusterAuth {
-            secret: header("cluster secret", secret)?,
-            cluster_id: header("cluster id", cluster_id)?,
-            peers,
-        })
+        Ok(ClusterAuth { secret: header("cluster secret", secret)?, cluster_id: header("cluster id", cluster_id)?, peers })
     }
 
     /// Adds this cluster's credentials to an outgoing request.
@@ -66,13 +60,10 @@ impl ClusterAuth {
     pub fn admit<T>(&self, request: &Request<T>, from: u64, rpc: &str) -> Result<(), Status> {
         let remote = request.remote_addr().map_or_else(|| "an unknown address".to_string(), |a| a.to_string());
         let metadata = request.metadata();
-        let secret_ok =
-            metadata.get(SECRET_HEADER).is_some_and(|given| bool::from(given.as_bytes().ct_eq(self.secret.as_bytes())));
+        let secret_ok = metadata.get(SECRET_HEADER).is_some_and(|given| bool::from(given.as_bytes().ct_eq(self.secret.as_bytes())));
         if !secret_ok {
             tracing::warn!(%remote, from, rpc, "refused cluster RPC: wrong cluster secret (or none)");
-            return Err(Status::unauthenticated(
-                "wrong cluster secret: the caller's cluster.secret_file differs from this node's",
-            ));
+            return Err(Status::unauthenticated("wrong cluster secret: the caller's cluster.secret_file differs from this node's"));
         }
         let cluster = metadata.get(CLUSTER_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
         if cluster != self.cluster_id.as_bytes() {
@@ -107,9 +98,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         let client = Endpoint::from_shared(format!("http://{addr}"))
             .map(|endpoint| {
                 let channel = endpoint.connect_timeout(CONNECT_TIMEOUT).connect_lazy();
-                RaftClient::new(channel)
-                    .max_decoding_message_size(MAX_MESSAGE_SIZE)
-                    .max_encoding_message_size(MAX_MESSAGE_SIZE)
+                RaftClient::new(channel).max_decoding_message_size(MAX_MESSAGE_SIZE).max_encoding_message_size(MAX_MESSAGE_SIZE)
             })
             .map_err(|e| format!("invalid cluster address {addr:?} of node {target}: {e}"));
         PeerClient { from: self.node_id, target, client, auth: self.auth.clone() }
@@ -148,8 +137,7 @@ impl PeerClient {
         };
         let reply = reply.map_err(status_error)?.into_inner();
         if !reply.raft_error.is_empty() {
-            let err: RaftError<u64, E> =
-                serde_json::from_slice(&reply.raft_error).map_err(|e| NetworkError::new(&e))?;
+            let err: RaftError<u64, E> = serde_json::from_slice(&reply.raft_error).map_err(|e| NetworkError::new(&e))?;
             return Err(RPCError::RemoteError(RemoteError::new(self.target, err)));
         }
         if !reply.error.is_empty() {

@@ -35,8 +35,7 @@ impl SnapshotDir {
 
     /// Where the complete snapshot `snapshot_id` lives.
     pub(crate) fn path_of(&self, snapshot_id: &str) -> PathBuf {
-        let safe: String =
-            snapshot_id.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+        let safe: String = snapshot_id.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
         self.dir.join(format!("{safe}{SNAP}"))
     }
 

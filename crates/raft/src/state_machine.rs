@@ -40,9 +40,7 @@ use store::CatalogOp;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast;
 
-use crate::types::{
-    Applied, Command, Entry, LogId, Snapshot, SnapshotMeta, StateEvent, StorageError, StoredMembership, TypeConfig,
-};
+use crate::types::{Applied, Command, Entry, LogId, Snapshot, SnapshotMeta, StateEvent, StorageError, StoredMembership, TypeConfig};
 
 const KEY_LAST_APPLIED: &[u8] = b"\xFFlast_applied";
 const KEY_MEMBERSHIP: &[u8] = b"\xFFmembership";
@@ -226,9 +224,7 @@ impl StateMachine {
     }
 
     async fn open_snapshot(&self, meta: SnapshotMeta, path: &Path) -> Result<Snapshot, StorageError> {
-        let file = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        let file = tokio::fs::File::open(path).await.map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         Ok(Snapshot { meta, snapshot: Box::new(file) })
     }
 
@@ -260,10 +256,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         }
         let file = out.into_inner().map_err(|e| write(e.into_error()))?;
         file.sync_all().map_err(write)?;
-        let last_log_id =
-            last_applied.map(|v| from_json::<Option<LogId>>("last applied log id", &v)).transpose()?.flatten();
-        let last_membership: StoredMembership =
-            membership.map(|v| from_json("last membership", &v)).transpose()?.unwrap_or_default();
+        let last_log_id = last_applied.map(|v| from_json::<Option<LogId>>("last applied log id", &v)).transpose()?.flatten();
+        let last_membership: StoredMembership = membership.map(|v| from_json("last membership", &v)).transpose()?.unwrap_or_default();
         let built_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default();
         let snapshot_id = match last_log_id {
             Some(id) => format!("{}-{}-{built_ms}", id.leader_id, id.index),
@@ -424,7 +418,6 @@ fn is_sha_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,8 +431,7 @@ mod tests {
     /// A state machine on a fresh database holding `n` catalog entries.
     fn filled(dir: &Path, n: usize) -> (Db, StateMachine) {
         let db = Db::open(&dir.join("db")).unwrap();
-        let mut ops: Vec<DbOp> =
-            (0..n).map(|i| put(format!("v\0example.com/m{i:05}").into_bytes(), vec![b'x'; 100])).collect();
+        let mut ops: Vec<DbOp> = (0..n).map(|i| put(format!("v\0example.com/m{i:05}").into_bytes(), vec![b'x'; 100])).collect();
         let last = LogId::new(openraft::CommittedLeaderId::new(3, 1), 42);
         ops.push(put(KEY_LAST_APPLIED.to_vec(), to_json(&Some(last)).unwrap()));
         ops.push(put(KEY_MEMBERSHIP.to_vec(), to_json(&StoredMembership::default()).unwrap()));

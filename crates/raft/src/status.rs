@@ -34,11 +34,7 @@ pub struct RaftStatus {
 }
 
 impl RaftStatus {
-    pub(crate) fn from_metrics(
-        metrics: &RaftMetrics<u64, ClusterNode>,
-        committed: Option<u64>,
-        quorum_acked_at: Option<Instant>,
-    ) -> Self {
+    pub(crate) fn from_metrics(metrics: &RaftMetrics<u64, ClusterNode>, committed: Option<u64>, quorum_acked_at: Option<Instant>) -> Self {
         let role = match metrics.state {
             _ if metrics.running_state.is_err() => Role::Shutdown,
             ServerState::Leader => Role::Leader,

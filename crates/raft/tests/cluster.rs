@@ -119,9 +119,7 @@ impl Cluster {
         wait_until("a leader every node agrees on", || {
             let leaders: Vec<Option<u64>> = among.iter().map(|id| self.node(*id).cp.status().leader).collect();
             match leaders[0] {
-                Some(l) if among.contains(&l) && leaders.iter().all(|x| *x == Some(l)) => {
-                    self.node(l).cp.is_acting_primary().then_some(l)
-                }
+                Some(l) if among.contains(&l) && leaders.iter().all(|x| *x == Some(l)) => self.node(l).cp.is_acting_primary().then_some(l),
                 _ => None,
             }
         })
@@ -149,13 +147,8 @@ impl Cluster {
 }
 
 fn put_version(module: &str, version: &str) -> Command {
-    let parts =
-        VersionParts { go_mod: Some(format!("module {module} // {version}\n").into_bytes()), ..Default::default() };
-    Command::Catalog(CatalogOp::PutVersion {
-        module: ModulePath::new(module).unwrap(),
-        version: Version::new(version).unwrap(),
-        parts,
-    })
+    let parts = VersionParts { go_mod: Some(format!("module {module} // {version}\n").into_bytes()), ..Default::default() };
+    Command::Catalog(CatalogOp::PutVersion { module: ModulePath::new(module).unwrap(), version: Version::new(version).unwrap(), parts })
 }
 
 /// Polls `check` until it yields a value; panics after [`DEADLINE`].

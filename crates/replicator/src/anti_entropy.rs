@@ -72,7 +72,12 @@ fn anti_entropy_pass(inner: &Inner) -> Result<(), store::Error> {
     let deleted = collect_garbage(&inner.catalog, &inner.blobs, &wanted, &in_queue, inner.cfg.purge_grace, now_ms())?;
     inner.stats.deleted.fetch_add(deleted as u64, Ordering::Relaxed);
     tracing::info!(
-        referenced = wanted.len(), queued, reported, dropped, deleted, millis = started.elapsed().as_millis() as u64,
+        referenced = wanted.len(),
+        queued,
+        reported,
+        dropped,
+        deleted,
+        millis = started.elapsed().as_millis() as u64,
         "anti-entropy pass"
     );
     Ok(())

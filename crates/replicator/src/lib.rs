@@ -40,9 +40,9 @@ pub use config::{parse_bytes, ReplicationConfig};
 pub use queue::{Entry as QueueEntry, QueueStats};
 pub use service::CHUNK;
 
-use anti_entropy::{anti_entropy, referenced};
 #[cfg(test)]
 use anti_entropy::collect_garbage;
+use anti_entropy::{anti_entropy, referenced};
 use placement::{report_placement, Placed};
 use queue::Queue;
 use throttle::Throttle;
@@ -129,8 +129,12 @@ impl Replicator {
         });
         let queued = inner.queue.stats();
         tracing::info!(
-            workers = inner.cfg.workers, min_copies = inner.cfg.min_copies, bandwidth_limit = inner.cfg.bandwidth_limit,
-            queued = queued.blobs, queued_bytes = queued.bytes, "blob replicator started"
+            workers = inner.cfg.workers,
+            min_copies = inner.cfg.min_copies,
+            bandwidth_limit = inner.cfg.bandwidth_limit,
+            queued = queued.blobs,
+            queued_bytes = queued.bytes,
+            "blob replicator started"
         );
         let mut tasks = vec![
             tokio::spawn(follow_events(inner.clone(), events, stop.clone())),
@@ -464,8 +468,6 @@ async fn work(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
 fn backoff(attempts: u32, max: Duration) -> Duration {
     RETRY_BASE.saturating_mul(1u32 << attempts.min(16)).min(max)
 }
-
-
 
 /// Re-hashes every referenced local blob, `scrub_rate` bytes per second,
 /// one pass every `scrub_interval`.

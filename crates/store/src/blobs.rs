@@ -170,10 +170,7 @@ impl BlobStore {
 
     /// Partial transfers on disk, by blob.
     pub fn partials(&self) -> Result<Vec<Sha256>> {
-        Ok(read_dir(&self.inner.partial)?
-            .into_iter()
-            .filter_map(|p| p.file_name()?.to_str()?.parse().ok())
-            .collect())
+        Ok(read_dir(&self.inner.partial)?.into_iter().filter_map(|p| p.file_name()?.to_str()?.parse().ok()).collect())
     }
 
     /// Makes the file at `path` (in `tmp/` or `partial/`) the blob `sha`:

@@ -20,10 +20,21 @@ pub type KeyValue = (Box<[u8]>, Box<[u8]>);
 /// One change in an atomic [`Db::write`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DbOp {
-    Put { cf: &'static str, key: Vec<u8>, value: Vec<u8> },
-    Delete { cf: &'static str, key: Vec<u8> },
+    Put {
+        cf: &'static str,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        cf: &'static str,
+        key: Vec<u8>,
+    },
     /// Deletes keys in `[from, to)`.
-    DeleteRange { cf: &'static str, from: Vec<u8>, to: Vec<u8> },
+    DeleteRange {
+        cf: &'static str,
+        from: Vec<u8>,
+        to: Vec<u8>,
+    },
 }
 
 /// The node's RocksDB instance.

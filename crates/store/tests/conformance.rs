@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 
 use gomod::{ModulePath, Version};
-use store::{CatalogOp, Error, ListRecord, LatestRecord, Sha256, Store, VersionParts, ZipRef};
+use store::{CatalogOp, Error, LatestRecord, ListRecord, Sha256, Store, VersionParts, ZipRef};
 
 fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -142,7 +142,14 @@ fn version_parts_merge_and_read_back() {
     let (_dir, store) = open();
     let (m, v) = (module("example.com/Upper/mod"), version("v1.1.0-RC1"));
     let info = br#"{"Version":"v1.1.0-RC1"}"#.to_vec();
-    store.catalog.apply(&CatalogOp::PutVersion { module: m.clone(), version: v.clone(), parts: VersionParts { info: Some(info.clone()), ..Default::default() } }).unwrap();
+    store
+        .catalog
+        .apply(&CatalogOp::PutVersion {
+            module: m.clone(),
+            version: v.clone(),
+            parts: VersionParts { info: Some(info.clone()), ..Default::default() },
+        })
+        .unwrap();
     assert_eq!(store.catalog.info(&m, &v).unwrap(), Some(info.clone()));
     assert_eq!(store.catalog.go_mod(&m, &v).unwrap(), None);
     let zip = ZipRef { sha256: Sha256::of(b"z").to_hex(), size: 1, h1: "h1:x".into() };
@@ -160,7 +167,9 @@ fn versions_are_per_module_and_semver_ordered() {
     let ab = module("example.com/a/b");
     let sirupsen_upper = module("github.com/Sirupsen/logrus");
     let sirupsen_lower = module("github.com/sirupsen/logrus");
-    for (m, v) in [(&a, "v1.10.0"), (&a, "v1.2.0"), (&a, "v1.2.0-rc.1"), (&ab, "v0.1.0"), (&sirupsen_upper, "v1.0.0"), (&sirupsen_lower, "v1.0.1")] {
+    for (m, v) in
+        [(&a, "v1.10.0"), (&a, "v1.2.0"), (&a, "v1.2.0-rc.1"), (&ab, "v0.1.0"), (&sirupsen_upper, "v1.0.0"), (&sirupsen_lower, "v1.0.1")]
+    {
         let parts = VersionParts { go_mod: Some(b"module x\n".to_vec()), ..Default::default() };
         store.catalog.apply(&CatalogOp::PutVersion { module: m.clone(), version: version(v), parts }).unwrap();
     }
@@ -182,7 +191,14 @@ fn lists_latest_and_purge() {
     store.catalog.apply(&CatalogOp::PutLatest { module: m.clone(), latest: latest.clone() }).unwrap();
     assert_eq!(store.catalog.latest(&m).unwrap(), Some(latest));
     let v = version("v1.0.0");
-    store.catalog.apply(&CatalogOp::PutVersion { module: m.clone(), version: v.clone(), parts: VersionParts { info: Some(b"{}".to_vec()), ..Default::default() } }).unwrap();
+    store
+        .catalog
+        .apply(&CatalogOp::PutVersion {
+            module: m.clone(),
+            version: v.clone(),
+            parts: VersionParts { info: Some(b"{}".to_vec()), ..Default::default() },
+        })
+        .unwrap();
     store.catalog.apply(&CatalogOp::Purge { module: m.clone(), version: v.clone() }).unwrap();
     assert!(store.catalog.info(&m, &v).unwrap().is_none());
     assert!(store.catalog.versions(&m).unwrap().is_empty());
@@ -194,7 +210,14 @@ fn catalog_survives_reopen() {
     let (m, v) = (module("example.com/m"), version("v1.0.0"));
     {
         let store = Store::open(dir.path()).unwrap();
-        store.catalog.apply(&CatalogOp::PutVersion { module: m.clone(), version: v.clone(), parts: VersionParts { go_mod: Some(b"module example.com/m\n".to_vec()), ..Default::default() } }).unwrap();
+        store
+            .catalog
+            .apply(&CatalogOp::PutVersion {
+                module: m.clone(),
+                version: v.clone(),
+                parts: VersionParts { go_mod: Some(b"module example.com/m\n".to_vec()), ..Default::default() },
+            })
+            .unwrap();
     }
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.catalog.go_mod(&m, &v).unwrap().as_deref(), Some(&b"module example.com/m\n"[..]));

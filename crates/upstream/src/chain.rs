@@ -53,26 +53,18 @@ impl Chain {
             match item {
                 "" => continue,
                 "off" => {
-                    entries.push(Entry {
-                        target: Target::Off,
-                        fall_back_on_error,
-                    });
+                    entries.push(Entry { target: Target::Off, fall_back_on_error });
                     break;
                 }
                 "direct" => return Err(direct_refused(setting)),
                 _ => {
                     let base = parse_base(setting, item)?;
-                    entries.push(Entry {
-                        target: Target::Proxy(base),
-                        fall_back_on_error,
-                    });
+                    entries.push(Entry { target: Target::Proxy(base), fall_back_on_error });
                 }
             }
         }
         if entries.is_empty() {
-            return Err(Error::Config(format!(
-                "{setting} = {list:?} contains no proxy"
-            )));
+            return Err(Error::Config(format!("{setting} = {list:?} contains no proxy")));
         }
         Ok(Chain { entries })
     }
@@ -101,41 +93,27 @@ fn direct_refused(setting: &str) -> Error {
 }
 
 fn parse_base(setting: &str, item: &str) -> Result<Base> {
-    let with_scheme =
-        if item.contains(":/") || !item.contains(['.', ':', '/']) || item.starts_with('/') {
-            item.to_string()
-        } else {
-            format!("https://{item}")
-        };
-    let url = Url::parse(&with_scheme).map_err(|e| {
-        Error::Config(format!(
-            "{setting}: invalid proxy URL {item:?}: {e} (write it as https://host[/prefix])"
-        ))
-    })?;
+    let with_scheme = if item.contains(":/") || !item.contains(['.', ':', '/']) || item.starts_with('/') {
+        item.to_string()
+    } else {
+        format!("https://{item}")
+    };
+    let url = Url::parse(&with_scheme)
+        .map_err(|e| Error::Config(format!("{setting}: invalid proxy URL {item:?}: {e} (write it as https://host[/prefix])")))?;
     match url.scheme() {
         "https" => {}
         "http" if url.username().is_empty() && url.password().is_none() => {}
         "http" => {
-            return Err(Error::Config(format!(
-                "{setting}: refusing to pass credentials to insecure URL {}; use https",
-                masked(&url)
-            )))
+            return Err(Error::Config(format!("{setting}: refusing to pass credentials to insecure URL {}; use https", masked(&url))))
         }
         other => {
-            return Err(Error::Config(format!(
-            "{setting}: proxy URL {item:?} has scheme {other:?}; only http and https are supported"
-        )))
+            return Err(Error::Config(format!("{setting}: proxy URL {item:?} has scheme {other:?}; only http and https are supported")))
         }
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(Error::Config(format!(
-            "{setting}: proxy URL {item:?} has no host"
-        )));
+        return Err(Error::Config(format!("{setting}: proxy URL {item:?} has no host")));
     }
-    Ok(Base {
-        url: trim(url.as_str()),
-        masked: masked(&url),
-    })
+    Ok(Base { url: trim(url.as_str()), masked: masked(&url) })
 }
 
 fn masked(url: &Url) -> String {
@@ -201,10 +179,7 @@ mod tests {
             described("https://a.example/,b.example|http://c:8080/prefix/"),
             "https://a.example,https://b.example|http://c:8080/prefix"
         );
-        assert_eq!(
-            described(" https://a.example , ,off,https://ignored.example"),
-            "https://a.example,off"
-        );
+        assert_eq!(described(" https://a.example , ,off,https://ignored.example"), "https://a.example,off");
         assert_eq!(described("localhost:3000"), "https://localhost:3000");
     }
 
@@ -220,9 +195,7 @@ mod tests {
         assert!(config_error("myproxy").contains("invalid proxy URL"));
         assert!(config_error("file:///srv/goproxy").contains("only http and https"));
         assert!(config_error(",,").contains("contains no proxy"));
-        assert!(
-            config_error("http://u:p@insecure.example").contains("refusing to pass credentials")
-        );
+        assert!(config_error("http://u:p@insecure.example").contains("refusing to pass credentials"));
     }
 
     #[test]
@@ -230,9 +203,7 @@ mod tests {
         let d = described("https://user:secret@a.example/p,https://token@b.example");
         assert_eq!(d, "https://***@a.example/p,https://***@b.example");
         let chain = Chain::parse("upstream.proxies", "https://user:secret@a.example").unwrap();
-        let Target::Proxy(base) = &chain.entries[0].target else {
-            panic!()
-        };
+        let Target::Proxy(base) = &chain.entries[0].target else { panic!() };
         assert_eq!(base.url, "https://user:secret@a.example");
     }
 }

@@ -53,13 +53,7 @@ impl Upstream {
         };
         let http = Http::new(&cfg)?;
         Ok(Upstream {
-            inner: Arc::new(Inner {
-                public,
-                private_globs: cfg.private.trim().to_string(),
-                private,
-                http,
-                flights: Group::new(),
-            }),
+            inner: Arc::new(Inner { public, private_globs: cfg.private.trim().to_string(), private, http, flights: Group::new() }),
         })
     }
 
@@ -72,12 +66,7 @@ impl Upstream {
         let this = self.clone();
         let module = module.clone();
         let suffix = suffix.to_string();
-        self.inner
-            .flights
-            .run(key, move || async move {
-                this.get_uncached(&module, &suffix, limit).await
-            })
-            .await
+        self.inner.flights.run(key, move || async move { this.get_uncached(&module, &suffix, limit).await }).await
     }
 
     /// Streams `<base>/<module>/<suffix>` into `sink`, at most `limit` bytes
@@ -100,18 +89,8 @@ impl Upstream {
                 Entry::Proxy(base) => {
                     let target = Target::new(base, &path);
                     let mut written = 0;
-                    match self
-                        .inner
-                        .http
-                        .stream(&target, limit, sink, &mut written)
-                        .await
-                    {
-                        Ok(()) => {
-                            return Ok(Download {
-                                bytes: written,
-                                source: base.masked.clone(),
-                            })
-                        }
+                    match self.inner.http.stream(&target, limit, sink, &mut written).await {
+                        Ok(()) => return Ok(Download { bytes: written, source: base.masked.clone() }),
                         Err(e @ Error::Io(_)) => return Err(e),
                         Err(e) if written > 0 => {
                             tracing::warn!(error = %e, written, "upstream download broke off");
@@ -130,8 +109,7 @@ impl Upstream {
 
     /// Does `module` match `upstream.private`?
     pub fn is_private(&self, module: &ModulePath) -> bool {
-        !self.inner.private_globs.is_empty()
-            && gomod::match_prefix_patterns(&self.inner.private_globs, module.as_str())
+        !self.inner.private_globs.is_empty() && gomod::match_prefix_patterns(&self.inner.private_globs, module.as_str())
     }
 
     /// The chains in use, credentials masked, for logs and the status page.
@@ -139,10 +117,7 @@ impl Upstream {
         let inner = &self.inner;
         let mut out = format!("proxies={}", inner.public.describe());
         if !inner.private_globs.is_empty() || inner.private.is_some() {
-            let private = inner.private.as_ref().map_or(
-                "none (private modules refused)".to_string(),
-                Chain::describe,
-            );
+            let private = inner.private.as_ref().map_or("none (private modules refused)".to_string(), Chain::describe);
             let globs = match inner.private_globs.as_str() {
                 "" => "(none, so private_proxies is unused)",
                 globs => globs,
@@ -159,18 +134,8 @@ impl Upstream {
         for entry in &chain.entries {
             let err = match &entry.target {
                 Entry::Off => Error::Disabled,
-                Entry::Proxy(base) => match self
-                    .inner
-                    .http
-                    .fetch(&Target::new(base, &path), limit)
-                    .await
-                {
-                    Ok(body) => {
-                        return Ok(Fetched {
-                            body,
-                            source: base.masked.clone(),
-                        })
-                    }
+                Entry::Proxy(base) => match self.inner.http.fetch(&Target::new(base, &path), limit).await {
+                    Ok(body) => return Ok(Fetched { body, source: base.masked.clone() }),
                     Err(e) => e,
                 },
             };
@@ -186,10 +151,7 @@ impl Upstream {
             return Ok(&self.inner.public);
         }
         self.inner.private.as_ref().ok_or_else(|| {
-            Error::Forbidden(format!(
-                "module {} matches upstream.private and no upstream.private_proxies is configured",
-                module.as_str()
-            ))
+            Error::Forbidden(format!("module {} matches upstream.private and no upstream.private_proxies is configured", module.as_str()))
         })
     }
 }

@@ -6,11 +6,7 @@
 pub enum Error {
     /// Every proxy tried answered 404 or 410.
     #[error("upstream {url} answered {status}{}", detail(.body))]
-    NotFound {
-        url: String,
-        status: u16,
-        body: String,
-    },
+    NotFound { url: String, status: u16, body: String },
     /// Flotilla refuses the request itself (a private path with no private chain).
     #[error("{0}")]
     Forbidden(String),
@@ -19,11 +15,7 @@ pub enum Error {
     Disabled,
     /// A status other than 200, 404 and 410.
     #[error("upstream {url} answered {status}{}", detail(.body))]
-    Status {
-        url: String,
-        status: u16,
-        body: String,
-    },
+    Status { url: String, status: u16, body: String },
     /// No answer (or no next chunk of the body) before the deadline.
     #[error("upstream {url} did not answer in time")]
     Timeout { url: String },
@@ -55,27 +47,13 @@ impl Error {
 impl Clone for Error {
     fn clone(&self) -> Self {
         match self {
-            Error::NotFound { url, status, body } => Error::NotFound {
-                url: url.clone(),
-                status: *status,
-                body: body.clone(),
-            },
+            Error::NotFound { url, status, body } => Error::NotFound { url: url.clone(), status: *status, body: body.clone() },
             Error::Forbidden(m) => Error::Forbidden(m.clone()),
             Error::Disabled => Error::Disabled,
-            Error::Status { url, status, body } => Error::Status {
-                url: url.clone(),
-                status: *status,
-                body: body.clone(),
-            },
+            Error::Status { url, status, body } => Error::Status { url: url.clone(), status: *status, body: body.clone() },
             Error::Timeout { url } => Error::Timeout { url: url.clone() },
-            Error::Network { url, message } => Error::Network {
-                url: url.clone(),
-                message: message.clone(),
-            },
-            Error::TooLarge { url, limit } => Error::TooLarge {
-                url: url.clone(),
-                limit: *limit,
-            },
+            Error::Network { url, message } => Error::Network { url: url.clone(), message: message.clone() },
+            Error::TooLarge { url, limit } => Error::TooLarge { url: url.clone(), limit: *limit },
             Error::Config(m) => Error::Config(m.clone()),
             Error::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
         }

@@ -31,10 +31,7 @@ pub(crate) struct Target {
 
 impl Target {
     pub fn new(base: &Base, path: &str) -> Target {
-        Target {
-            url: format!("{}/{path}", base.url),
-            shown: format!("{}/{path}", base.masked),
-        }
+        Target { url: format!("{}/{path}", base.url), shown: format!("{}/{path}", base.masked) }
     }
 }
 
@@ -51,17 +48,8 @@ impl Http {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        let client = builder.build().map_err(|e| {
-            Error::Config(format!(
-                "cannot build the upstream HTTP client: {}",
-                explain(e)
-            ))
-        })?;
-        Ok(Http {
-            client,
-            timeout: cfg.timeout,
-            read_timeout: cfg.read_timeout,
-        })
+        let client = builder.build().map_err(|e| Error::Config(format!("cannot build the upstream HTTP client: {}", explain(e))))?;
+        Ok(Http { client, timeout: cfg.timeout, read_timeout: cfg.read_timeout })
     }
 
     /// GETs `target` and reads the whole body, at most `limit` bytes, all
@@ -71,24 +59,14 @@ impl Http {
             let resp = self.send(target).await?;
             read_capped(resp, target, limit).await
         };
-        tokio::time::timeout(self.timeout, work)
-            .await
-            .map_err(|_| timed_out(target))?
+        tokio::time::timeout(self.timeout, work).await.map_err(|_| timed_out(target))?
     }
 
     /// GETs `target` and writes the body to `sink` chunk by chunk, counting
     /// what was written in `written` so the caller knows whether the sink
     /// holds partial data when this fails.
-    pub async fn stream(
-        &self,
-        target: &Target,
-        limit: u64,
-        sink: &mut (dyn AsyncWrite + Unpin + Send),
-        written: &mut u64,
-    ) -> Result<()> {
-        let mut resp = tokio::time::timeout(self.timeout, self.send(target))
-            .await
-            .map_err(|_| timed_out(target))??;
+    pub async fn stream(&self, target: &Target, limit: u64, sink: &mut (dyn AsyncWrite + Unpin + Send), written: &mut u64) -> Result<()> {
+        let mut resp = tokio::time::timeout(self.timeout, self.send(target)).await.map_err(|_| timed_out(target))??;
         check_length(&resp, target, limit)?;
         loop {
             let chunk = tokio::time::timeout(self.read_timeout, resp.chunk())
@@ -108,12 +86,7 @@ impl Http {
 
     async fn send(&self, target: &Target) -> Result<Response> {
         tracing::debug!(url = %target.shown, "upstream request");
-        let resp = self
-            .client
-            .get(&target.url)
-            .send()
-            .await
-            .map_err(|e| transport(e, target))?;
+        let resp = self.client.get(&target.url).send().await.map_err(|e| transport(e, target))?;
         let status = resp.status().as_u16();
         if status == 200 {
             return Ok(resp);
@@ -129,18 +102,11 @@ impl Http {
 
 fn load_ca_bundle(path: &Path) -> Result<Vec<Certificate>> {
     let shown = path.display();
-    let pem = std::fs::read(path)
-        .map_err(|e| Error::Config(format!("upstream.ca_file {shown}: cannot read it: {e}")))?;
-    let certs = Certificate::from_pem_bundle(&pem).map_err(|e| {
-        Error::Config(format!(
-            "upstream.ca_file {shown}: not a PEM bundle: {}",
-            explain(e)
-        ))
-    })?;
+    let pem = std::fs::read(path).map_err(|e| Error::Config(format!("upstream.ca_file {shown}: cannot read it: {e}")))?;
+    let certs = Certificate::from_pem_bundle(&pem)
+        .map_err(|e| Error::Config(format!("upstream.ca_file {shown}: not a PEM bundle: {}", explain(e))))?;
     if certs.is_empty() {
-        return Err(Error::Config(format!(
-            "upstream.ca_file {shown}: contains no PEM certificate (expected -----BEGIN CERTIFICATE-----)"
-        )));
+        return Err(Error::Config(format!("upstream.ca_file {shown}: contains no PEM certificate (expected -----BEGIN CERTIFICATE-----)")));
     }
     Ok(certs)
 }
@@ -148,10 +114,7 @@ fn load_ca_bundle(path: &Path) -> Result<Vec<Certificate>> {
 /// Follows redirects like the go command: at most 10, never https → http.
 fn redirect_policy() -> redirect::Policy {
     redirect::Policy::custom(|attempt| {
-        let from_https = attempt
-            .previous()
-            .last()
-            .is_some_and(|u| u.scheme() == "https");
+        let from_https = attempt.previous().last().is_some_and(|u| u.scheme() == "https");
         if attempt.previous().len() >= MAX_REDIRECTS {
             attempt.error(format!("stopped after {MAX_REDIRECTS} redirects"))
         } else if from_https && attempt.url().scheme() == "http" {
@@ -192,11 +155,7 @@ async fn first_line(mut resp: Response) -> String {
         }
     }
     let text = String::from_utf8_lossy(&peek);
-    let line = text
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("");
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
     line.chars().take(BODY_SNIPPET).collect()
 }
 
@@ -204,10 +163,7 @@ fn transport(e: reqwest::Error, target: &Target) -> Error {
     if e.is_timeout() {
         return timed_out(target);
     }
-    Error::Network {
-        url: target.shown.clone(),
-        message: explain(e),
-    }
+    Error::Network { url: target.shown.clone(), message: explain(e) }
 }
 
 /// reqwest's message repeats the URL, credentials included; its sources say
@@ -227,14 +183,9 @@ fn explain(e: reqwest::Error) -> String {
 }
 
 fn timed_out(target: &Target) -> Error {
-    Error::Timeout {
-        url: target.shown.clone(),
-    }
+    Error::Timeout { url: target.shown.clone() }
 }
 
 fn too_large(target: &Target, limit: u64) -> Error {
-    Error::TooLarge {
-        url: target.shown.clone(),
-        limit,
-    }
+    Error::TooLarge { url: target.shown.clone(), limit }
 }

@@ -19,9 +19,7 @@ pub struct Group<K, V> {
 
 impl<K, V> Default for Group<K, V> {
     fn default() -> Self {
-        Group {
-            calls: Arc::default(),
-        }
+        Group { calls: Arc::default() }
     }
 }
 
@@ -67,10 +65,7 @@ where
 
     #[cfg(test)]
     fn waiters(&self, key: &K) -> usize {
-        self.calls
-            .lock()
-            .get(key)
-            .map_or(0, |tx| tx.receiver_count())
+        self.calls.lock().get(key).map_or(0, |tx| tx.receiver_count())
     }
 
     fn start<F, Fut>(&self, key: K, f: F)
@@ -78,10 +73,7 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = V> + Send + 'static,
     {
-        let finish = Finish {
-            calls: self.calls.clone(),
-            key: Some(key),
-        };
+        let finish = Finish { calls: self.calls.clone(), key: Some(key) };
         let work = f();
         tokio::spawn(async move {
             let v = work.await;
@@ -212,10 +204,7 @@ mod tests {
     async fn wait_until(cond: impl Fn() -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while !cond() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "condition not met in 10s"
-            );
+            assert!(tokio::time::Instant::now() < deadline, "condition not met in 10s");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }

@@ -13,10 +13,7 @@ fn config_error(cfg: upstream::Config) -> String {
 #[test]
 fn direct_is_refused_with_advice() {
     let m = config_error(config("https://proxy.golang.org,direct"));
-    assert!(
-        m.contains("Flotilla is a proxy and cannot fetch from version control"),
-        "{m}"
-    );
+    assert!(m.contains("Flotilla is a proxy and cannot fetch from version control"), "{m}");
     assert!(m.contains("GOPROXY=<mirror>,direct"), "{m}");
 
     let mut cfg = config("https://proxy.golang.org");
@@ -51,22 +48,13 @@ fn an_unreadable_or_empty_ca_file_names_the_file() {
     let mut cfg = config("https://proxy.golang.org");
     cfg.ca_file = Some(missing.clone());
     let m = config_error(cfg.clone());
-    assert!(
-        m.contains(&missing.display().to_string()) && m.contains("cannot read"),
-        "{m}"
-    );
+    assert!(m.contains(&missing.display().to_string()) && m.contains("cannot read"), "{m}");
 
     let empty = dir.path().join("empty.pem");
-    std::fs::File::create(&empty)
-        .unwrap()
-        .write_all(b"not a certificate\n")
-        .unwrap();
+    std::fs::File::create(&empty).unwrap().write_all(b"not a certificate\n").unwrap();
     cfg.ca_file = Some(empty.clone());
     let m = config_error(cfg);
-    assert!(
-        m.contains(&empty.display().to_string()) && m.contains("no PEM certificate"),
-        "{m}"
-    );
+    assert!(m.contains(&empty.display().to_string()) && m.contains("no PEM certificate"), "{m}");
 }
 
 #[test]
@@ -74,7 +62,5 @@ fn describe_says_when_private_modules_are_refused() {
     let mut cfg = config("https://proxy.golang.org");
     cfg.private = "corp.example".into();
     let up = Upstream::new(cfg).unwrap();
-    assert!(up
-        .describe()
-        .ends_with("private_proxies=none (private modules refused)"));
+    assert!(up.describe().ends_with("private_proxies=none (private modules refused)"));
 }

@@ -19,9 +19,7 @@ fn zip_bytes() -> Vec<u8> {
 /// A streamed body (no Content-Length): the first `chunks` 64 KiB pieces of `zip_bytes`.
 fn streamed(chunks: usize) -> Body {
     let data = Bytes::from(zip_bytes());
-    let pieces: Vec<Result<Bytes, std::io::Error>> = (0..chunks)
-        .map(|i| Ok(data.slice(i * 65536..(i + 1) * 65536)))
-        .collect();
+    let pieces: Vec<Result<Bytes, std::io::Error>> = (0..chunks).map(|i| Ok(data.slice(i * 65536..(i + 1) * 65536))).collect();
     Body::from_stream(stream::iter(pieces))
 }
 
@@ -33,10 +31,7 @@ async fn download_streams_the_body_into_a_file() {
     let path = dir.path().join("v1.0.0.zip");
     let mut file = tokio::fs::File::create(&path).await.unwrap();
 
-    let got = up
-        .download(&module("example.com/m"), "@v/v1.0.0.zip", LIMIT, &mut file)
-        .await
-        .unwrap();
+    let got = up.download(&module("example.com/m"), "@v/v1.0.0.zip", LIMIT, &mut file).await.unwrap();
     file.shutdown().await.unwrap();
 
     assert_eq!(got.bytes, 3 << 20);
@@ -51,10 +46,7 @@ async fn download_falls_through_before_the_first_byte() {
     let up = upstream(&format!("{},{}", missing.base, good.base));
     let mut sink = Vec::new();
 
-    let got = up
-        .download(&module("example.com/m"), "@v/v1.0.0.zip", LIMIT, &mut sink)
-        .await
-        .unwrap();
+    let got = up.download(&module("example.com/m"), "@v/v1.0.0.zip", LIMIT, &mut sink).await.unwrap();
 
     assert_eq!((got.bytes, &sink[..]), (3, &b"zip"[..]));
     assert_eq!(got.source, good.base);
@@ -70,28 +62,14 @@ async fn a_download_that_breaks_off_does_not_try_the_next_proxy() {
             gate.notified().await;
             Err(std::io::Error::other("upstream died"))
         });
-        reply(
-            200,
-            Body::from_stream(
-                streamed(4)
-                    .into_data_stream()
-                    .map(|c| c.map_err(std::io::Error::other))
-                    .chain(failure),
-            ),
-        )
+        reply(200, Body::from_stream(streamed(4).into_data_stream().map(|c| c.map_err(std::io::Error::other)).chain(failure)))
     })
     .await;
     let good = Fake::start(|| reply(200, "zip")).await;
     let up = upstream(&format!("{}|{}", broken.base, good.base));
-    let mut sink = NotifyingSink {
-        data: Vec::new(),
-        wrote,
-    };
+    let mut sink = NotifyingSink { data: Vec::new(), wrote };
 
-    let err = up
-        .download(&module("example.com/m"), "@v/v1.0.0.zip", LIMIT, &mut sink)
-        .await
-        .unwrap_err();
+    let err = up.download(&module("example.com/m"), "@v/v1.0.0.zip", LIMIT, &mut sink).await.unwrap_err();
 
     assert!(matches!(err, Error::Network { .. }), "{err:?}");
     assert!(!sink.data.is_empty(), "partial data reached the sink");
@@ -106,11 +84,7 @@ struct NotifyingSink {
 }
 
 impl AsyncWrite for NotifyingSink {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         self.wrote.notify_one();
         Pin::new(&mut self.data).poll_write(cx, buf)
     }
@@ -126,23 +100,14 @@ impl AsyncWrite for NotifyingSink {
 
 #[tokio::test]
 async fn a_stalled_download_times_out_between_chunks() {
-    let stalled = Fake::start(|| {
-        reply(
-            200,
-            Body::from_stream(streamed(2).into_data_stream().chain(stream::pending())),
-        )
-    })
-    .await;
+    let stalled = Fake::start(|| reply(200, Body::from_stream(streamed(2).into_data_stream().chain(stream::pending())))).await;
     let good = Fake::start(|| reply(200, "zip")).await;
     let mut cfg = config(&format!("{}|{}", stalled.base, good.base));
     cfg.read_timeout = Duration::from_millis(300);
     let up = Upstream::new(cfg).unwrap();
     let mut sink = Vec::new();
 
-    let err = up
-        .download(&module("example.com/m"), "@v/v1.0.0.zip", LIMIT, &mut sink)
-        .await
-        .unwrap_err();
+    let err = up.download(&module("example.com/m"), "@v/v1.0.0.zip", LIMIT, &mut sink).await.unwrap_err();
 
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     assert_eq!(sink.len(), 2 * 65536);
@@ -154,24 +119,12 @@ async fn a_download_over_the_limit_is_refused() {
     let m = module("example.com/m");
     let announced = Fake::start(|| reply(200, zip_bytes())).await;
     let mut sink = Vec::new();
-    let err = upstream(&announced.base)
-        .download(&m, "@v/v1.0.0.zip", 1 << 20, &mut sink)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::TooLarge { limit: 1048576, .. }),
-        "{err:?}"
-    );
-    assert!(
-        sink.is_empty(),
-        "Content-Length over the limit is refused before writing"
-    );
+    let err = upstream(&announced.base).download(&m, "@v/v1.0.0.zip", 1 << 20, &mut sink).await.unwrap_err();
+    assert!(matches!(err, Error::TooLarge { limit: 1048576, .. }), "{err:?}");
+    assert!(sink.is_empty(), "Content-Length over the limit is refused before writing");
 
     let chunked = Fake::start(|| reply(200, streamed(48))).await;
-    let err = upstream(&chunked.base)
-        .download(&m, "@v/v1.0.0.zip", 1 << 20, &mut sink)
-        .await
-        .unwrap_err();
+    let err = upstream(&chunked.base).download(&m, "@v/v1.0.0.zip", 1 << 20, &mut sink).await.unwrap_err();
     assert!(matches!(err, Error::TooLarge { .. }), "{err:?}");
     assert!(sink.len() <= 1 << 20);
 }

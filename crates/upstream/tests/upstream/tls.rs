@@ -20,20 +20,13 @@ fn make_pki() -> Pki {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "Flotilla test CA");
+    ca_params.distinguished_name.push(DnType::CommonName, "Flotilla test CA");
     let ca = ca_params.self_signed(&ca_key).unwrap();
 
     let key = KeyPair::generate().unwrap();
-    let params =
-        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
     let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-    Pki {
-        ca_pem: ca.pem(),
-        cert: cert.der().clone(),
-        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-    }
+    Pki { ca_pem: ca.pem(), cert: cert.der().clone(), key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())) }
 }
 
 /// An HTTPS proxy on 127.0.0.1 that answers every request with a version list.
@@ -81,14 +74,8 @@ async fn ca_file_makes_a_private_ca_trusted() {
     let base = tls_proxy(&pki).await;
     let m = module("example.com/m");
 
-    let err = Upstream::new(config(&base))
-        .unwrap()
-        .get(&m, "@v/list", 1024)
-        .await
-        .unwrap_err();
-    let Error::Network { message, .. } = &err else {
-        panic!("expected a TLS failure, got {err:?}")
-    };
+    let err = Upstream::new(config(&base)).unwrap().get(&m, "@v/list", 1024).await.unwrap_err();
+    let Error::Network { message, .. } = &err else { panic!("expected a TLS failure, got {err:?}") };
     assert!(message.to_lowercase().contains("certificate"), "{message}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -96,11 +83,7 @@ async fn ca_file_makes_a_private_ca_trusted() {
     std::fs::write(&ca_file, &pki.ca_pem).unwrap();
     let mut cfg = config(&base);
     cfg.ca_file = Some(ca_file);
-    let got = Upstream::new(cfg)
-        .unwrap()
-        .get(&m, "@v/list", 1024)
-        .await
-        .unwrap();
+    let got = Upstream::new(cfg).unwrap().get(&m, "@v/list", 1024).await.unwrap();
 
     assert_eq!(&got.body[..], b"v1.0.0\nv1.2.0\n");
     assert_eq!(got.source, base);
