@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Serving benchmark: Flotilla against nginx serving the same files from disk,
-# side by side on this machine, measured with wrk. See bench/README.md.
+# side by side on this machine, in one run. See bench/README.md.
 #
-#   bench/serve.sh [--duration 10s] [--quick] [--keep]
+#   bench/serve.sh [--quick] [--duration 10s] [--go-runs 5] [--modules 200] [--no-go] [--keep]
+#
+# Workloads, each measured on nginx and then on Flotilla with wrk over
+# kept-alive connections: the metadata mix (.info, .mod and @v/list of many
+# modules in turn), zips of 5-200 KiB (many modules in turn), a 1 MiB zip,
+# a 100 MiB zip (20 MiB with --quick; CPU per GB, and peak RSS with 64
+# clients); then the wall time of `go mod download` of the generated modules
+# with GOPROXY pointed at Flotilla and at nginx (median of --go-runs each).
 #
 # Environment:
 #   FLOTILLA_BIN      flotilla binary (default: $CARGO_TARGET_DIR/release/flotilla,
@@ -17,28 +24,40 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-MODULE=example.com/bench
-SMALL_V=v1.0.0 # .info, .mod and the ~1 MiB zip
-LARGE_V=v1.1.0 # the large zip
+MODULE=example.com/bench # the 1 MiB (v1.0.0) and large (v1.1.0) zips
+MANY_PREFIX=example.com/gen
+SMALL_V=v1.0.0
+LARGE_V=v1.1.0
 
 usage() {
-    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-    cat <<'EOF'
+    sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    cat <<'EOF2'
 Options:
   --duration D   wrk duration of every measured run (wrk syntax: 10s, 1m; default 10s, 3s with --quick)
-  --quick        smoke run: 3 s runs and a 20 MiB "large" zip instead of 100 MiB (under two minutes)
-  --keep         keep the temporary directory (tree, configs, logs, raw wrk output)
+  --quick        smoke run: 3 s runs, a 20 MiB "large" zip, 3 go runs per server (about 2 minutes)
+  --go-runs N    measured `go mod download` runs per server (default 5, 3 with --quick)
+  --modules N    generated small modules: the metadata mix, the small zips, the go set (default 200)
+  --no-go        skip the `go mod download` measurement (no go command needed)
+  --keep         keep the temporary directory (tree, configs, logs, raw wrk and go output)
   -h, --help     this text
-EOF
+EOF2
 }
 
 DURATION=
 QUICK=0
 KEEP=0
+GO_RUNS=
+MANY=200
+NO_GO=0
 while (($#)); do
     case $1 in
     --duration) (($# >= 2)) || { usage >&2; exit 2; }; DURATION=$2; shift 2 ;;
     --duration=*) DURATION=${1#*=}; shift ;;
+    --go-runs) (($# >= 2)) || { usage >&2; exit 2; }; GO_RUNS=$2; shift 2 ;;
+    --go-runs=*) GO_RUNS=${1#*=}; shift ;;
+    --modules) (($# >= 2)) || { usage >&2; exit 2; }; MANY=$2; shift 2 ;;
+    --modules=*) MANY=${1#*=}; shift ;;
+    --no-go) NO_GO=1; shift ;;
     --quick) QUICK=1; shift ;;
     --keep) KEEP=1; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -49,20 +68,26 @@ done
 if ((QUICK)); then
     DURATION=${DURATION:-3s}
     LARGE_MIB=20
+    GO_RUNS=${GO_RUNS:-3}
 else
     DURATION=${DURATION:-10s}
     LARGE_MIB=100
+    GO_RUNS=${GO_RUNS:-5}
 fi
 SMALL_MIB=1
 WARMUP=1s
-SMALL_CONNS=64    # .info, .mod, 1 MiB zip
-LARGE_CONNS=4     # large zip, CPU per GB
-MEM_CONNS=64      # large zip, flotilla memory
+CONNS=64       # metadata mix, small zips, 1 MiB zip
+LARGE_CONNS=4  # large zip: req/s and CPU per GB
+MEM_CONNS=64   # large zip: peak RSS
 THREADS=2
+LIST_TTL=1h    # flotilla's list_ttl: lists stay cache hits for the whole run, like the other files
 
 log() { printf '==> %s\n' "$*" >&2; }
 warn() { printf 'serve.sh: warning: %s\n' "$*" >&2; }
 die() { printf 'serve.sh: %s\n' "$*" >&2; exit 1; }
+
+[[ $GO_RUNS =~ ^[0-9]+$ ]] && ((GO_RUNS >= 1 && GO_RUNS <= 100)) || die "--go-runs must be a number from 1 to 100"
+[[ $MANY =~ ^[0-9]+$ ]] && ((MANY >= 1 && MANY <= 5000)) || die "--modules must be a number from 1 to 5000"
 
 # wrk duration -> whole seconds, for bounding loops.
 dur_secs() {
@@ -85,6 +110,9 @@ command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+if ((!NO_GO)) && ! command -v go >/dev/null 2>&1; then
+    die "the go command is not on PATH: install Go, or pass --no-go to skip the go mod download measurement"
+fi
 if ((${#need[@]})); then
     if ((EUID == 0)); then
         SUDO=()
@@ -98,7 +126,7 @@ if ((${#need[@]})); then
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
-for t in sha256sum getconf awk; do
+for t in getconf awk find timeout; do
     command -v "$t" >/dev/null 2>&1 || die "missing $t"
 done
 CLK_TCK=$(getconf CLK_TCK)
@@ -127,6 +155,7 @@ fi
 WORK=
 NGINX_PID=
 FLOTILLA_PID=
+CHILD_PID=
 SAMPLER_PIDS=()
 NGINX_CHILDREN=()
 
@@ -153,6 +182,7 @@ cleanup() {
     set +e
     trap - EXIT INT TERM
     local p
+    stop_pid "$CHILD_PID" 50 # wrk, go or the cache fill
     for p in "${SAMPLER_PIDS[@]}"; do stop_pid "$p" 10; done
     stop_pid "$FLOTILLA_PID" 120 # flotilla's own grace period is 10 s
     stop_pid "$NGINX_PID" 50
@@ -241,24 +271,46 @@ rss_sampler() {
     done
 }
 
-# awk arithmetic helpers
-calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
-ratio() { # a / b, or n/a
-    awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'
+# Runs a command in the background (so a signal reaches the traps at once,
+# and the cleanup can stop it) and waits for it; returns its status.
+run_child() {
+    local rc=0
+    "$@" &
+    CHILD_PID=$!
+    wait "$CHILD_PID" || rc=$?
+    CHILD_PID=
+    return "$rc"
 }
+
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 # ---------------------------------------------------------------- tree
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/flotilla-bench.XXXXXX")
 chmod 755 "$WORK" # nginx workers run as an unprivileged user and must reach the tree
-mkdir -p "$WORK/tree" "$WORK/nginx" "$WORK/data" "$WORK/warm" "$WORK/wrk"
+mkdir -p "$WORK/tree" "$WORK/nginx" "$WORK/data" "$WORK/wrk" "$WORK/go"
 log "working in $WORK"
-log "generating $MODULE: $SMALL_V (~${SMALL_MIB} MiB zip), $LARGE_V (~${LARGE_MIB} MiB zip)"
-python3 "$HERE/gen_modules.py" --out "$WORK/tree" --module "$MODULE" \
-    --small-mib "$SMALL_MIB" --large-mib "$LARGE_MIB" >"$WORK/gen.txt"
+log "generating $MODULE@$SMALL_V (~${SMALL_MIB} MiB zip), $MODULE@$LARGE_V (~${LARGE_MIB} MiB zip) and $MANY modules $MANY_PREFIX/m* (5-200 KiB zips)"
+python3 "$HERE/gen_modules.py" --out "$WORK/tree" --module "$MODULE" --small-mib "$SMALL_MIB" --large-mib "$LARGE_MIB" \
+    --many "$MANY" --many-prefix "$MANY_PREFIX" --many-min-kib 5 --many-max-kib 200 \
+    --require-file "$WORK/go/go.mod" >"$WORK/gen.txt" || die "gen_modules.py failed"
 chmod -R a+rX "$WORK/tree"
-SMALL_ZIP_BYTES=$(awk -v v="$SMALL_V" '$1 == v { print $2 }' "$WORK/gen.txt")
-LARGE_ZIP_BYTES=$(awk -v v="$LARGE_V" '$1 == v { print $2 }' "$WORK/gen.txt")
+SMALL_ZIP_BYTES=$(awk -v m="$MODULE@$SMALL_V" '$1 == m { print $2 }' "$WORK/gen.txt")
+LARGE_ZIP_BYTES=$(awk -v m="$MODULE@$LARGE_V" '$1 == m { print $2 }' "$WORK/gen.txt")
+
+# Path lists: the metadata mix (.info, .mod, list of every generated module),
+# the small zips, and everything (for the cache fill).
+awk -v p="$MANY_PREFIX/" 'index($1, p) == 1 { split($1, a, "@"); m = "/" a[1] "/@v/"
+    print m a[2] ".info"; print m a[2] ".mod"; print m "list" }' "$WORK/gen.txt" >"$WORK/paths-meta.txt"
+awk -v p="$MANY_PREFIX/" 'index($1, p) == 1 { split($1, a, "@"); print "/" a[1] "/@v/" a[2] ".zip" }' "$WORK/gen.txt" >"$WORK/paths-zips.txt"
+INFO=/$MODULE/@v/$SMALL_V.info
+ZIP1=/$MODULE/@v/$SMALL_V.zip
+ZIPL=/$MODULE/@v/$LARGE_V.zip
+{
+    cat "$WORK/paths-meta.txt" "$WORK/paths-zips.txt"
+    for v in "$SMALL_V" "$LARGE_V"; do printf '/%s/@v/%s.%s\n' "$MODULE" "$v" info "$MODULE" "$v" mod "$MODULE" "$v" zip; done
+    echo "/$MODULE/@v/list"
+} >"$WORK/paths-all.txt"
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
@@ -285,7 +337,7 @@ wait_200() {
 # ---------------------------------------------------------------- nginx (the origin)
 
 N=$WORK/nginx
-cat >"$N/nginx.conf" <<EOF
+cat >"$N/nginx.conf" <<EOF2
 # Minimal static server for the benchmark; written by bench/serve.sh.
 daemon off;
 worker_processes auto;
@@ -316,7 +368,7 @@ http {
         root $WORK/tree;
     }
 }
-EOF
+EOF2
 "$NGINX" -t -q -p "$N/" -c "$N/nginx.conf" -e "$N/error.log" || die "nginx rejected $N/nginx.conf (see $N/error.log)"
 log "starting nginx on 127.0.0.1:$NGINX_PORT"
 "$NGINX" -p "$N/" -c "$N/nginx.conf" -e "$N/error.log" >"$N/stdout.log" 2>&1 &
@@ -331,7 +383,7 @@ log "nginx: master $NGINX_PID, workers ${NGINX_CHILDREN[*]}"
 # ---------------------------------------------------------------- flotilla
 
 log "starting flotilla ($BIN) on 127.0.0.1:$FLOTILLA_PORT, upstream $NGINX_URL"
-FLOTILLA_LOG=warn "$BIN" serve --listen "127.0.0.1:$FLOTILLA_PORT" --data-dir "$WORK/data" \
+FLOTILLA_LOG=warn FLOTILLA_CACHE__LIST_TTL=$LIST_TTL "$BIN" serve --listen "127.0.0.1:$FLOTILLA_PORT" --data-dir "$WORK/data" \
     --upstream "$NGINX_URL" >"$WORK/flotilla.log" 2>&1 &
 FLOTILLA_PID=$!
 if ! wait_200 "$FLOTILLA_URL/healthz" 300 "$FLOTILLA_PID"; then
@@ -350,35 +402,21 @@ upstream_fetches() {
     curl -fsS --max-time 10 "$FLOTILLA_URL/metrics" 2>/dev/null |
         awk '/^flotilla_upstream_fetches_total/ { s += $NF } END { print s + 0 }'
 }
+flotilla_alive() {
+    kill -0 "$FLOTILLA_PID" 2>/dev/null || die "flotilla exited during the benchmark (log: $WORK/flotilla.log; rerun with --keep to keep it)"
+}
 
 # Warm the cache: every file once through flotilla, compared with nginx's bytes.
-log "warming flotilla's cache (the $LARGE_MIB MiB zip is fetched and verified once; a debug build takes a while)"
-for f in "$SMALL_V.info" "$SMALL_V.mod" "$SMALL_V.zip" "$LARGE_V.info" "$LARGE_V.mod" "$LARGE_V.zip" list; do
-    path=/$MODULE/@v/$f
-    curl -fsS --max-time 600 -o "$WORK/warm/nginx-$f" "$NGINX_URL$path" || die "nginx failed on $path"
-    if ! curl -fsS --max-time 600 -o "$WORK/warm/flotilla-$f" "$FLOTILLA_URL$path"; then
-        tail -n 20 "$WORK/flotilla.log" >&2 || true
-        die "flotilla failed on $path"
-    fi
-    a=$(sha256sum <"$WORK/warm/nginx-$f" | cut -d' ' -f1)
-    b=$(sha256sum <"$WORK/warm/flotilla-$f" | cut -d' ' -f1)
-    if [[ $a != "$b" ]]; then
-        if [[ $f == list ]]; then # a list is merged with the catalog, not a copy
-            warn "@v/list differs between flotilla and nginx (not benchmarked)"
-        else
-            die "flotilla served different bytes for $path (sha256 $b, nginx $a)"
-        fi
-    fi
-    rm -f "$WORK/warm/nginx-$f" "$WORK/warm/flotilla-$f"
-done
+log "filling flotilla's cache: $(wc -l <"$WORK/paths-all.txt") files, each compared with nginx's copy"
+if ! run_child python3 "$HERE/warm.py" --reference "$NGINX_URL" --through "$FLOTILLA_URL" --paths "$WORK/paths-all.txt" \
+    >"$WORK/warm.txt"; then
+    tail -n 20 "$WORK/flotilla.log" >&2 || true
+    die "the cache fill failed: flotilla did not serve nginx's files (above)"
+fi
 FETCHES_BEFORE=$(upstream_fetches)
-log "cache warm: every file matches nginx byte for byte ($FETCHES_BEFORE upstream fetches so far)"
+log "cache warm: $(cut -d' ' -f1 "$WORK/warm.txt") files match nginx's ($FETCHES_BEFORE upstream fetches so far)"
 
 # ---------------------------------------------------------------- wrk runs
-
-# Results, by run name (e.g. nginx-info): wrk's Requests/sec and Transfer/sec,
-# the exact totals from report.lua, and the server's CPU seconds.
-declare -A RPS XFER REQS BYTES DUR_US ERRS P50 P99 CPU_S
 
 server_pids() {
     case $1 in
@@ -386,74 +424,85 @@ server_pids() {
     flotilla) echo "$FLOTILLA_PID" ;;
     esac
 }
-
-# run_wrk NAME SERVER PATH CONNS DURATION TIMEOUT
-run_wrk() {
-    local name=$1 server=$2 path=$3 conns=$4 dur=$5 timeout=$6 url out before after pids
-    case $server in
-    nginx) url=$NGINX_URL$path ;;
-    flotilla) url=$FLOTILLA_URL$path ;;
+server_url() {
+    case $1 in
+    nginx) echo "$NGINX_URL" ;;
+    flotilla) echo "$FLOTILLA_URL" ;;
     esac
+}
+
+# One line per measured run, read by serve_report.py.
+RUNS=$WORK/runs.tsv
+printf 'name\tworkload\tserver\tconns\trequests\tbytes\tduration_us\terrors\tp50_us\tp99_us\tcpu_ticks\tload_start\n' >"$RUNS"
+
+# run_wrk WORKLOAD SERVER CONNS DURATION TIMEOUT (PATH | @PATHS_FILE) [record]
+run_wrk() {
+    local workload=$1 server=$2 conns=$3 dur=$4 timeout=$5 target=$6 record=${7:-record}
+    local name=$server-$workload url out before after pids now load rc=0 script args=()
+    url=$(server_url "$server")
+    if [[ $target == @* ]]; then
+        script=$HERE/rotate.lua
+        args=(-- "${target#@}")
+        url=$url/
+    else
+        script=$HERE/report.lua
+        url=$url$target
+    fi
     out=$WORK/wrk/$name.txt
     mapfile -t pids < <(server_pids "$server")
-    log "wrk -t$THREADS -c$conns -d$dur  $server  $path"
+    load=$(loadavg)
+    log "wrk -t$THREADS -c$conns -d$dur  $server  $target  (load $load)"
     before=$(cpu_ticks "${pids[@]}")
-    if ! wrk -t"$THREADS" -c"$conns" -d"$dur" --timeout "$timeout" -s "$HERE/report.lua" "$url" >"$out" 2>&1; then
-        warn "wrk failed for $name:"
-        cat "$out" >&2
-    fi
+    run_child wrk -t"$THREADS" -c"$conns" -d"$dur" --timeout "$timeout" -s "$script" "$url" "${args[@]}" >"$out" 2>&1 || rc=$?
     after=$(cpu_ticks "${pids[@]}")
-    local now
+    if ((rc != 0)) || ! grep -q '^BENCH ' "$out"; then
+        cat "$out" >&2
+        die "wrk failed for $name (status $rc; output above)"
+    fi
     now=$(server_pids "$server" | sort | tr '\n' ' ')
     if [[ $now != "$(printf '%s\n' "${pids[@]}" | sort | tr '\n' ' ')" ]]; then
         warn "$server's processes changed during $name; its CPU figure is unreliable"
     fi
-    CPU_S[$name]=$(calc "($after - $before) / $CLK_TCK" 2)
-    RPS[$name]=$(awk '$1 == "Requests/sec:" { print $2 }' "$out")
-    XFER[$name]=$(awk '$1 == "Transfer/sec:" { print $2 }' "$out")
-    local line k v kv
+    [[ $server == flotilla ]] && flotilla_alive
+    local line kv k v reqs=0 bytes=0 dus=0 errs=0 p50=0 p99=0
     line=$(awk '$1 == "BENCH"' "$out")
-    REQS[$name]=0 BYTES[$name]=0 DUR_US[$name]=0 ERRS[$name]=0 P50[$name]=0 P99[$name]=0
     for kv in $line; do
         k=${kv%%=*} v=${kv#*=}
         case $k in
-        requests) REQS[$name]=$v ;;
-        bytes) BYTES[$name]=$v ;;
-        duration_us) DUR_US[$name]=$v ;;
-        connect | read | write | status | timeout) ERRS[$name]=$((ERRS[$name] + v)) ;;
-        p50_us) P50[$name]=$v ;;
-        p99_us) P99[$name]=$v ;;
+        requests) reqs=$v ;;
+        bytes) bytes=$v ;;
+        duration_us) dus=$v ;;
+        connect | read | write | status | timeout) errs=$((errs + v)) ;;
+        p50_us) p50=$v ;;
+        p99_us) p99=$v ;;
         esac
     done
-    if [[ -z ${RPS[$name]} ]]; then
-        RPS[$name]=$(awk -v r="${REQS[$name]}" -v d="${DUR_US[$name]}" 'BEGIN { if (d > 0) printf "%.2f", r / (d / 1e6); else print 0 }')
-    fi
-    if ((ERRS[$name] > 0)); then
-        warn "$name: ${ERRS[$name]} errors (socket errors, timeouts or non-2xx answers); see below"
+    if ((errs > 0)); then
+        warn "$name: $errs errors (socket errors, timeouts or non-2xx answers):"
         awk '/Socket errors|Non-2xx/' "$out" >&2
     fi
-    printf '    %-24s %10s req/s  %10s/s  %8s s CPU  %s errors\n' "$name" "${RPS[$name]}" "${XFER[$name]:-?}" "${CPU_S[$name]}" "${ERRS[$name]}" >&2
+    if [[ $record == record ]]; then
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$workload" "$server" "$conns" "$reqs" "$bytes" "$dus" \
+            "$errs" "$p50" "$p99" "$((after - before))" "$load" >>"$RUNS"
+    fi
+    awk -v n="$name" -v r="$reqs" -v b="$bytes" -v d="$dus" -v c="$((after - before))" -v t="$CLK_TCK" -v e="$errs" -v p="$p99" \
+        'BEGIN { s = d / 1e6; printf "    %-20s %10.0f req/s %9.1f MB/s %7.2f s CPU  p99 %8.2f ms  %d errors\n", n, r / s, b / s / 1e6, c / t, p / 1000, e }' >&2
 }
 
-INFO=/$MODULE/@v/$SMALL_V.info
-MOD=/$MODULE/@v/$SMALL_V.mod
-ZIP1=/$MODULE/@v/$SMALL_V.zip
-ZIPL=/$MODULE/@v/$LARGE_V.zip
 LARGE_TIMEOUT=$((DUR_S + 120))s
-
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_BEFORE=$(loadavg)
 START_TS=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
 for s in nginx flotilla; do
-    run_wrk "$s-warmup" "$s" "$INFO" "$SMALL_CONNS" "$WARMUP" 5s
+    run_wrk warmup "$s" "$CONNS" "$WARMUP" 5s "@$WORK/paths-meta.txt" no-record
 done
-for t in info:$INFO mod:$MOD zip1:$ZIP1; do
+for w in "meta:@$WORK/paths-meta.txt" "zips:@$WORK/paths-zips.txt" "zip1:$ZIP1"; do
     for s in nginx flotilla; do
-        run_wrk "$s-${t%%:*}" "$s" "${t#*:}" "$SMALL_CONNS" "$DURATION" 10s
+        run_wrk "${w%%:*}" "$s" "$CONNS" "$DURATION" 10s "${w#*:}"
     done
 done
 for s in nginx flotilla; do
-    run_wrk "$s-zipL" "$s" "$ZIPL" "$LARGE_CONNS" "$DURATION" "$LARGE_TIMEOUT"
+    run_wrk zipL "$s" "$LARGE_CONNS" "$DURATION" "$LARGE_TIMEOUT" "$ZIPL"
 done
 
 # Memory: 64 clients download the large zip at once while flotilla's VmRSS
@@ -464,57 +513,77 @@ mem_run() {
     server_pids "$s" >"$pidfile"
     rss_sampler "$pidfile" "$peakfile" $(((DUR_S + 60) * 10)) &
     SAMPLER_PIDS+=($!)
-    run_wrk "$s-mem" "$s" "$ZIPL" "$MEM_CONNS" "$DURATION" "$LARGE_TIMEOUT"
+    run_wrk mem "$s" "$MEM_CONNS" "$DURATION" "$LARGE_TIMEOUT" "$ZIPL"
     stop_pid "${SAMPLER_PIDS[-1]}" 10
     MEM_KB[$s]=$(cat "$peakfile")
 }
 FLOTILLA_IDLE_KB=$(proc_status_kb "$FLOTILLA_PID" VmRSS)
 mem_run nginx
 mem_run flotilla
-NGINX_MEM_KB=${MEM_KB[nginx]}
-FLOTILLA_MEM_KB=${MEM_KB[flotilla]}
 FLOTILLA_HWM_KB=$(proc_status_kb "$FLOTILLA_PID" VmHWM)
-FETCHES_AFTER=$(upstream_fetches)
-LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
-kill -0 "$FLOTILLA_PID" 2>/dev/null || die "flotilla exited during the benchmark (log: $WORK/flotilla.log)"
+FETCHES_AFTER_WRK=$(upstream_fetches)
+
+# ---------------------------------------------------------------- go mod download
+
+GO_TSV=$WORK/go.tsv
+printf 'server\trun\twall_ms\tcpu_ticks\tload_start\tzips\n' >"$GO_TSV"
+GO_VERSION=none
+FETCHES_AFTER_GO=$FETCHES_AFTER_WRK
+
+# go_download SERVER RUN [record]: `go mod download` of the generated set into
+# a fresh module cache, GOPROXY = that server only.
+go_download() {
+    local server=$1 run=$2 record=${3:-record} dir=$WORK/go/$1-$2 url load before after t0 t1 rc=0 pids zips
+    url=$(server_url "$server")
+    mkdir -p "$dir/work" "$dir/modcache" "$dir/home" "$dir/gopath"
+    cp "$WORK/go/go.mod" "$dir/work/go.mod"
+    mapfile -t pids < <(server_pids "$server")
+    load=$(loadavg)
+    before=$(cpu_ticks "${pids[@]}")
+    t0=$(date +%s%N)
+    (
+        cd "$dir/work" &&
+            exec env -i PATH="$PATH" HOME="$dir/home" GOPATH="$dir/gopath" GOMODCACHE="$dir/modcache" GOCACHE="$WORK/go/gocache" \
+                GOENV=off GOPROXY="$url" GOSUMDB=off GONOSUMDB= GONOSUMCHECK=1 GONOPROXY= GOPRIVATE= GOFLAGS="-mod=mod -modcacherw" \
+                GO111MODULE=on GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 timeout 600 go mod download
+    ) >"$dir/out.txt" 2>&1 &
+    CHILD_PID=$!
+    wait "$CHILD_PID" || rc=$?
+    CHILD_PID=
+    t1=$(date +%s%N)
+    after=$(cpu_ticks "${pids[@]}")
+    if ((rc != 0)); then
+        tail -n 20 "$dir/out.txt" >&2
+        die "go mod download through $server ($url) failed with status $rc (output above)"
+    fi
+    zips=$(find "$dir/modcache/cache/download" -name '*.zip' | wc -l)
+    ((zips == MANY)) || die "go mod download through $server left $zips zips in the module cache, expected $MANY"
+    [[ $server == flotilla ]] && flotilla_alive
+    local ms=$(((t1 - t0) / 1000000))
+    log "go mod download via $server, run $run: $ms ms (load $load)"
+    if [[ $record == record ]]; then
+        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$run" "$ms" "$((after - before))" "$load" "$zips" >>"$GO_TSV"
+    fi
+    rm -rf "$dir"
+}
+
+if ((NO_GO)); then
+    log "skipping go mod download (--no-go)"
+else
+    GO_VERSION=$(go version 2>/dev/null | awk '{ print $3 }')
+    log "go mod download of $MANY modules ($GO_VERSION): one unmeasured run per server, then $GO_RUNS each, alternating"
+    go_download nginx 0 no-record
+    go_download flotilla 0 no-record
+    for ((r = 1; r <= GO_RUNS; r++)); do
+        go_download nginx "$r"
+        go_download flotilla "$r"
+    done
+    FETCHES_AFTER_GO=$(upstream_fetches)
+fi
+LOAD_AFTER=$(loadavg)
+flotilla_alive
 
 # ---------------------------------------------------------------- report
-
-cpu_per_gb() { # name -> CPU seconds per GB
-    awk -v c="${CPU_S[$1]}" -v b="${BYTES[$1]}" 'BEGIN { if (b > 0) printf "%.3f", c / (b / 1e9); else print "n/a" }'
-}
-mbps() { # name -> MB/s from exact totals
-    awk -v b="${BYTES[$1]}" -v d="${DUR_US[$1]}" 'BEGIN { if (d > 0) printf "%.0f", b / d; else print "n/a" }'
-}
-mib() { [[ -n $1 ]] && calc "$1 / 1024" 1 || echo n/a; }
-meets() { # value op goal -> yes/no
-    awk -v v="$1" -v g="$3" -v op="$2" 'BEGIN { if (v == "n/a" || v == "") { print "n/a"; exit }
-        ok = (op == ">=") ? (v + 0 >= g + 0) : (v + 0 <= g + 0); print ok ? "yes" : "no" }'
-}
-
-CPU_GB_N=$(cpu_per_gb nginx-zipL)
-CPU_GB_F=$(cpu_per_gb flotilla-zipL)
-R_INFO=$(ratio "${RPS[flotilla-info]}" "${RPS[nginx-info]}")
-R_MOD=$(ratio "${RPS[flotilla-mod]}" "${RPS[nginx-mod]}")
-R_ZIP1=$(ratio "${RPS[flotilla-zip1]}" "${RPS[nginx-zip1]}")
-R_CPU=$(ratio "$CPU_GB_F" "$CPU_GB_N")
-R_MBPS=$(ratio "$(mbps flotilla-zipL)" "$(mbps nginx-zipL)")
-MEM_MIB=$(mib "$FLOTILLA_MEM_KB")
-MEM_MB=$(awk -v k="$FLOTILLA_MEM_KB" 'BEGIN { printf "%.1f", k * 1024 / 1e6 }')
-LARGE_LABEL="${LARGE_MIB} MiB zip"
-
-TABLE=$(
-    cat <<EOF
-| Measurement | nginx | flotilla | flotilla / nginx | goal | met |
-| --- | ---: | ---: | ---: | --- | --- |
-| cached \`.info\`, req/s (wrk -c$SMALL_CONNS) | ${RPS[nginx-info]} | ${RPS[flotilla-info]} | $R_INFO | ratio ≥ 0.8 | $(meets "$R_INFO" ">=" 0.8) |
-| cached \`.mod\`, req/s (wrk -c$SMALL_CONNS) | ${RPS[nginx-mod]} | ${RPS[flotilla-mod]} | $R_MOD | ratio ≥ 0.8 | $(meets "$R_MOD" ">=" 0.8) |
-| cached 1 MiB zip, req/s (wrk -c$SMALL_CONNS) | ${RPS[nginx-zip1]} | ${RPS[flotilla-zip1]} | $R_ZIP1 | ratio ≥ 1.0 | $(meets "$R_ZIP1" ">=" 1.0) |
-| $LARGE_LABEL, CPU s per GB served (wrk -c$LARGE_CONNS) | $CPU_GB_N | $CPU_GB_F | $R_CPU | ratio ≤ 2.0 | $(meets "$R_CPU" "<=" 2.0) |
-| $LARGE_LABEL, throughput MB/s (wrk -c$LARGE_CONNS) | $(mbps nginx-zipL) | $(mbps flotilla-zipL) | $R_MBPS | — | — |
-| peak RSS, $MEM_CONNS clients × $LARGE_LABEL at once | $(mib "$NGINX_MEM_KB") MiB¹ | $MEM_MIB MiB ($MEM_MB MB) | — | flotilla ≤ 150 MB | $(meets "$MEM_MB" "<=" 150) |
-EOF
-)
 
 RESULTS_DIR=$HERE/results
 mkdir -p "$RESULTS_DIR"
@@ -525,54 +594,53 @@ OUT=$RESULTS_DIR/serve-$DAY$SUFFIX.md
 [[ -e $OUT ]] && OUT=$RESULTS_DIR/serve-$DAY$SUFFIX-$(date +%H%M%S).md
 
 GIT_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "no commit")
-if [[ $GIT_REV != "no commit" ]] && [[ -n $(git -C "$REPO" status --porcelain 2>/dev/null | head -n 1) ]]; then
+if [[ $GIT_REV != "no commit" ]] && [[ -n $(git -C "$REPO" status --porcelain -- . ':!bench/results' 2>/dev/null | head -n 1) ]]; then
     GIT_REV="$GIT_REV (dirty)"
 fi
-CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')
-WRK_VERSION=$(wrk --version 2>&1 | head -n 1 | awk '{ print $2 }' || true)
 
-details_row() {
-    local n=$1
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "${RPS[$n]}" "${XFER[$n]:-?}" "${REQS[$n]}" \
-        "$(calc "${BYTES[$n]} / 1e6" 1)" "$(calc "${DUR_US[$n]} / 1e6" 2)" "$(calc "${P50[$n]} / 1000" 3)" "$(calc "${P99[$n]} / 1000" 3)" \
-        "${CPU_S[$n]}" "${ERRS[$n]}"
-}
-
+META=$WORK/meta.txt
 {
-    echo "# Flotilla serving benchmark, $DAY${SUFFIX:+ (quick smoke run)}"
-    echo
-    echo "$TABLE"
-    echo
-    echo "¹ nginx: summed VmRSS of master and workers (shared pages counted once per process); for comparison only."
-    echo
-    echo "Flotilla RSS: ${FLOTILLA_IDLE_KB:-?} kB idle before the $MEM_CONNS-client run, peak VmRSS ${FLOTILLA_MEM_KB} kB"
-    echo "sampled every 100 ms during it, VmHWM ${FLOTILLA_HWM_KB:-?} kB over the whole process lifetime (includes the cache fill)."
-    echo "Upstream fetches by flotilla during the measured runs: $((FETCHES_AFTER - FETCHES_BEFORE)) (0 means every request was a cache hit)."
-    echo
-    echo "## Setup"
-    echo
-    echo "- started $START_TS, $(nproc) CPUs ($CPU_MODEL), Linux $(uname -r), load average $LOAD_BEFORE before, $LOAD_AFTER after"
-    echo "- flotilla: $FLOTILLA_VERSION, $PROFILE build (judged from the path $BIN), git $GIT_REV, FLOTILLA_LOG=warn"
-    echo "- nginx $NGINX_VERSION: worker_processes auto, sendfile on, tcp_nopush on, access_log off, keepalive_requests 1000000"
-    echo "- wrk $WRK_VERSION, -t$THREADS, $DURATION per measured run (after a $WARMUP warm-up per server), all on 127.0.0.1 on this machine"
-    echo "- files: $MODULE@$SMALL_V .info/.mod and zip ($SMALL_ZIP_BYTES bytes), $MODULE@$LARGE_V zip ($LARGE_ZIP_BYTES bytes, ZIP_STORED random data)"
-    echo "- CPU: utime+stime from /proc/PID/stat (nginx: master + workers; flotilla: all threads) before and after the run; GB = 10^9 bytes read by wrk"
-    echo
-    echo "## Every run"
-    echo
-    echo "| run | req/s | transfer/s | requests | MB read | seconds | p50 ms | p99 ms | server CPU s | errors |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    for n in nginx-info flotilla-info nginx-mod flotilla-mod nginx-zip1 flotilla-zip1 nginx-zipL flotilla-zipL nginx-mem flotilla-mem; do
-        details_row "$n"
-    done
-} >"$OUT"
+    echo "quick=$QUICK"
+    echo "day=$DAY"
+    echo "duration=$DURATION"
+    echo "warmup=$WARMUP"
+    echo "threads=$THREADS"
+    echo "conns=$CONNS"
+    echo "large_conns=$LARGE_CONNS"
+    echo "mem_conns=$MEM_CONNS"
+    echo "clk_tck=$CLK_TCK"
+    echo "large_mib=$LARGE_MIB"
+    echo "zip1_bytes=$SMALL_ZIP_BYTES"
+    echo "large_bytes=$LARGE_ZIP_BYTES"
+    echo "module=$MODULE"
+    echo "many=$MANY"
+    echo "many_prefix=$MANY_PREFIX"
+    echo "list_ttl=$LIST_TTL"
+    echo "go_runs=$GO_RUNS"
+    echo "no_go=$NO_GO"
+    echo "go_version=$GO_VERSION"
+    echo "start=$START_TS"
+    echo "load_before=$LOAD_BEFORE"
+    echo "load_after=$LOAD_AFTER"
+    echo "nproc=$(nproc)"
+    echo "cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+    echo "kernel=$(uname -r)"
+    echo "profile=$PROFILE"
+    echo "bin=$BIN"
+    echo "flotilla_version=$FLOTILLA_VERSION"
+    echo "git_rev=$GIT_REV"
+    echo "nginx_version=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
+    echo "wrk_version=$(wrk --version 2>&1 | head -n 1 | awk '{ print $2 }' || true)"
+    echo "flotilla_idle_kb=${FLOTILLA_IDLE_KB:-}"
+    echo "flotilla_hwm_kb=${FLOTILLA_HWM_KB:-}"
+    echo "mem_kb_nginx=${MEM_KB[nginx]}"
+    echo "mem_kb_flotilla=${MEM_KB[flotilla]}"
+    echo "fetches_before=$FETCHES_BEFORE"
+    echo "fetches_after_wrk=$FETCHES_AFTER_WRK"
+    echo "fetches_after_go=$FETCHES_AFTER_GO"
+    echo "warm=$(cat "$WORK/warm.txt")"
+    echo "out=${OUT#"$REPO"/}"
+} >"$META"
 
-echo
-echo "Flotilla serving benchmark ($PROFILE build${SUFFIX:+, quick smoke run}; $DURATION runs; load average $LOAD_BEFORE -> $LOAD_AFTER)"
-echo
-echo "$TABLE"
-echo
-echo "flotilla RSS: idle ${FLOTILLA_IDLE_KB:-?} kB, peak ${FLOTILLA_MEM_KB} kB during the $MEM_CONNS-client run, lifetime VmHWM ${FLOTILLA_HWM_KB:-?} kB"
-echo "upstream fetches during the measured runs: $((FETCHES_AFTER - FETCHES_BEFORE))"
-echo "written to ${OUT#"$REPO"/}"
+python3 "$HERE/serve_report.py" --meta "$META" --runs "$RUNS" --go "$GO_TSV" --gen "$WORK/gen.txt" --out "$OUT" ||
+    die "serve_report.py failed (raw figures in $WORK with --keep)"
