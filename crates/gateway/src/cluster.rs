@@ -34,6 +34,12 @@ pub trait Cluster: Send + Sync + 'static {
     /// Waits up to `timeout` for a primary to exist, then returns the role.
     fn wait_for_primary(&self, timeout: Duration) -> BoxFuture<'_, Role>;
 
+    /// Whether a follower's primary has gone silent in raft (killed, frozen,
+    /// cut off), so clients must not be sent there.
+    fn primary_silent(&self) -> bool {
+        false
+    }
+
     /// `Ok` when this node can serve: it knows a primary and has applied the
     /// committed log. `Err` says why not.
     fn ready(&self) -> Result<(), String>;

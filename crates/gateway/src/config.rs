@@ -14,6 +14,8 @@ pub struct GatewayConfig {
     pub mode: Mode,
     /// How long a request waits for a primary during an election before `503`.
     pub leader_wait: Duration,
+    /// Memory for hot, verified zips served without touching the disk.
+    pub hot_zips_bytes: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +35,7 @@ impl Default for GatewayConfig {
             zip_limits: gomod::ZipLimits::default(),
             mode: Mode::Redirect,
             leader_wait: Duration::from_secs(5),
+            hot_zips_bytes: 64 << 20,
         }
     }
 }

@@ -6,6 +6,8 @@ mod cluster;
 mod config;
 mod error;
 mod fill;
+mod head;
+mod hotzips;
 mod lists;
 mod metrics;
 mod negative;

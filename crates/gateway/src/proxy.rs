@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use gomod::{ModulePath, Request, Version, VersionRef};
 
 use crate::primary::{self, Incoming};
-use crate::{fill, lists, zipserve, ApiError, AppState};
+use crate::{fill, head, lists, zipserve, ApiError, AppState};
 use store::ZipRef;
 
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -34,6 +34,9 @@ pub async fn handle(State(state): State<Arc<AppState>>, method: Method, uri: Uri
         Ok(r) => r,
         Err(e) => return ApiError::from(e).into_response(),
     };
+    if method == Method::HEAD {
+        return head::answer(&state, request).await.unwrap_or_else(IntoResponse::into_response);
+    }
     let incoming = Incoming { path, headers: &headers };
     match answer(&state, request, &incoming).await {
         Ok(resp) => resp,

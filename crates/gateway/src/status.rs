@@ -27,6 +27,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let stats = state.store.blobs.stats();
     state.metrics.blob_bytes.set(stats.bytes as i64);
     state.metrics.blob_count.set(stats.count as i64);
+    state.metrics.hot_zip_bytes.set(state.hot_zips.weight() as i64);
     let cluster = state.cluster.status();
     let gauge = |key: &str| cluster.get(key).and_then(|v| v.as_i64().or(v.as_bool().map(i64::from)));
     let m = &state.metrics;

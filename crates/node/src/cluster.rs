@@ -100,6 +100,10 @@ impl gateway::Cluster for RaftCluster {
         }
     }
 
+    fn primary_silent(&self) -> bool {
+        self.control.leader_silent()
+    }
+
     fn commit(&self, op: CatalogOp) -> BoxFuture<'_, Result<(), ApiError>> {
         Box::pin(async move {
             let zip = match &op {
@@ -291,11 +295,13 @@ pub async fn serve_grpc(
     tracing::info!(%addr, "cluster port listening");
     // Raft messages and blob chunks are small writes that must not wait for
     // Nagle's algorithm and the peer's delayed ACK (~40 ms each).
-    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |conn| {
-        conn.inspect(|stream| {
+    let tracker = control.clone();
+    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), move |conn| {
+        conn.map(|stream| {
             if let Err(e) = stream.set_nodelay(true) {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY on a cluster connection");
             }
+            tracker.track_connection(stream)
         })
     });
     tonic::transport::Server::builder()

@@ -218,6 +218,9 @@ pub struct CacheSection {
     pub list_ttl: Duration,
     #[serde(with = "humantime_serde")]
     pub negative_ttl: Duration,
+    /// Memory for keeping hot, verified zips of up to 1 MiB (0 turns it off).
+    #[serde(deserialize_with = "byte_size")]
+    pub memory: u64,
 }
 
 impl Default for Config {
@@ -263,7 +266,7 @@ impl Default for UpstreamSection {
 
 impl Default for CacheSection {
     fn default() -> Self {
-        CacheSection { list_ttl: Duration::from_secs(60), negative_ttl: Duration::from_secs(600) }
+        CacheSection { list_ttl: Duration::from_secs(60), negative_ttl: Duration::from_secs(600), memory: 64 << 20 }
     }
 }
 

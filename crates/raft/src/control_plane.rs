@@ -14,6 +14,7 @@ use tonic::transport::Endpoint;
 
 use crate::log_store::LogStore;
 use crate::network::{ClusterAuth, LeaderCommit, Network, RaftService, MAX_MESSAGE_SIZE};
+use crate::peer_conn::PeerConn;
 use crate::state_machine::StateMachine;
 use crate::types::{ClusterNode, Command, Raft, StateEvent};
 use crate::{Error, ProposeError, RaftConfig, RaftStatus};
@@ -207,6 +208,20 @@ impl ControlPlane {
     /// started (`None` on the leader itself, or before any heartbeat).
     pub fn leader_commit(&self) -> Option<u64> {
         self.inner.leader_commit.get()
+    }
+
+    /// Whether this follower's leader has gone silent: no message for three
+    /// heartbeat intervals (frozen, cut off), its connection closed (killed),
+    /// or nothing heard since start-up.
+    pub fn leader_silent(&self) -> bool {
+        let window = (self.inner.cfg.heartbeat * 3).min(self.inner.cfg.election_timeout_max);
+        self.inner.leader_commit.since_contact().is_none_or(|age| age > window)
+    }
+
+    /// An accepted cluster-port connection that reports its closing, so a
+    /// follower notices at once when a killed primary's connection drops.
+    pub fn track_connection(&self, stream: tokio::net::TcpStream) -> PeerConn {
+        PeerConn::new(stream, self.inner.leader_commit.clone())
     }
 
     /// Index of the last entry applied to this node's catalog.

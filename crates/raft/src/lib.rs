@@ -16,6 +16,7 @@ mod control_plane;
 mod error;
 mod log_store;
 mod network;
+mod peer_conn;
 mod snapshot;
 mod snapshot_dir;
 mod state_machine;
@@ -26,6 +27,7 @@ pub use config::{RaftConfig, DEFAULT_ELECTION_TIMEOUT_MAX, DEFAULT_ELECTION_TIME
 pub use control_plane::ControlPlane;
 pub use error::{Error, ProposeError};
 pub use network::ClusterAuth;
+pub use peer_conn::PeerConn;
 pub use status::{RaftStatus, Role};
 pub use types::{Applied, ClusterNode, Command, StateEvent};
 
