@@ -8,7 +8,7 @@
 //! once without a registry and cached); without an engine every test prints
 //! "skipped: no Docker engine" and passes. The tests run one at a time.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -64,26 +64,33 @@ fn assert_ok(d: &Deployment, what: &str, run: &Run) {
     assert!(run.success, "{what} failed:\n{}\n{}\n{}", run.stdout, run.stderr, d.report());
 }
 
-/// `go mod download` runs in a loop on another thread until stopped.
+/// Go commands downloading at once during a disruption.
+const LOADERS: usize = 2;
+
+/// `go mod download` runs in a loop on [`LOADERS`] threads until stopped.
 struct Load<'a> {
     results: Mutex<Vec<(String, Run)>>,
+    next: AtomicUsize,
     stop: AtomicBool,
     d: &'a Deployment,
 }
 
 impl<'a> Load<'a> {
     fn new(d: &'a Deployment) -> Self {
-        Load { results: Mutex::new(Vec::new()), stop: AtomicBool::new(false), d }
+        Load { results: Mutex::new(Vec::new()), next: AtomicUsize::new(0), stop: AtomicBool::new(false), d }
     }
 
-    /// Downloads `next(i)` for i = 0, 1, … until [`Load::stop`].
-    fn run(&self, next: impl Fn(usize) -> Vec<String>) {
-        let mut i = 0;
-        while !self.stop.load(Ordering::Relaxed) {
-            let specs = next(i);
-            let run = self.d.go_download(&specs);
-            self.results.lock().unwrap_or_else(|p| p.into_inner()).push((specs.join(" "), run));
-            i += 1;
+    /// Starts the loaders in `scope`: each downloads `pick(i)` for the next
+    /// unused i = 0, 1, … until [`Load::stop`].
+    fn start<'s>(&'s self, scope: &'s std::thread::Scope<'s, '_>, pick: &'s (impl Fn(usize) -> Vec<String> + Sync)) {
+        for _ in 0..LOADERS {
+            scope.spawn(move || {
+                while !self.stop.load(Ordering::Relaxed) {
+                    let specs = pick(self.next.fetch_add(1, Ordering::Relaxed));
+                    let run = self.d.go_download(&specs);
+                    self.results.lock().unwrap_or_else(|p| p.into_inner()).push((specs.join(" "), run));
+                }
+            });
         }
     }
 
@@ -114,6 +121,7 @@ impl<'a> Load<'a> {
         let failed: Vec<String> =
             results.iter().filter(|(_, r)| !r.success).map(|(s, r)| format!("go mod download {s}:\n{}{}", r.stdout, r.stderr)).collect();
         assert!(failed.is_empty(), "{} of {} downloads failed:\n{}\n{}", failed.len(), results.len(), failed.join("\n"), self.d.report());
+        eprintln!("{} go mod download runs, none failed", results.len());
         results.iter().map(|(s, _)| s.clone()).collect()
     }
 }
@@ -150,9 +158,10 @@ fn killing_the_primary_during_downloads_fails_over_without_a_failed_download_and
     let primary = d.wait_converged(&NODES, CONVERGE);
     let others: Vec<&str> = NODES.iter().copied().filter(|n| *n != primary).collect();
     let downloads = Load::new(&d);
+    let pick = |i: usize| vec![load[i % load.len()].spec()];
     std::thread::scope(|s| {
         let _stop = downloads.stop_on_drop();
-        s.spawn(|| downloads.run(|i| vec![load[i % load.len()].spec()]));
+        downloads.start(s, &pick);
         downloads.wait_more(3, "before the kill");
         d.docker_on(&["kill"], &primary);
         let new_primary = d.wait_converged(&others, CONVERGE);
@@ -247,9 +256,10 @@ fn a_rolling_restart_under_download_load_fails_no_download() {
     let all = standard_specs();
     assert_ok(&d, "warming the mirror", &d.go_download(&all));
     let downloads = Load::new(&d);
+    let pick = |i: usize| vec![all[i % all.len()].clone()];
     std::thread::scope(|s| {
         let _stop = downloads.stop_on_drop();
-        s.spawn(|| downloads.run(|_| all.clone()));
+        downloads.start(s, &pick);
         downloads.wait_more(1, "before the restarts");
         for node in NODES {
             d.docker_on(&["restart", "-t", "20"], node);
@@ -259,5 +269,5 @@ fn a_rolling_restart_under_download_load_fails_no_download() {
         downloads.stop();
     });
     let runs = downloads.assert_all_ok();
-    assert!(runs.len() >= 4, "only {} downloads ran", runs.len());
+    assert!(runs.len() >= 6, "only {} downloads ran", runs.len());
 }
