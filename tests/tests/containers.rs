@@ -209,7 +209,7 @@ fn a_cut_off_primary_steps_down_while_the_majority_and_the_front_keep_serving() 
     });
     assert!(stepped_down, "the cut-off primary still acts as primary or says it is ready\n{}", d.report());
     let (code, body) = d.curl_inside(&primary, &load[0].url_path("info"));
-    assert_ne!(code, 200, "the cut-off node answered a miss: {body}");
+    assert_eq!(code, 503, "a miss on the cut-off node: {body}");
 
     assert_ok(&d, "cached downloads through the front during the partition", &d.go_download(&standard_specs()));
     assert_ok(&d, "a miss through the front during the partition", &d.go_download(&[load[1].spec()]));
@@ -226,9 +226,10 @@ fn a_cut_off_primary_steps_down_while_the_majority_and_the_front_keep_serving() 
 #[test]
 fn with_two_of_three_nodes_stopped_cached_modules_still_download_through_the_front() {
     let _serial = serial();
-    let Some((d, origin)) = deploy(ModuleSet::standard()) else { return };
+    let (modules, load) = modules_with_load(1);
+    let Some((d, origin)) = deploy(modules) else { return };
     assert_ok(&d, "warming the mirror", &d.go_download(&standard_specs()));
-    let shas: Vec<String> = origin.modules().versions().map(ModuleVersion::zip_sha256).collect();
+    let shas: Vec<String> = ModuleSet::standard().versions().map(ModuleVersion::zip_sha256).collect();
     for node in NODES {
         let all_local = wait_until(CONVERGE, || {
             shas.iter().all(|sha| {
@@ -247,6 +248,11 @@ fn with_two_of_three_nodes_stopped_cached_modules_still_download_through_the_fro
     let alone = wait_until(CONVERGE, || d.get(survivor, "/readyz").is_ok_and(|r| r.status == 503));
     assert!(alone, "{survivor} still says it can take writes\n{}", d.report());
     assert_ok(&d, "cached downloads with two nodes down", &d.go_download(&standard_specs()));
+
+    // Nothing new can be committed: the go command gets a 503, not a hang.
+    let miss = d.go_download(&[load[0].spec()]);
+    assert!(!miss.success && miss.stderr.contains("503 Service Unavailable"), "a miss with two nodes down: {}{}", miss.stdout, miss.stderr);
+    assert_eq!(origin.count(&load[0].url_path("zip")), 0, "the survivor fetched a version it cannot commit");
 }
 
 #[test]
