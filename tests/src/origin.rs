@@ -1,8 +1,8 @@
 //! A fake upstream GOPROXY origin: an axum server on 127.0.0.1 (or a given
-//! address) in its own tokio runtime, serving a [`ModuleSet`] with the GOPROXY layout. It counts
-//! requests per path, can be stopped and started again on the same port,
-//! can throttle a response to a number of bytes per second, and can tamper
-//! with answers.
+//! address) in its own tokio runtime, serving a [`ModuleSet`] with the
+//! GOPROXY layout. It counts requests per path, can be stopped and started
+//! again on the same port, can throttle a response to a number of bytes per
+//! second, and can tamper with answers.
 //!
 //! Use it from plain `#[test]` functions (not inside a tokio runtime): it
 //! owns a runtime, and starting or stopping one inside another panics.
