@@ -16,7 +16,9 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use crate::cluster::{probe_status, Status};
-use crate::docker::{check, compose_command, docker, ensure_base_image, go_mounts, repo_root, run, Run};
+use crate::docker::{
+    check, compose_command, docker, ensure_base_image, go_mounts, project_prefix, repo_root, run, sweep_stale_projects, Run,
+};
 use crate::http::{self, Response};
 use crate::node::{binary, ctl_binary, free_port};
 use crate::wait::wait_until;
@@ -41,8 +43,9 @@ impl Deployment {
     /// Creates the private network of a new deployment (nothing runs yet).
     pub fn new() -> Deployment {
         static SEQ: AtomicU32 = AtomicU32::new(0);
+        sweep_stale_projects();
         let image = ensure_base_image();
-        let project = format!("flotilla-t{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+        let project = format!("{}{}-{}", project_prefix(), std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
         let network = format!("{project}-net");
         let dir = tempfile::Builder::new().prefix("flotilla-compose-").tempdir().expect("create compose temp dir");
         std::fs::create_dir_all(dir.path().join("work")).expect("create the client's work dir");
@@ -206,7 +209,20 @@ impl Deployment {
     /// at `/work`, the shared build cache, checksums off.
     pub fn start_client(&mut self) {
         let name = format!("{}-client", self.project);
-        let mut cmd = docker(&["run", "-d", "--name", &name, "--network", &self.network, "--user", "0", "--workdir", "/work"]);
+        let mut cmd = docker(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--label",
+            "flotilla-test=1",
+            "--network",
+            &self.network,
+            "--user",
+            "0",
+            "--workdir",
+            "/work",
+        ]);
         let goroot = go_mounts();
         for dir in &goroot {
             cmd.arg("-v").arg(format!("{}:{}:ro", dir.display(), dir.display()));

@@ -108,3 +108,39 @@ pub fn go_mounts() -> Vec<PathBuf> {
     }
     mounts
 }
+
+/// The prefix of this machine's test projects: `flotilla-t<host>-`, where
+/// `<host>` is a short hash of the host name, so that processes of another
+/// machine (or pid namespace) sharing the engine are never mistaken for
+/// dead ones. A project is `<prefix><pid>-<n>`.
+pub fn project_prefix() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("flotilla-t{}-", &crate::sha256_hex(host.trim().as_bytes())[..6])
+}
+
+/// Removes what container tests of processes that no longer run left
+/// behind (a test binary killed before its cleanup ran): containers,
+/// volumes and networks of this machine's projects whose pid is gone. Only
+/// this naming scheme is touched, never anything else on the engine.
+pub fn sweep_stale_projects() {
+    static SWEPT: OnceLock<()> = OnceLock::new();
+    SWEPT.get_or_init(|| {
+        let prefix = project_prefix();
+        let stale = |name: &str| {
+            let pid = name.strip_prefix(prefix.as_str()).and_then(|rest| rest.split(['-', '_']).next());
+            pid.and_then(|p| p.parse::<u32>().ok()).is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+        };
+        let names =
+            |args: &[&str]| -> Vec<String> { run(&mut docker(args)).stdout.lines().map(str::to_owned).filter(|n| stale(n)).collect() };
+        let filter = format!("name={prefix}");
+        for container in names(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]) {
+            run(&mut docker(&["rm", "-f", "-v", &container]));
+        }
+        for volume in names(&["volume", "ls", "-q", "--filter", &filter]) {
+            run(&mut docker(&["volume", "rm", &volume]));
+        }
+        for network in names(&["network", "ls", "--filter", &filter, "--format", "{{.Name}}"]) {
+            run(&mut docker(&["network", "rm", &network]));
+        }
+    });
+}
