@@ -16,14 +16,20 @@ fi
 mkdir -p "$cache"
 name=$(echo "$tag" | tr ':/' '--')
 tarball="$cache/$name.tar"
+# One build at a time per machine; a waiter finds the image made.
+exec 9>"$cache/$name.lock"
+flock 9
+if docker image inspect "$tag" >/dev/null 2>&1; then
+    exit 0
+fi
 if [ ! -s "$tarball" ]; then
     root="$cache/$name.rootfs"
     rm -rf "$root"
     debootstrap --variant=minbase --include=ca-certificates,curl,haproxy \
         bookworm "$root" "${FLOTILLA_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
     # The user and data directory the published Dockerfile creates.
-    chroot "$root" groupadd --system --gid 10001 flotilla
-    chroot "$root" useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/flotilla \
+    chroot "$root" groupadd --gid 10001 flotilla
+    chroot "$root" useradd --uid 10001 --gid 10001 --home-dir /var/lib/flotilla \
         --no-create-home --shell /usr/sbin/nologin flotilla
     mkdir -p "$root/var/lib/flotilla" "$root/etc/flotilla"
     chown 10001:10001 "$root/var/lib/flotilla"
