@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -283,11 +283,6 @@ impl Deployment {
             out.push_str(&format!("--- {service} {status}\n{}{}\n", logs.stdout, logs.stderr));
         }
         out
-    }
-
-    /// The temp dir of this deployment.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 }
 
