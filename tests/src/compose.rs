@@ -140,6 +140,15 @@ impl Deployment {
         out.stdout.trim().parse().ok()
     }
 
+    /// What Docker says of the compose health check of `service`
+    /// (`starting`, `healthy`, `unhealthy`).
+    pub fn health(&self, service: &str) -> String {
+        run(&mut docker(&["inspect", "-f", "{{if .State.Health}}{{.State.Health.Status}}{{end}}", self.container(service)]))
+            .stdout
+            .trim()
+            .to_owned()
+    }
+
     /// `/api/v1/status` of node `service`, read over the test network.
     pub fn status(&self, service: &str) -> Result<Status, String> {
         let ip = self.ip(service).ok_or_else(|| format!("{service} has no address on {}", self.network))?;

@@ -148,6 +148,8 @@ fn compose_up_forms_a_cluster_and_go_builds_through_the_front() {
         let v = origin.modules().get(module, version).clone();
         assert!(origin.count(&v.url_path("zip")) >= 1, "{} did not come from the origin through the mirror", v.spec());
     }
+    let healthy = wait_until(CONVERGE, || NODES.iter().all(|n| d.health(n) == "healthy"));
+    assert!(healthy, "compose health checks: {:?}\n{}", NODES.map(|n| d.health(n)), d.report());
 }
 
 #[test]
