@@ -250,6 +250,13 @@ fn with_two_of_three_nodes_stopped_cached_modules_still_download_through_the_fro
     let alone = wait_until(CONVERGE, || d.get(survivor, "/readyz").is_ok_and(|r| r.status == 503));
     assert!(alone, "{survivor} still says it can take writes\n{}", d.report());
     assert_ok(&d, "cached downloads with two nodes down", &d.go_download(&standard_specs()));
+    // `@latest` resolves through the survivor's list of what it holds.
+    let get = d.client(
+        "cd $(mktemp -d) && export GOMODCACHE=$(mktemp -d) && printf 'module example.com/app\\n\\ngo 1.18\\n' > go.mod \
+         && go get example.com/alpha@latest && go list -m -f '{{.Version}}' example.com/alpha",
+    );
+    assert_ok(&d, "go get example.com/alpha@latest with two nodes down", &get);
+    assert_eq!(get.stdout.trim(), "v1.2.0");
 
     // Nothing new can be committed: the go command gets a 503, not a hang.
     let miss = d.go_download(&[load[0].spec()]);
