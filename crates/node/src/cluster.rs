@@ -197,7 +197,7 @@ impl gateway::Cluster for RaftCluster {
         let zip = zip.clone();
         Box::pin(async move {
             let sha = zip.sha().map_err(|e| e.to_string())?;
-            self.replicator.fetch_now(sha, zip.size).await
+            self.replicator.fetch_now(sha, zip.size).await.map_err(|e| e.to_string())
         })
     }
 
@@ -206,7 +206,7 @@ impl gateway::Cluster for RaftCluster {
     }
 
     fn blob(&self, sha: &Sha256) -> Option<serde_json::Value> {
-        Some(self.replicator.blob(sha))
+        serde_json::to_value(self.replicator.blob(sha)).ok()
     }
 }
 
