@@ -219,16 +219,7 @@ pub fn raft_config(config: &Config) -> Result<RaftConfig> {
     let peers = config.cluster.peer_map()?;
     let secret_file = config.cluster.secret_file.as_ref().context("cluster.secret_file is required in cluster mode")?;
     let secret = crate::config::read_secret_file(secret_file, "cluster.secret_file")?;
-    let cfg = RaftConfig {
-        node_id: config.node_id,
-        peers,
-        heartbeat: config.raft.heartbeat,
-        election_timeout_min: config.raft.election_timeout_min,
-        election_timeout_max: config.raft.election_timeout_max,
-        snapshot_every: config.raft.snapshot_every,
-        cluster_id: cluster_id(&secret),
-        secret,
-    };
+    let cfg = RaftConfig { node_id: config.node_id, peers, settings: config.raft.clone(), cluster_id: cluster_id(&secret), secret };
     cfg.validate()?;
     Ok(cfg)
 }

@@ -59,8 +59,8 @@ impl ControlPlane {
         let metrics = raft.metrics();
         let first = observer.observe(&metrics.borrow());
         let (tx, status) = watch::channel(first);
-        let lease_ms = cfg.election_timeout_max.as_millis() as u64;
-        tokio::spawn(publish_status(metrics, tx, observer.clone(), cfg.heartbeat, lease_ms));
+        let lease_ms = cfg.settings.election_timeout_max.as_millis() as u64;
+        tokio::spawn(publish_status(metrics, tx, observer.clone(), cfg.settings.heartbeat, lease_ms));
         tracing::info!(node_id = cfg.node_id, peers = ?cfg.peers, "raft control plane started");
         let leader_commit = Arc::new(LeaderCommit::default());
         Ok(ControlPlane { inner: Arc::new(Inner { cfg, raft, auth, state, observer, status, leader_commit }) })
@@ -227,7 +227,7 @@ impl ControlPlane {
     }
 
     fn lease_ms(&self) -> u64 {
-        self.inner.cfg.election_timeout_max.as_millis() as u64
+        self.inner.cfg.settings.election_timeout_max.as_millis() as u64
     }
 }
 

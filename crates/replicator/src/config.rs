@@ -2,11 +2,15 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
+
 use crate::{Error, Result};
 
-/// How a node replicates blobs. Defaults are for production; tests shorten
-/// the intervals.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How a node replicates blobs: the `[replication]` section of the node's
+/// configuration (cluster mode only). Defaults are for production; tests
+/// shorten the intervals.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ReplicationConfig {
     /// Blobs pulled at once.
     pub workers: usize,
@@ -14,18 +18,25 @@ pub struct ReplicationConfig {
     /// the client (1: the primary alone).
     pub min_copies: usize,
     /// How long the primary waits for `min_copies` before answering 503.
+    #[serde(with = "humantime_serde")]
     pub min_copies_timeout: Duration,
     /// Incoming replication bytes per second on this node; 0: unlimited.
+    #[serde(deserialize_with = "byte_size")]
     pub bandwidth_limit: u64,
     /// Pause between full comparisons of the catalog with the local blobs.
+    #[serde(with = "humantime_serde")]
     pub anti_entropy_interval: Duration,
     /// Pause between full scrub passes (re-hashing every stored blob).
+    #[serde(with = "humantime_serde")]
     pub scrub_interval: Duration,
     /// Bytes per second a scrub pass reads; 0 disables scrubbing.
+    #[serde(deserialize_with = "byte_size")]
     pub scrub_rate: u64,
     /// How long a blob no catalog entry references is kept before deletion.
+    #[serde(with = "humantime_serde")]
     pub purge_grace: Duration,
     /// Longest pause between retries of a failing blob.
+    #[serde(with = "humantime_serde")]
     pub retry_max: Duration,
 }
 
@@ -57,6 +68,20 @@ impl ReplicationConfig {
             )));
         }
         Ok(())
+    }
+}
+
+/// A byte size as a number of bytes or a string with a unit ("50MiB").
+fn byte_size<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Size::deserialize(d)? {
+        Size::Bytes(n) => Ok(n),
+        Size::Text(t) => parse_bytes(&t).map_err(serde::de::Error::custom),
     }
 }
 
