@@ -18,7 +18,9 @@ pub struct GatewayConfig {
     pub hot_zips_bytes: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// `gateway.mode` in the node's configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// `307` to the same path on the primary's advertised URL.
     Redirect,

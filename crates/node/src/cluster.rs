@@ -201,7 +201,7 @@ impl gateway::Cluster for RaftCluster {
         let zip = zip.clone();
         Box::pin(async move {
             let sha = zip.sha().map_err(|e| e.to_string())?;
-            self.replicator.fetch_now(sha, zip.size).await
+            self.replicator.fetch_now(sha, zip.size).await.map_err(|e| e.to_string())
         })
     }
 
@@ -210,7 +210,7 @@ impl gateway::Cluster for RaftCluster {
     }
 
     fn blob(&self, sha: &Sha256) -> Option<serde_json::Value> {
-        Some(self.replicator.blob(sha))
+        serde_json::to_value(self.replicator.blob(sha)).ok()
     }
 }
 
@@ -223,16 +223,7 @@ pub fn raft_config(config: &Config) -> Result<RaftConfig> {
     let peers = config.cluster.peer_map()?;
     let secret_file = config.cluster.secret_file.as_ref().context("cluster.secret_file is required in cluster mode")?;
     let secret = crate::config::read_secret_file(secret_file, "cluster.secret_file")?;
-    let cfg = RaftConfig {
-        node_id: config.node_id,
-        peers,
-        heartbeat: config.raft.heartbeat,
-        election_timeout_min: config.raft.election_timeout_min,
-        election_timeout_max: config.raft.election_timeout_max,
-        snapshot_every: config.raft.snapshot_every,
-        cluster_id: cluster_id(&secret),
-        secret,
-    };
+    let cfg = RaftConfig { node_id: config.node_id, peers, settings: config.raft.clone(), cluster_id: cluster_id(&secret), secret };
     cfg.validate()?;
     Ok(cfg)
 }

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 
 use tokio::sync::watch;
 
-use crate::config::{Config, GatewayMode};
+use crate::config::Config;
 use crate::ServeArgs;
 use crate::{admin, cluster};
 
@@ -99,7 +99,7 @@ async fn start_cluster(config: &Config, store: &store::Store, stop: watch::Recei
     cluster::write_marker(store.data_dir(), &cluster_id)?;
     let advertise_url = advertise_url(config);
     tracing::info!(node_id = config.node_id, ?peers, %advertise_url, "cluster mode");
-    let (replicator, mut tasks) = replicator::Replicator::start(config.replication.to_config(), store, control.clone(), stop.clone())
+    let (replicator, mut tasks) = replicator::Replicator::start(config.replication.clone(), store, control.clone(), stop.clone())
         .map_err(|e| anyhow::anyhow!("cannot start the blob replicator: {e}"))?;
     let admin =
         admin::AdminService::new(control.clone(), store.catalog.clone(), token, config.gateway.leader_wait, config.replication.purge_grace);
@@ -139,10 +139,7 @@ fn gateway_config(config: &Config) -> gateway::GatewayConfig {
         node_id: config.node_id,
         list_ttl: config.cache.list_ttl,
         negative_ttl: config.cache.negative_ttl,
-        mode: match config.gateway.mode {
-            GatewayMode::Redirect => gateway::Mode::Redirect,
-            GatewayMode::Forward => gateway::Mode::Forward,
-        },
+        mode: config.gateway.mode,
         leader_wait: config.gateway.leader_wait,
         hot_zips_bytes: config.cache.memory,
         ..Default::default()
@@ -158,17 +155,7 @@ fn open_store(config: &Config) -> Result<Arc<store::Store>> {
 }
 
 fn upstream_config(config: &Config) -> upstream::Config {
-    let u = &config.upstream;
-    upstream::Config {
-        proxies: u.proxies.clone(),
-        private: u.private.clone(),
-        private_proxies: u.private_proxies.clone(),
-        ca_file: u.ca_file.clone(),
-        connect_timeout: u.connect_timeout,
-        timeout: u.timeout,
-        read_timeout: u.read_timeout,
-        user_agent: format!("flotilla/{}", env!("CARGO_PKG_VERSION")),
-    }
+    upstream::Config { user_agent: format!("flotilla/{}", env!("CARGO_PKG_VERSION")), ..config.upstream.clone() }
 }
 
 /// Resolves on SIGTERM or SIGINT; a second signal, or in-flight requests

@@ -60,8 +60,8 @@ impl ControlPlane {
         let metrics = raft.metrics();
         let first = observer.observe(&metrics.borrow());
         let (tx, status) = watch::channel(first);
-        let lease_ms = cfg.election_timeout_max.as_millis() as u64;
-        tokio::spawn(publish_status(metrics, tx, observer.clone(), cfg.heartbeat, lease_ms));
+        let lease_ms = cfg.settings.election_timeout_max.as_millis() as u64;
+        tokio::spawn(publish_status(metrics, tx, observer.clone(), cfg.settings.heartbeat, lease_ms));
         tracing::info!(node_id = cfg.node_id, peers = ?cfg.peers, "raft control plane started");
         let leader_commit = Arc::new(LeaderCommit::default());
         Ok(ControlPlane { inner: Arc::new(Inner { cfg, raft, auth, state, observer, status, leader_commit }) })
@@ -125,24 +125,28 @@ impl ControlPlane {
     /// Records `gateway_url` as this node's advertised gateway through raft:
     /// proposed here on the primary, sent to the primary (`Announce`) on a
     /// follower. Returns the log index of the committed announcement.
-    pub async fn announce(&self, gateway_url: &str) -> Result<u64, String> {
+    pub async fn announce(&self, gateway_url: &str) -> Result<u64, Error> {
         let me = self.node_id();
-        let leader = self.leader().ok_or("no primary known yet")?;
+        let leader = self.leader().ok_or(Error::NoPrimary)?;
         if leader == me {
             let cmd = Command::AnnounceNode { node_id: me, gateway_url: gateway_url.to_owned() };
-            return self.propose(cmd, ANNOUNCE_TIMEOUT).await.map_err(|e| e.to_string());
+            return Ok(self.propose(cmd, ANNOUNCE_TIMEOUT).await?);
         }
-        let addr = self.peer_addr(leader).ok_or_else(|| format!("primary {leader} is not among cluster.peers"))?;
-        let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(|e| format!("bad address {addr:?}: {e}"))?;
+        let addr = self.peer_addr(leader).ok_or(Error::UnknownPrimary(leader))?;
+        let endpoint =
+            Endpoint::from_shared(format!("http://{addr}")).map_err(|e| Error::BadAddress { addr: addr.clone(), reason: e.to_string() })?;
         let channel = endpoint
             .connect_timeout(Duration::from_secs(1))
             .timeout(ANNOUNCE_TIMEOUT * 2)
             .connect()
             .await
-            .map_err(|e| format!("cannot reach the primary, node {leader} at {addr}: {e}"))?;
+            .map_err(|e| Error::Unreachable { node: leader, addr: addr.clone(), reason: e.to_string() })?;
         let mut request = tonic::Request::new(AnnounceRequest { from: me, gateway_url: gateway_url.to_owned() });
         self.inner.auth.stamp(&mut request);
-        let reply = RaftClient::new(channel).announce(request).await.map_err(|s| format!("node {leader}: {}", s.message()))?;
+        let reply = RaftClient::new(channel)
+            .announce(request)
+            .await
+            .map_err(|s| Error::Refused { node: leader, message: s.message().to_owned() })?;
         Ok(reply.into_inner().index)
     }
 
@@ -238,7 +242,7 @@ impl ControlPlane {
     }
 
     fn lease_ms(&self) -> u64 {
-        self.inner.cfg.election_timeout_max.as_millis() as u64
+        self.inner.cfg.settings.election_timeout_max.as_millis() as u64
     }
 }
 

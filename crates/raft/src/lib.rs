@@ -23,7 +23,9 @@ mod state_machine;
 mod status;
 mod types;
 
-pub use config::{RaftConfig, DEFAULT_ELECTION_TIMEOUT_MAX, DEFAULT_ELECTION_TIMEOUT_MIN, DEFAULT_HEARTBEAT, DEFAULT_SNAPSHOT_EVERY};
+pub use config::{
+    RaftConfig, RaftSettings, DEFAULT_ELECTION_TIMEOUT_MAX, DEFAULT_ELECTION_TIMEOUT_MIN, DEFAULT_HEARTBEAT, DEFAULT_SNAPSHOT_EVERY,
+};
 pub use control_plane::ControlPlane;
 pub use error::{Error, ProposeError};
 pub use network::ClusterAuth;

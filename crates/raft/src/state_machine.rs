@@ -185,7 +185,7 @@ impl StateMachine {
         let file = std::fs::File::open(path).map_err(|e| read(format!("opening {}: {e}", path.display())))?;
         let bytes = file.metadata().map(|m| m.len()).unwrap_or_default();
         tracing::info!(snapshot = %meta.snapshot_id, bytes, "installing catalog snapshot");
-        let mut pairs = PairReader::new(BufReader::new(file)).map_err(read)?;
+        let mut pairs = PairReader::new(BufReader::new(file)).map_err(|e| read(e.to_string()))?;
 
         let mut ops = Vec::new();
         if let Some((mut end, _)) = self.db.last(CF_CATALOG).map_err(read_err)? {
@@ -193,7 +193,7 @@ impl StateMachine {
             ops.push(DbOp::DeleteRange { cf: CF_CATALOG, from: Vec::new(), to: end });
         }
         let (mut batch_bytes, mut count, mut batches) = (0usize, 0u64, 0u32);
-        while let Some((key, value)) = pairs.next_pair().map_err(read)? {
+        while let Some((key, value)) = pairs.next_pair().map_err(|e| read(e.to_string()))? {
             batch_bytes += key.len() + value.len();
             count += 1;
             ops.push(put(key, value));
