@@ -100,7 +100,7 @@ pub struct CacheSection {
     #[serde(with = "humantime_serde")]
     pub negative_ttl: Duration,
     /// Memory for keeping hot, verified zips of up to 1 MiB (0 turns it off).
-    #[serde(deserialize_with = "byte_size")]
+    #[serde(deserialize_with = "replicator::byte_size")]
     pub memory: u64,
 }
 

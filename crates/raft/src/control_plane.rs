@@ -218,7 +218,8 @@ impl ControlPlane {
     /// heartbeat intervals (frozen, cut off), its connection closed (killed),
     /// or nothing heard since start-up.
     pub fn leader_silent(&self) -> bool {
-        let window = (self.inner.cfg.heartbeat * 3).min(self.inner.cfg.election_timeout_max);
+        let settings = &self.inner.cfg.settings;
+        let window = (settings.heartbeat * 3).min(settings.election_timeout_max);
         self.inner.leader_commit.since_contact().is_none_or(|age| age > window)
     }
 

@@ -72,7 +72,7 @@ impl ReplicationConfig {
 }
 
 /// A byte size as a number of bytes or a string with a unit ("50MiB").
-fn byte_size<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
+pub fn byte_size<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Size {

@@ -36,7 +36,7 @@ mod status;
 mod throttle;
 mod workers;
 
-pub use config::{parse_bytes, ReplicationConfig};
+pub use config::{byte_size, parse_bytes, ReplicationConfig};
 pub use error::{Error, Result};
 pub use queue::{Entry as QueueEntry, QueueStats};
 pub use replicator::Replicator;
