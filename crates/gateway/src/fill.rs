@@ -10,6 +10,7 @@ use store::{CatalogOp, Sha256Writer, VersionParts, ZipRef};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::from_upstream;
+use crate::modcheck;
 use crate::{ApiError, AppState};
 
 const MAX_INFO: u64 = 1 << 20;
@@ -67,6 +68,8 @@ async fn fetch_mod(state: &AppState, module: &ModulePath, version: &Version) -> 
     let what = format!("{module}@{version}.mod");
     let limit = state.cfg.zip_limits.max_go_mod;
     let body = fetch_small(state, "mod", module, &format!("@v/{}.mod", version.escaped()), limit, &what).await?;
+    modcheck::check_is_go_mod(&body, &what)?;
+    modcheck::check_matches_zip(state, module, version, &body, &what).await?;
     put(state, module, version, VersionParts { go_mod: Some(body.clone()), ..Default::default() }).await?;
     tracing::info!(%module, %version, h1 = %gomod::h1_go_mod(&body), "cached .mod");
     Ok(body)
@@ -128,6 +131,7 @@ async fn fetch_zip(state: &AppState, module: &ModulePath, version: &Version) -> 
         ApiError::bad_gateway(format!("upstream zip {what} failed verification, nothing was stored: {e}"))
     })?;
 
+    modcheck::check_zip_matches_mod(state, module, version, summary.go_mod.as_deref(), &what)?;
     let blobs = state.store.blobs.clone();
     tokio::task::spawn_blocking(move || blobs.commit(temp, &sha))
         .await

@@ -8,6 +8,7 @@ mod error;
 mod fill;
 mod lists;
 mod metrics;
+mod modcheck;
 mod negative;
 mod primary;
 mod proxy;
