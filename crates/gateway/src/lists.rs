@@ -107,7 +107,8 @@ pub async fn latest(state: &Arc<AppState>, module: &ModulePath, req: &Incoming<'
         .await;
     match fetched {
         Ok(body) => Ok(respond(JSON, mutable_cache(state), body)),
-        Err(e) if e.is_not_found() => Err(e),
+        // With lookups switched off, "not found" says nothing about the module.
+        Err(e) if e.is_not_found() && !state.upstream.is_off(module) => Err(e),
         Err(e) => stale_latest(state, module, cached, e),
     }
 }
