@@ -247,9 +247,16 @@ fn lookup(modules: &ModuleSet, key: &str) -> Option<(&'static str, Vec<u8>)> {
         return Some(("text/plain; charset=utf-8", modules.list_body(&module)?.into_bytes()));
     }
     let (version, ext) = file.rsplit_once('.')?;
-    let v = modules.find(&module, &unescape(version)?)?;
+    let version = unescape(version)?;
+    if ext == "info" {
+        // Like proxy.golang.org, `.info` is a query: `v2.0.0` on a path
+        // without a major suffix resolves to `v2.0.0+incompatible`.
+        let incompatible = format!("{version}+incompatible");
+        let v = modules.find(&module, &version).or_else(|| modules.find(&module, &incompatible))?;
+        return Some(("application/json", v.info.clone()));
+    }
+    let v = modules.find(&module, &version)?;
     match ext {
-        "info" => Some(("application/json", v.info.clone())),
         "mod" => Some(("text/plain; charset=utf-8", v.go_mod.clone())),
         "zip" => Some(("application/zip", v.zip.clone())),
         _ => None,

@@ -10,6 +10,7 @@ mod head;
 mod hotzips;
 mod lists;
 mod metrics;
+mod modcheck;
 mod negative;
 mod primary;
 mod proxy;

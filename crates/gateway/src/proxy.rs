@@ -98,10 +98,15 @@ async fn zip(state: &Arc<AppState>, module: &ModulePath, version: &Version, req:
         return Ok(resp);
     }
     let zip = fill::zip(state, module, version).await?;
-    let blob = zipserve::open(state, &zip)
-        .await?
-        .ok_or_else(|| ApiError::internal(format!("zip for {module}@{version} vanished right after it was stored")))?;
-    Ok(zipserve::respond(&zip, blob, req.headers))
+    if let Some(blob) = zipserve::open(state, &zip).await? {
+        return Ok(zipserve::respond(&zip, blob, req.headers));
+    }
+    // The catalog kept another primary's zip (first writer wins), which may
+    // not have reached this node yet.
+    if let Some(resp) = from_peers(state, &zip, req).await {
+        return Ok(resp);
+    }
+    Err(ApiError::internal(format!("zip for {module}@{version} is recorded but no node could supply its blob; retry")))
 }
 
 /// Copies a zip's blob that this node lacks (replication lag) or just

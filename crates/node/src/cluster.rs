@@ -110,8 +110,10 @@ impl gateway::Cluster for RaftCluster {
                 CatalogOp::PutVersion { parts, .. } => parts.zip.clone(),
                 _ => None,
             };
-            match self.control.propose(Command::Catalog(op), COMMIT_TIMEOUT).await {
-                Ok(_) => match zip {
+            match self.control.write(Command::Catalog(op), COMMIT_TIMEOUT).await {
+                // A zip the catalog already had with other content was not
+                // recorded (first writer wins): no copies of it will come.
+                Ok(applied) => match zip.filter(|_| !applied.kept.iter().any(|p| p == store::PART_ZIP)) {
                     Some(zip) => self.wait_min_copies(&zip).await,
                     None => Ok(()),
                 },

@@ -16,7 +16,7 @@ use crate::log_store::LogStore;
 use crate::network::{ClusterAuth, LeaderCommit, Network, RaftService, MAX_MESSAGE_SIZE};
 use crate::peer_conn::PeerConn;
 use crate::state_machine::StateMachine;
-use crate::types::{ClusterNode, Command, Raft, StateEvent};
+use crate::types::{Applied, ClusterNode, Command, Raft, StateEvent};
 use crate::{Error, ProposeError, RaftConfig, RaftStatus};
 
 const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -110,11 +110,17 @@ impl ControlPlane {
     /// its log index. Only the leader can propose. A proposal that timed
     /// out may still be committed later (commands are idempotent).
     pub async fn propose(&self, cmd: Command, timeout: Duration) -> Result<u64, ProposeError> {
+        self.write(cmd, timeout).await.map(|applied| applied.index)
+    }
+
+    /// [`ControlPlane::propose`], answering with what applying the entry
+    /// did (its index, and the parts of a version it left as recorded).
+    pub async fn write(&self, cmd: Command, timeout: Duration) -> Result<Applied, ProposeError> {
         // openraft 0.9's client_write waits forever on a leader cut off from
         // the majority, hence the timeout.
         match tokio::time::timeout(timeout, self.inner.raft.client_write(cmd)).await {
             Err(_) => Err(ProposeError::Timeout),
-            Ok(Ok(written)) => Ok(written.log_id.index),
+            Ok(Ok(written)) => Ok(written.data),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
                 Err(ProposeError::NotLeader { leader: forward.leader_id })
             }
