@@ -62,6 +62,45 @@ pub fn get_with_timeout(addr: SocketAddr, path: &str, timeout: Duration) -> io::
     Ok(response)
 }
 
+/// One keep-alive HTTP/1.1 connection that sends request after request, as
+/// the go command does.
+pub struct KeepAlive {
+    addr: SocketAddr,
+    reader: BufReader<TcpStream>,
+}
+
+impl KeepAlive {
+    pub fn connect(addr: SocketAddr) -> io::Result<KeepAlive> {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.set_write_timeout(Some(Duration::from_secs(30)))?;
+        Ok(KeepAlive { addr, reader: BufReader::new(stream) })
+    }
+
+    /// Sends `METHOD path` on this connection and reads the whole response
+    /// (no body for `HEAD`).
+    pub fn request(&mut self, method: &str, path: &str, extra_headers: &[(&str, &str)]) -> io::Result<Response> {
+        let mut request =
+            format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: flotilla-e2e\r\nAccept-Encoding: identity\r\n", self.addr);
+        for (name, value) in extra_headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        self.reader.get_mut().write_all(request.as_bytes())?;
+        let status = read_status(&mut self.reader)?;
+        let headers = read_headers(&mut self.reader)?;
+        let mut response = Response { status, headers, body: Vec::new() };
+        if method != "HEAD" && status != 304 {
+            response.body = read_body(&mut self.reader, &response)?;
+        }
+        Ok(response)
+    }
+
+    pub fn get(&mut self, path: &str) -> io::Result<Response> {
+        self.request("GET", path, &[])
+    }
+}
+
 fn invalid(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.into())
 }

@@ -3,7 +3,9 @@
 //! node processes that can be stopped, killed and restarted ([`node`]), the
 //! real `go` command in an isolated workspace ([`gocmd`]), a raw HTTP/1.1
 //! client that sends paths verbatim ([`http`]) and condition waits with
-//! deadlines ([`wait`]).
+//! deadlines ([`wait`]); and for the container suite, the Docker engine and
+//! a base image built without a registry ([`docker`]) and the repository's
+//! compose file brought up on a private network ([`compose`]).
 //!
 //! The suites in `tests/tests/` run the `flotilla` binary: build it first
 //! (`cargo build --bins`, same target dir) or point `FLOTILLA_BIN` at it:
@@ -15,7 +17,9 @@
 //! `go_client::origin_modules_are_valid_for_go` needs only the `go` command.
 
 pub mod cluster;
+pub mod compose;
 pub mod ctl;
+pub mod docker;
 pub mod escape;
 pub mod gocmd;
 pub mod http;

@@ -26,6 +26,15 @@ pub const PSEUDO_VERSION: &str = "v0.0.0-20240102030405-abcdefabcdef";
 pub const LARGE_MODULE: &str = "example.com/large";
 pub const LARGE_VERSION: &str = "v1.0.0";
 
+/// The module the go command downloads toolchains as.
+pub const TOOLCHAIN_MODULE: &str = "golang.org/toolchain";
+
+/// The version of [`TOOLCHAIN_MODULE`] that holds Go `go_version` (`go1.22.0`)
+/// for `goos`/`goarch`.
+pub fn toolchain_version(go_version: &str, goos: &str, goarch: &str) -> String {
+    format!("v0.0.1-{go_version}.{goos}-{goarch}")
+}
+
 /// One version of one module, as an upstream proxy serves it.
 #[derive(Debug, Clone)]
 pub struct ModuleVersion {
@@ -114,6 +123,35 @@ impl ModuleSet {
         ];
         let v = version(LARGE_MODULE, LARGE_VERSION, files, go_mod(LARGE_MODULE, None));
         self.modules.insert(LARGE_MODULE.to_owned(), Module { versions: vec![v], latest: LARGE_VERSION.to_owned() });
+        self
+    }
+
+    /// Adds a Go toolchain packaged the way the go command's automatic
+    /// toolchain switch downloads it: module [`TOOLCHAIN_MODULE`], version
+    /// `v0.0.1-<go version>.<goos>-<goarch>`, a synthesised `.mod`, and a zip
+    /// of the Go distribution (`bin/go`, `pkg/tool/…`, nested go.mod files
+    /// renamed to `_go.mod`, no root go.mod). Its `bin/go` is a shell script
+    /// that prints `go version <go version> <goos>/<goarch>`.
+    pub fn with_toolchain(mut self, go_version: &str, goos: &str, goarch: &str) -> Self {
+        let version = toolchain_version(go_version, goos, goarch);
+        let script = format!("#!/bin/sh\necho go version {go_version} {goos}/{goarch}\n").into_bytes();
+        let files = vec![
+            ("VERSION".to_owned(), format!("{go_version}\ntime {TIME}\n").into_bytes()),
+            ("bin/go".to_owned(), script.clone()),
+            ("bin/gofmt".to_owned(), script),
+            (format!("pkg/tool/{goos}_{goarch}/compile"), noise(4096)),
+            ("src/_go.mod".to_owned(), b"module std\n\ngo 1.22\n".to_vec()),
+            ("src/cmd/_go.mod".to_owned(), b"module cmd\n\ngo 1.22\n".to_vec()),
+            ("src/fmt/print.go".to_owned(), b"package fmt\n".to_vec()),
+        ];
+        let v = ModuleVersion {
+            path: TOOLCHAIN_MODULE.to_owned(),
+            version: version.clone(),
+            info: format!("{{\"Version\":\"{version}\", \"Time\":\"{TIME}\"}}\n").into_bytes(),
+            go_mod: format!("module {TOOLCHAIN_MODULE}\n").into_bytes(),
+            zip: build_zip(TOOLCHAIN_MODULE, &version, &files),
+        };
+        self.insert(v);
         self
     }
 

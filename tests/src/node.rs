@@ -287,6 +287,7 @@ fn clone(file: &File) -> File {
     file.try_clone().expect("duplicate node log handle")
 }
 
+#[allow(unsafe_code)] // kill(2) through libc; see the SAFETY comment
 fn signal(child: &Child, sig: libc::c_int) {
     let Ok(pid) = libc::pid_t::try_from(child.id()) else { return };
     // SAFETY: kill(2) has no memory-safety preconditions; the pid is our

@@ -1,15 +1,15 @@
-//! A fake upstream GOPROXY origin: an axum server on 127.0.0.1 in its own
-//! tokio runtime, serving a [`ModuleSet`] with the GOPROXY layout. It counts
-//! requests per path, can be stopped and started again on the same port,
-//! can throttle a response to a number of bytes per second, and can tamper
-//! with answers.
+//! A fake upstream GOPROXY origin: an axum server on 127.0.0.1 (or a given
+//! address) in its own tokio runtime, serving a [`ModuleSet`] with the
+//! GOPROXY layout. It counts requests per path, can be stopped and started
+//! again on the same port, can throttle a response to a number of bytes per
+//! second, and can tamper with answers.
 //!
 //! Use it from plain `#[test]` functions (not inside a tokio runtime): it
 //! owns a runtime, and starting or stopping one inside another panics.
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,13 +55,19 @@ pub struct Origin {
 impl Origin {
     /// Starts serving `modules` on a free port of 127.0.0.1.
     pub fn start(modules: ModuleSet) -> Origin {
+        Origin::start_on(modules, IpAddr::from([127, 0, 0, 1]))
+    }
+
+    /// Starts serving `modules` on a free port of `ip`: the gateway address
+    /// of a test's own Docker network, so that its containers reach it.
+    pub fn start_on(modules: ModuleSet, ip: IpAddr) -> Origin {
         let shared = Arc::new(Shared { modules: RwLock::new(modules), ..Shared::default() });
         let (runtime, addr) =
-            serve(shared.clone(), SocketAddr::from(([127, 0, 0, 1], 0))).unwrap_or_else(|e| panic!("fake origin cannot start: {e}"));
+            serve(shared.clone(), SocketAddr::new(ip, 0)).unwrap_or_else(|e| panic!("fake origin cannot start on {ip}: {e}"));
         Origin { shared, addr, runtime: Mutex::new(Some(runtime)) }
     }
 
-    /// `http://127.0.0.1:PORT`, usable as a GOPROXY entry.
+    /// `http://IP:PORT`, usable as a GOPROXY entry.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -241,9 +247,16 @@ fn lookup(modules: &ModuleSet, key: &str) -> Option<(&'static str, Vec<u8>)> {
         return Some(("text/plain; charset=utf-8", modules.list_body(&module)?.into_bytes()));
     }
     let (version, ext) = file.rsplit_once('.')?;
-    let v = modules.find(&module, &unescape(version)?)?;
+    let version = unescape(version)?;
+    if ext == "info" {
+        // Like proxy.golang.org, `.info` is a query: `v2.0.0` on a path
+        // without a major suffix resolves to `v2.0.0+incompatible`.
+        let incompatible = format!("{version}+incompatible");
+        let v = modules.find(&module, &version).or_else(|| modules.find(&module, &incompatible))?;
+        return Some(("application/json", v.info.clone()));
+    }
+    let v = modules.find(&module, &version)?;
     match ext {
-        "info" => Some(("application/json", v.info.clone())),
         "mod" => Some(("text/plain; charset=utf-8", v.go_mod.clone())),
         "zip" => Some(("application/zip", v.zip.clone())),
         _ => None,

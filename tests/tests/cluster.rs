@@ -174,6 +174,14 @@ fn follower_redirects_miss_to_primary() {
     let (after, _) = cluster.wait_converged(&[1, 2, 3], CONVERGE);
     assert_ne!(after, follower, "the restarted follower became primary; cannot test forward mode");
     let v = set.get("example.com/beta", "v1.0.0");
+    let mut conn = harness::http::KeepAlive::connect(cluster.addr(follower)).expect("connect to the follower");
+    for ext in ["mod", "info", "zip"] {
+        let path = v.url_path(ext);
+        let r = conn.request("HEAD", &path, &[]).expect("HEAD on the forwarding follower");
+        assert_eq!(r.status, 404, "HEAD {path} of an uncached version on forwarding follower {follower}: {:?}", r.headers);
+        assert_eq!(origin.count(&path), 0, "HEAD {path} was fetched upstream; origin requests: {:?}", origin.requests());
+    }
+    let probes_before = readyz_requests(&cluster, after);
     for (ext, bytes) in [("mod", &v.go_mod), ("info", &v.info), ("zip", &v.zip)] {
         let path = v.url_path(ext);
         let r = cluster.get(follower, &path);
@@ -182,6 +190,18 @@ fn follower_redirects_miss_to_primary() {
         assert!(r.body == *bytes, "{path} forwarded by node {follower}: {} bytes that differ from the origin's", r.body.len());
         assert_eq!(origin.count(&path), 1, "upstream fetches of {path}; origin requests: {:?}", origin.requests());
     }
+    // The relayed request is the only one: no readiness probe before it.
+    assert_eq!(readyz_requests(&cluster, after), probes_before, "the forwarding follower probed the primary's /readyz");
+}
+
+/// `/readyz` requests node `id` has answered so far (its own metrics).
+fn readyz_requests(cluster: &Cluster, id: u64) -> u64 {
+    let metrics = cluster.get(id, "/metrics").text();
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("flotilla_http_requests_total{") && l.contains("route=\"readyz\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }
 
 /// Where the go command keeps a downloaded `.mod`.

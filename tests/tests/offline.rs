@@ -106,3 +106,26 @@ fn uncached_module_answers_502_with_reason_while_origin_is_down_and_works_once_i
     assert_eq!(r.status, 200, "after the origin is back: {}", r.summary());
     assert!(r.body == uncached.zip, "zip differs from the origin's");
 }
+
+#[test]
+fn latest_and_lists_are_served_stale_after_ttl_when_upstream_is_switched_off() {
+    let (origin, mut node) = offline_mirror();
+    let module = "example.com/pseudo";
+    let latest = node.get(&latest_path(module));
+    assert_eq!(latest.status, 200, "warming @latest: {}", latest.summary());
+    assert_eq!(node.get(&list_path("example.com/alpha")).status, 200, "warming a list");
+    let warmed = Instant::now();
+
+    node.options_mut().upstream = "off".to_owned();
+    node.restart();
+    std::thread::sleep((warmed + LIST_TTL + Duration::from_millis(300)).saturating_duration_since(Instant::now()));
+    origin.reset_counts();
+
+    let stale = node.get(&latest_path(module));
+    assert_eq!(stale.status, 200, "stale @latest with upstream off: {}", stale.summary());
+    assert_eq!(stale.body, latest.body);
+    let list = node.get(&list_path("example.com/alpha"));
+    assert_eq!(list.status, 200, "stale list with upstream off: {}", list.summary());
+    assert_text_error("@latest never cached", &node.get(&latest_path("example.com/beta")), 404);
+    assert!(origin.requests().is_empty(), "upstream is off, yet the origin was asked: {:?}", origin.requests());
+}

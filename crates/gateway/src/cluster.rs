@@ -28,11 +28,18 @@ pub trait Cluster: Send + Sync + 'static {
     fn role(&self) -> Role;
 
     /// Makes `op` durable: on a cluster, committed by a majority and applied
-    /// locally before this resolves.
+    /// locally before this resolves. Parts of a version the catalog already
+    /// records stay as they are (first writer wins): read them back.
     fn commit(&self, op: CatalogOp) -> BoxFuture<'_, Result<(), ApiError>>;
 
     /// Waits up to `timeout` for a primary to exist, then returns the role.
     fn wait_for_primary(&self, timeout: Duration) -> BoxFuture<'_, Role>;
+
+    /// Whether a follower's primary has gone silent in raft (killed, frozen,
+    /// cut off), so clients must not be sent there.
+    fn primary_silent(&self) -> bool {
+        false
+    }
 
     /// `Ok` when this node can serve: it knows a primary and has applied the
     /// committed log. `Err` says why not.
@@ -77,7 +84,10 @@ impl Cluster for Standalone {
     }
 
     fn commit(&self, op: CatalogOp) -> BoxFuture<'_, Result<(), ApiError>> {
-        Box::pin(async move { Ok(self.store.catalog.apply(&op)?) })
+        Box::pin(async move {
+            self.store.catalog.apply(&op)?;
+            Ok(())
+        })
     }
 
     fn wait_for_primary(&self, _timeout: Duration) -> BoxFuture<'_, Role> {

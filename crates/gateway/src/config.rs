@@ -14,9 +14,13 @@ pub struct GatewayConfig {
     pub mode: Mode,
     /// How long a request waits for a primary during an election before `503`.
     pub leader_wait: Duration,
+    /// Memory for hot, verified zips served without touching the disk.
+    pub hot_zips_bytes: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// `gateway.mode` in the node's configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// `307` to the same path on the primary's advertised URL.
     Redirect,
@@ -33,6 +37,7 @@ impl Default for GatewayConfig {
             zip_limits: gomod::ZipLimits::default(),
             mode: Mode::Redirect,
             leader_wait: Duration::from_secs(5),
+            hot_zips_bytes: 64 << 20,
         }
     }
 }

@@ -10,6 +10,7 @@ use store::{CatalogOp, Sha256Writer, VersionParts, ZipRef};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::from_upstream;
+use crate::modcheck;
 use crate::{ApiError, AppState};
 
 const MAX_INFO: u64 = 1 << 20;
@@ -60,16 +61,18 @@ async fn fetch_info(state: &AppState, module: &ModulePath, version: &Version) ->
     }
     put(state, module, version, VersionParts { info: Some(body.clone()), ..Default::default() }).await?;
     tracing::info!(%module, %version, "cached .info");
-    Ok(body)
+    Ok(recorded(&what, body, state.store.catalog.info(module, version)?))
 }
 
 async fn fetch_mod(state: &AppState, module: &ModulePath, version: &Version) -> Result<Vec<u8>, ApiError> {
     let what = format!("{module}@{version}.mod");
     let limit = state.cfg.zip_limits.max_go_mod;
     let body = fetch_small(state, "mod", module, &format!("@v/{}.mod", version.escaped()), limit, &what).await?;
+    modcheck::check_is_go_mod(&body, &what)?;
+    modcheck::check_matches_zip(state, module, version, &body, &what).await?;
     put(state, module, version, VersionParts { go_mod: Some(body.clone()), ..Default::default() }).await?;
     tracing::info!(%module, %version, h1 = %gomod::h1_go_mod(&body), "cached .mod");
-    Ok(body)
+    Ok(recorded(&what, body, state.store.catalog.go_mod(module, version)?))
 }
 
 pub async fn fetch_small(
@@ -128,6 +131,7 @@ async fn fetch_zip(state: &AppState, module: &ModulePath, version: &Version) -> 
         ApiError::bad_gateway(format!("upstream zip {what} failed verification, nothing was stored: {e}"))
     })?;
 
+    modcheck::check_zip_matches_mod(state, module, version, summary.go_mod.as_deref(), &what)?;
     let blobs = state.store.blobs.clone();
     tokio::task::spawn_blocking(move || blobs.commit(temp, &sha))
         .await
@@ -144,7 +148,19 @@ async fn fetch_zip(state: &AppState, module: &ModulePath, version: &Version) -> 
     let zip = ZipRef { sha256: sha.to_hex(), size, h1: summary.h1 };
     put(state, module, version, VersionParts { zip: Some(zip.clone()), ..Default::default() }).await?;
     tracing::info!(%module, %version, size, sha256 = %zip.sha256, h1 = %zip.h1, took_ms = started.elapsed().as_millis() as u64, "cached .zip");
-    Ok(zip)
+    Ok(recorded(&what, zip, state.store.catalog.zip(module, version)?))
+}
+
+/// What the catalog holds after a write: `ours`, unless another primary
+/// recorded the part first (first writer wins), then that.
+fn recorded<T: PartialEq>(what: &str, ours: T, stored: Option<T>) -> T {
+    match stored {
+        Some(stored) if stored != ours => {
+            tracing::warn!(what, "upstream's copy differs from the one already recorded; serving the recorded one");
+            stored
+        }
+        _ => ours,
+    }
 }
 
 /// A zip another fill stored while this one waited, if its blob is here.

@@ -107,7 +107,8 @@ pub async fn latest(state: &Arc<AppState>, module: &ModulePath, req: &Incoming<'
         .await;
     match fetched {
         Ok(body) => Ok(respond(JSON, mutable_cache(state), body)),
-        Err(e) if e.is_not_found() => Err(e),
+        // With lookups switched off, "not found" says nothing about the module.
+        Err(e) if e.is_not_found() && !state.upstream.is_off(module) => Err(e),
         Err(e) => stale_latest(state, module, cached, e),
     }
 }
@@ -174,8 +175,14 @@ fn merge_versions(mut listed: Vec<String>, held: Vec<Version>) -> String {
     listed.iter().map(|v| format!("{v}\n")).collect()
 }
 
+/// Younger than `ttl`. A fetch time in the future (the clock of the primary
+/// that fetched it ran ahead) counts as stale, not as fresh forever.
 fn fresh(fetched_at_ms: u64, ttl: Duration) -> bool {
-    now_ms().saturating_sub(fetched_at_ms) < ttl.as_millis() as u64
+    fresh_at(now_ms(), fetched_at_ms, ttl)
+}
+
+fn fresh_at(now_ms: u64, fetched_at_ms: u64, ttl: Duration) -> bool {
+    fetched_at_ms <= now_ms && now_ms - fetched_at_ms < ttl.as_millis() as u64
 }
 
 fn mutable_cache(state: &AppState) -> String {
@@ -194,6 +201,17 @@ mod tests {
     fn list_keeps_canonical_tags_only() {
         let body = b"v1.0.0\nv0.2\nv0.3.0+meta\nv1.1.0 2019-01-01T00:00:00Z\n\nv0.0.0-20191109021931-daa7c04131f5\nv2.0.0+incompatible\r\nv1.0.0\n";
         assert_eq!(parse_list(body), ["v1.0.0", "v1.1.0", "v2.0.0+incompatible"]);
+    }
+
+    #[test]
+    fn a_list_is_fresh_for_its_ttl_and_stale_when_fetched_in_the_future() {
+        let (now, ttl) = (1_000_000, Duration::from_secs(60));
+        assert!(fresh_at(now, now, ttl));
+        assert!(fresh_at(now, now - 59_999, ttl));
+        assert!(!fresh_at(now, now - 60_000, ttl));
+        assert!(!fresh_at(now, now + 1, ttl), "fetched 1 ms in the future");
+        assert!(!fresh_at(now, now + 3_600_000, ttl), "fetched an hour in the future");
+        assert!(!fresh_at(now, u64::MAX, ttl));
     }
 
     #[test]

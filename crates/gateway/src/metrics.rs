@@ -47,6 +47,7 @@ pub struct Metrics {
     pub stale_served: Family<Kind, Counter>,
     pub corrupt_blobs: Counter,
     pub blob_bytes: Gauge,
+    pub hot_zip_bytes: Gauge,
     pub blob_count: Gauge,
     pub raft_term: Gauge,
     pub raft_primary: Gauge,
@@ -76,6 +77,7 @@ impl Default for Metrics {
             stale_served: Family::default(),
             corrupt_blobs: Counter::default(),
             blob_bytes: Gauge::default(),
+            hot_zip_bytes: Gauge::default(),
             blob_count: Gauge::default(),
             raft_term: Gauge::default(),
             raft_primary: Gauge::default(),
@@ -101,6 +103,7 @@ impl Default for Metrics {
         registry.register("stale_served", "Lists or @latest served from a stale copy because upstream failed", m.stale_served.clone());
         registry.register("corrupt_blobs", "Stored blobs found corrupt and quarantined", m.corrupt_blobs.clone());
         registry.register("blob_store_bytes", "Bytes of blobs stored on this node", m.blob_bytes.clone());
+        registry.register("hot_zip_bytes", "Bytes of verified zips held in memory (cache.memory)", m.hot_zip_bytes.clone());
         registry.register("blob_store_blobs", "Number of blobs stored on this node", m.blob_count.clone());
         registry.register("raft_term", "Current raft term seen by this node", m.raft_term.clone());
         registry.register("raft_acting_primary", "1 while this node acts as primary (leader with a fresh quorum)", m.raft_primary.clone());

@@ -39,9 +39,14 @@ pub struct Incoming<'a> {
 /// `None`: this node is the primary (or alone) and answers itself.
 /// `Some(response)`: the request was sent to the primary.
 ///
-/// A follower learns of a dead primary only when the next election ends, so
-/// before sending a client there it checks that the primary answers; while
-/// it does not (or there is none), the request waits up to `leader_wait`.
+/// A follower learns of a dead primary only when the next election ends.
+/// While raft says the primary has gone silent (its connection closed when
+/// it was killed, or no heartbeat for three intervals), no client is sent
+/// there. Otherwise, in redirect mode, the follower checks that the primary
+/// answers before sending the client (the client cannot be retried once
+/// redirected); in forward mode the relayed request itself is the check: a
+/// primary that cannot be reached is retried. Either way the request waits
+/// up to `leader_wait` for a primary that is alive.
 pub async fn elsewhere(state: &Arc<AppState>, req: &Incoming<'_>) -> Result<Option<Response>, ApiError> {
     let deadline = Instant::now() + state.cfg.leader_wait;
     loop {
@@ -55,12 +60,16 @@ pub async fn elsewhere(state: &Arc<AppState>, req: &Incoming<'_>) -> Result<Opti
                         1,
                     ));
                 }
-                if primary_answers(state, url).await {
+                if !state.cluster.primary_silent() {
                     let target = format!("{}{}", url.trim_end_matches('/'), req.path);
-                    return match state.cfg.mode {
-                        Mode::Redirect => Ok(Some(redirect(&target))),
-                        Mode::Forward => forward(state, &target, req.headers).await.map(Some),
-                    };
+                    match state.cfg.mode {
+                        Mode::Redirect if primary_answers(state, url).await => return Ok(Some(redirect(&target))),
+                        Mode::Redirect => {}
+                        Mode::Forward => match forward(state, &target, req.headers).await {
+                            Ok(resp) => return Ok(Some(resp)),
+                            Err(e) => tracing::debug!(%target, error = %e, "primary unreachable; waiting for one that answers"),
+                        },
+                    }
                 }
             }
             Role::Follower { url: None, .. } | Role::NoPrimary => {}
@@ -128,14 +137,16 @@ fn redirect(target: &str) -> Response {
     resp
 }
 
-async fn forward(state: &AppState, target: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
+/// Relays the request to the primary. `Err`: the primary could not be
+/// reached or gave no answer (safe to retry: GOPROXY requests are reads).
+async fn forward(state: &AppState, target: &str, headers: &HeaderMap) -> Result<Response, String> {
     let mut req = state.peers.get(target).header(FORWARDED, "1");
     for name in REQUEST_HEADERS {
         if let Some(v) = headers.get(&name) {
             req = req.header(name, v);
         }
     }
-    let upstream = req.send().await.map_err(|e| ApiError::unavailable(format!("cannot reach the primary at {target}: {e}"), 1))?;
+    let upstream = req.send().await.map_err(|e| format!("cannot reach the primary at {target}: {e}"))?;
     let status = upstream.status();
     let kept: Vec<(HeaderName, HeaderValue)> =
         RESPONSE_HEADERS.into_iter().filter_map(|name| upstream.headers().get(&name).cloned().map(|v| (name, v))).collect();

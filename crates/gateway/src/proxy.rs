@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use gomod::{ModulePath, Request, Version, VersionRef};
 
 use crate::primary::{self, Incoming};
-use crate::{fill, lists, zipserve, ApiError, AppState};
+use crate::{fill, head, lists, zipserve, ApiError, AppState};
 use store::ZipRef;
 
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -34,6 +34,9 @@ pub async fn handle(State(state): State<Arc<AppState>>, method: Method, uri: Uri
         Ok(r) => r,
         Err(e) => return ApiError::from(e).into_response(),
     };
+    if method == Method::HEAD {
+        return head::answer(&state, request).await.unwrap_or_else(IntoResponse::into_response);
+    }
     let incoming = Incoming { path, headers: &headers };
     match answer(&state, request, &incoming).await {
         Ok(resp) => resp,
@@ -95,10 +98,15 @@ async fn zip(state: &Arc<AppState>, module: &ModulePath, version: &Version, req:
         return Ok(resp);
     }
     let zip = fill::zip(state, module, version).await?;
-    let blob = zipserve::open(state, &zip)
-        .await?
-        .ok_or_else(|| ApiError::internal(format!("zip for {module}@{version} vanished right after it was stored")))?;
-    Ok(zipserve::respond(&zip, blob, req.headers))
+    if let Some(blob) = zipserve::open(state, &zip).await? {
+        return Ok(zipserve::respond(&zip, blob, req.headers));
+    }
+    // The catalog kept another primary's zip (first writer wins), which may
+    // not have reached this node yet.
+    if let Some(resp) = from_peers(state, &zip, req).await {
+        return Ok(resp);
+    }
+    Err(ApiError::internal(format!("zip for {module}@{version} is recorded but no node could supply its blob; retry")))
 }
 
 /// Copies a zip's blob that this node lacks (replication lag) or just

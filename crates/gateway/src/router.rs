@@ -15,6 +15,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(status::landing))
         .route("/healthz", get(status::healthz))
+        .route("/serving", get(status::serving))
         .route("/readyz", get(status::readyz))
         .route("/metrics", get(status::metrics))
         .route("/api/v1/status", get(status::status))
@@ -39,6 +40,7 @@ async fn count_requests(State(state): State<Arc<AppState>>, req: Request, next: 
 fn route_label(path: &str) -> &'static str {
     match path {
         "/healthz" => "healthz",
+        "/serving" => "serving",
         "/readyz" => "readyz",
         "/metrics" => "metrics",
         "/api/v1/status" => "status",

@@ -5,6 +5,7 @@ use store::{Store, ZipRef};
 use upstream::{Group, Upstream};
 
 use crate::cluster::Cluster;
+use crate::hotzips::HotZips;
 use crate::negative::NegativeCache;
 use crate::{ApiError, GatewayConfig, Metrics};
 
@@ -15,6 +16,7 @@ pub struct AppState {
     pub upstream: Upstream,
     pub cluster: Arc<dyn Cluster>,
     pub metrics: Metrics,
+    pub(crate) hot_zips: HotZips,
     pub(crate) negative: NegativeCache,
     /// One upstream fill per key, however many clients ask at once.
     pub(crate) zip_fills: Group<String, Result<ZipRef, ApiError>>,
@@ -28,6 +30,7 @@ impl AppState {
     pub fn new(cfg: GatewayConfig, store: Arc<Store>, upstream: Upstream, cluster: Arc<dyn Cluster>) -> Arc<Self> {
         Arc::new(AppState {
             negative: NegativeCache::new(cfg.negative_ttl),
+            hot_zips: HotZips::new(cfg.hot_zips_bytes),
             cfg,
             store,
             upstream,

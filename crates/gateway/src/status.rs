@@ -14,6 +14,25 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// 200 when this node can serve what it holds: its catalog answers a read
+/// and its blob directory is there. Unlike `/readyz` it needs no primary and
+/// no quorum, so a load balancer keeps a node that can still serve every
+/// cached file during an election or with most of the cluster down.
+pub async fn serving(State(state): State<Arc<AppState>>) -> Response {
+    let catalog =
+        state.store.catalog.db().get(store::CF_LOCAL, b"serving-probe").map(|_| ()).map_err(|e| format!("catalog unreadable: {e}"));
+    let blobs = state.store.data_dir().join("blobs");
+    let checked = catalog.and_then(|()| match std::fs::metadata(&blobs) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(format!("{} is not a directory", blobs.display())),
+        Err(e) => Err(format!("{}: {e}", blobs.display())),
+    });
+    match checked {
+        Ok(()) => "serving\n".into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("cannot serve: {why}\n")).into_response(),
+    }
+}
+
 /// Ready when the store is usable. (In a cluster this will also require a
 /// known primary and an applied log.)
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
@@ -27,6 +46,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let stats = state.store.blobs.stats();
     state.metrics.blob_bytes.set(stats.bytes as i64);
     state.metrics.blob_count.set(stats.count as i64);
+    state.metrics.hot_zip_bytes.set(state.hot_zips.weight() as i64);
     let cluster = state.cluster.status();
     let gauge = |key: &str| cluster.get(key).and_then(|v| v.as_i64().or(v.as_bool().map(i64::from)));
     let m = &state.metrics;
@@ -80,7 +100,7 @@ pub async fn blob(State(state): State<Arc<AppState>>, Path(sha256): Path<String>
 
 pub async fn landing(State(state): State<Arc<AppState>>) -> Response {
     let text = format!(
-        "Flotilla Go module mirror (node {}).\n\nPoint the go command at this address:\n  go env -w GOPROXY=<this URL>\n\nStatus: /api/v1/status  Health: /healthz  Metrics: /metrics\n",
+        "Flotilla Go module mirror (node {}).\n\nPoint the go command at this address:\n  go env -w GOPROXY=<this URL>\n\nStatus: /api/v1/status  Health: /healthz /serving /readyz  Metrics: /metrics\n",
         state.cfg.node_id
     );
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()

@@ -2,31 +2,61 @@
 //! Content-Length, a strong ETag (the sha256), `Range`/`If-Range` and
 //! `If-None-Match`.
 
-use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use store::{OpenBlob, ZipRef};
-use tokio::io::AsyncReadExt;
-use tokio_util::io::ReaderStream;
+use bytes::Bytes;
+use store::{BlobContent, OpenBlob, ZipRef};
 
+use crate::hotzips::WHOLE_READ_MAX;
 use crate::proxy::IMMUTABLE;
 use crate::{ApiError, AppState};
 
-const CHUNK: usize = 256 * 1024;
+/// Read size when streaming a large zip: a few of these per client are all
+/// the memory a download holds.
+const CHUNK: u64 = 256 * 1024;
 
-/// Opens the blob of `zip`, verifying it if this node has not yet. A corrupt
-/// blob is quarantined by the store and reported as an error here.
-pub async fn open(state: &Arc<AppState>, zip: &ZipRef) -> Result<Option<OpenBlob>, ApiError> {
+/// A verified zip ready to be served.
+pub enum Content {
+    /// Small zips, read whole (or found in memory).
+    Memory(Bytes),
+    /// Larger zips, streamed from the open file.
+    File(OpenBlob),
+}
+
+impl Content {
+    fn len(&self) -> u64 {
+        match self {
+            Content::Memory(bytes) => bytes.len() as u64,
+            Content::File(blob) => blob.len,
+        }
+    }
+}
+
+/// The verified content of `zip`'s blob: from memory when it is hot, else
+/// opened (and read whole if small) in one trip to a blocking thread,
+/// verifying it if this node has not yet. A corrupt blob is quarantined by
+/// the store and reported as an error here.
+pub async fn open(state: &Arc<AppState>, zip: &ZipRef) -> Result<Option<Content>, ApiError> {
     let sha = zip.sha().map_err(|e| ApiError::internal(format!("catalog entry: {e}")))?;
+    if let Some(bytes) = state.hot_zips.get(&state.store.blobs, &sha) {
+        return Ok(Some(Content::Memory(bytes)));
+    }
     let blobs = state.store.blobs.clone();
-    let opened = tokio::task::spawn_blocking(move || blobs.open(&sha))
+    let read = tokio::task::spawn_blocking(move || blobs.read(&sha, WHOLE_READ_MAX))
         .await
-        .map_err(|e| ApiError::internal(format!("blob open task failed: {e}")))?;
-    match opened {
-        Ok(blob) => Ok(blob),
+        .map_err(|e| ApiError::internal(format!("blob read task failed: {e}")))?;
+    match read {
+        Ok(Some(BlobContent::Whole { bytes, stamp })) => {
+            let bytes = Bytes::from(bytes);
+            state.hot_zips.insert(sha, bytes.clone(), stamp);
+            Ok(Some(Content::Memory(bytes)))
+        }
+        Ok(Some(BlobContent::Open(blob))) => Ok(Some(Content::File(blob))),
+        Ok(None) => Ok(None),
         Err(e @ store::Error::Corrupt { .. }) => {
             state.metrics.corrupt_blobs.inc();
             state.cluster.blob_corrupt(sha);
@@ -36,33 +66,49 @@ pub async fn open(state: &Arc<AppState>, zip: &ZipRef) -> Result<Option<OpenBlob
     }
 }
 
-pub fn respond(zip: &ZipRef, blob: OpenBlob, headers: &HeaderMap) -> Response {
+pub fn respond(zip: &ZipRef, content: Content, headers: &HeaderMap) -> Response {
     let etag = format!("\"{}\"", zip.sha256);
     if header_is(headers, header::IF_NONE_MATCH, &etag) {
         return build(StatusCode::NOT_MODIFIED, &etag, None, 0, Body::empty());
     }
+    let size = content.len();
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(spec) if range_applies(headers, &etag) => match parse_range(spec, blob.len) {
-            Some(r) => Some(r),
-            None => return unsatisfiable(blob.len),
+        Some(spec) if range_applies(headers, &etag) => match parse_range(spec, size) {
+            RangeSpec::One(s, e) => Some((s, e)),
+            RangeSpec::Unsatisfiable => return unsatisfiable(size),
+            RangeSpec::Ignored => None,
         },
         _ => None,
     };
-    let (start, len) = range.map(|(s, e)| (s, e - s + 1)).unwrap_or((0, blob.len));
-    let body = Body::from_stream(stream_file(blob, start, len));
+    let (start, len) = range.map(|(s, e)| (s, e - s + 1)).unwrap_or((0, size));
+    let body = match content {
+        Content::Memory(bytes) => Body::from(bytes.slice(start as usize..(start + len) as usize)),
+        Content::File(blob) => Body::from_stream(stream_file(blob.file, start, len)),
+    };
     match range {
-        Some((s, e)) => build(StatusCode::PARTIAL_CONTENT, &etag, Some(format!("bytes {s}-{e}/{}", zip.size)), len, body),
+        Some((s, e)) => build(StatusCode::PARTIAL_CONTENT, &etag, Some(format!("bytes {s}-{e}/{size}")), len, body),
         None => build(StatusCode::OK, &etag, None, len, body),
     }
 }
 
-fn stream_file(blob: OpenBlob, start: u64, len: u64) -> ReaderStream<tokio::io::Take<tokio::fs::File>> {
-    let mut file = blob.file;
-    // lseek on a regular file never blocks; a failure shows up as a short body.
-    if let Err(e) = file.seek(SeekFrom::Start(start)) {
-        tracing::warn!(error = %e, "seek in blob failed");
-    }
-    ReaderStream::with_capacity(tokio::fs::File::from_std(file).take(len), CHUNK)
+/// `len` bytes of `file` from `start`, read straight into the buffers the
+/// response sends (positional reads, one blocking hop per chunk).
+fn stream_file(file: std::fs::File, start: u64, len: u64) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send {
+    let end = start + len;
+    futures::stream::try_unfold((Arc::new(file), start), move |(file, pos)| async move {
+        if pos >= end {
+            return Ok(None);
+        }
+        let n = CHUNK.min(end - pos) as usize;
+        let reader = file.clone();
+        let chunk = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; n];
+            reader.read_exact_at(&mut buf, pos).map(|()| Bytes::from(buf))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(Some((chunk, (file, pos + n as u64))))
+    })
 }
 
 fn build(status: StatusCode, etag: &str, content_range: Option<String>, len: u64, body: Body) -> Response {
@@ -113,44 +159,78 @@ fn range_applies(headers: &HeaderMap, etag: &str) -> bool {
     }
 }
 
-/// One `bytes=` range, as inclusive (start, end). `None`: unsatisfiable or
-/// malformed (answered 416; multi-range is not supported).
-pub fn parse_range(spec: &str, size: u64) -> Option<(u64, u64)> {
-    let spec = spec.trim().strip_prefix("bytes=")?;
-    if spec.contains(',') || size == 0 {
-        return None;
+/// What a `Range` header asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RangeSpec {
+    /// One satisfiable `bytes=` range, as inclusive (start, end).
+    One(u64, u64),
+    /// A well-formed range that lies outside the zip: `416`.
+    Unsatisfiable,
+    /// Malformed, another unit, or several ranges: ignored, the whole zip is
+    /// sent (RFC 9110 lets a server ignore any `Range` it does not support).
+    Ignored,
+}
+
+pub fn parse_range(spec: &str, size: u64) -> RangeSpec {
+    let Some(spec) = spec.trim().strip_prefix("bytes=") else { return RangeSpec::Ignored };
+    if spec.contains(',') {
+        return RangeSpec::Ignored;
     }
-    let (a, b) = spec.split_once('-')?;
+    let Some((a, b)) = spec.split_once('-') else { return RangeSpec::Ignored };
     let (a, b) = (a.trim(), b.trim());
+    let number = |s: &str| -> Option<u64> { (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit())).then(|| s.parse().ok()).flatten() };
     if a.is_empty() {
-        let n: u64 = b.parse().ok()?;
-        if n == 0 {
-            return None;
+        // A suffix: the last `n` bytes.
+        return match number(b) {
+            None => RangeSpec::Ignored,
+            Some(0) => RangeSpec::Unsatisfiable,
+            Some(_) if size == 0 => RangeSpec::Unsatisfiable,
+            Some(n) => RangeSpec::One(size.saturating_sub(n), size - 1),
+        };
+    }
+    let Some(start) = number(a) else { return RangeSpec::Ignored };
+    let end = if b.is_empty() {
+        None
+    } else {
+        match number(b) {
+            Some(end) if end >= start => Some(end),
+            _ => return RangeSpec::Ignored,
         }
-        return Some((size.saturating_sub(n), size - 1));
-    }
-    let start: u64 = a.parse().ok()?;
+    };
     if start >= size {
-        return None;
+        return RangeSpec::Unsatisfiable;
     }
-    let end = if b.is_empty() { size - 1 } else { b.parse::<u64>().ok()?.min(size - 1) };
-    (end >= start).then_some((start, end))
+    RangeSpec::One(start, end.map_or(size - 1, |e| e.min(size - 1)))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_range;
+    use super::{parse_range, RangeSpec::*};
 
     #[test]
     fn ranges() {
-        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
-        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=50-500", 100), Some((50, 99)));
-        assert_eq!(parse_range("bytes=100-", 100), None);
-        assert_eq!(parse_range("bytes=5-1", 100), None);
-        assert_eq!(parse_range("bytes=0-1,5-6", 100), None);
-        assert_eq!(parse_range("items=0-1", 100), None);
-        assert_eq!(parse_range("bytes=-0", 100), None);
+        assert_eq!(parse_range("bytes=0-9", 100), One(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), One(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), One(90, 99));
+        assert_eq!(parse_range("bytes=-500", 100), One(0, 99));
+        assert_eq!(parse_range("bytes=50-500", 100), One(50, 99));
+        assert_eq!(parse_range(" bytes=0-0", 100), One(0, 0));
+    }
+
+    #[test]
+    fn ranges_outside_the_zip_are_unsatisfiable() {
+        assert_eq!(parse_range("bytes=100-", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=100-200", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-", 0), Unsatisfiable);
+    }
+
+    #[test]
+    fn malformed_and_multi_ranges_are_ignored() {
+        for spec in
+            ["bytes=5-1", "bytes=0-1,5-6", "items=0-1", "bytes=", "bytes=-", "bytes=a-b", "bytes=1-x", "bytes=+1-2", "bytes=--5", "0-5"]
+        {
+            assert_eq!(parse_range(spec, 100), Ignored, "{spec}");
+        }
     }
 }

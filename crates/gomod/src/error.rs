@@ -23,6 +23,8 @@ pub enum Error {
     InvalidZip(String),
     #[error("invalid .info: {0}")]
     InvalidInfo(String),
+    #[error("invalid go.mod: {0}")]
+    InvalidGoMod(String),
 }
 
 impl Error {

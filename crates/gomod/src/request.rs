@@ -165,11 +165,22 @@ fn parse_info_version(module: &ModulePath, escaped: &str) -> Result<VersionRef> 
     let raw = unescape(escaped).map_err(|reason| Error::version(escaped, format!("has a bad case-encoding: {reason}")))?;
     if semver::canonical(&raw).as_deref() == Some(raw.as_str()) {
         let version = Version::new(&raw)?;
-        check_module_version(module, &version)?;
-        return Ok(VersionRef::Canonical(version));
+        match check_module_version(module, &version) {
+            Ok(()) => return Ok(VersionRef::Canonical(version)),
+            // `go get github.com/docker/docker@v24.0.7` asks for `v24.0.7.info`
+            // and expects upstream to resolve it to `v24.0.7+incompatible`.
+            Err(_) if may_resolve_to_incompatible(module, &version) => {}
+            Err(e) => return Err(e),
+        }
     }
     check_query(&raw)?;
     Ok(VersionRef::Query(raw))
+}
+
+/// A version of major 2 or higher on a path without a major suffix names an
+/// `+incompatible` version, which only upstream can resolve.
+fn may_resolve_to_incompatible(module: &ModulePath, version: &Version) -> bool {
+    module.major_suffix().is_empty() && version.major() >= 2 && !version.is_incompatible()
 }
 
 /// A version query must be one safe file-name element.
@@ -283,6 +294,18 @@ mod tests {
             ("/example.com/a..b/@v/list", Request::List { module: m("example.com/a..b") }),
             ("/example.com/%61/@v/list", Request::List { module: m("example.com/a") }),
             ("/example.com/mod/@v/list.info", Request::Info { module: m("example.com/mod"), version: VersionRef::Query("list".into()) }),
+            (
+                "/github.com/docker/docker/@v/v24.0.7.info",
+                Request::Info { module: m("github.com/docker/docker"), version: VersionRef::Query("v24.0.7".into()) },
+            ),
+            (
+                "/example.com/mod/@v/v2.0.0.info",
+                Request::Info { module: m("example.com/mod"), version: VersionRef::Query("v2.0.0".into()) },
+            ),
+            (
+                "/example.com/mod/@v/v3.1.0-rc.1.info",
+                Request::Info { module: m("example.com/mod"), version: VersionRef::Query("v3.1.0-rc.1".into()) },
+            ),
         ];
         assert!(cases.len() >= 25);
         for (path, want) in cases {
@@ -340,7 +363,9 @@ mod tests {
             ("/example.com/mod/@v/v2.0.0.mod", "should be v0 or v1, not v2"),
             ("/example.com/mod/v2/@v/v3.0.0.zip", "should be v2, not v3"),
             ("/gopkg.in/yaml.v2/@v/v3.0.0.mod", "should be v2, not v3"),
-            ("/example.com/mod/@v/v2.0.0.info", "should be v0 or v1, not v2"),
+            ("/example.com/mod/v2/@v/v3.0.0.info", "should be v2, not v3"),
+            ("/gopkg.in/yaml.v2/@v/v3.0.0.info", "should be v2, not v3"),
+            ("/example.com/mod/v2/@v/v2.0.0+incompatible.info", "+incompatible is not allowed"),
             ("/example.com/mod/@v/v1.0.0+incompatible.info", "+incompatible"),
             // request shape
             ("/example.com/mod/@v/", "nothing after /@v/"),

@@ -112,6 +112,23 @@ pub fn check_zip<R: Read + Seek>(mut reader: R, module: &ModulePath, version: &V
     Ok(summary)
 }
 
+/// The root `go.mod` of a zip that [`check_zip`] accepted before, if it has
+/// one, read without going through the other entries.
+pub fn zip_go_mod<R: Read + Seek>(reader: R, module: &ModulePath, version: &Version, limit: u64) -> Result<Option<Vec<u8>>> {
+    let mut archive = ZipArchive::new(reader).map_err(zip_error)?;
+    let mut entry = match archive.by_name(&format!("{module}@{version}/go.mod")) {
+        Ok(entry) => entry,
+        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => return Err(zip_error(e)),
+    };
+    let mut out = Vec::new();
+    (&mut entry).take(limit + 1).read_to_end(&mut out).map_err(io_error)?;
+    if out.len() as u64 > limit {
+        return Err(bad(format!("go.mod is larger than {limit} bytes")));
+    }
+    Ok(Some(out))
+}
+
 fn bad(msg: String) -> Error {
     Error::InvalidZip(msg)
 }

@@ -273,3 +273,17 @@ fn fold_matches_go_examples() {
     assert_ne!(fold_case("\u{131}"), fold_case("i"));
     assert_ne!(fold_case("ß"), fold_case("ss"));
 }
+
+#[test]
+fn zip_go_mod_reads_the_root_go_mod_only() {
+    let (m, v) = (ModulePath::new("example.com/m").unwrap(), Version::new("v1.0.0").unwrap());
+    let with = build(&[
+        E::File("example.com/m@v1.0.0/sub/go.mod", b"module example.com/m/sub\n"),
+        E::File("example.com/m@v1.0.0/go.mod", b"module example.com/m\n"),
+    ]);
+    assert_eq!(zip_go_mod(Cursor::new(&with), &m, &v, 1 << 20).unwrap().as_deref(), Some(&b"module example.com/m\n"[..]));
+    assert!(zip_go_mod(Cursor::new(&with), &m, &v, 5).unwrap_err().to_string().contains("larger than 5 bytes"));
+    let without = build(&[E::File("example.com/m@v1.0.0/m.go", b"package m\n")]);
+    assert_eq!(zip_go_mod(Cursor::new(&without), &m, &v, 1 << 20).unwrap(), None);
+    assert!(zip_go_mod(Cursor::new(b"not a zip"), &m, &v, 1 << 20).is_err());
+}

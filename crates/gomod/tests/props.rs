@@ -5,8 +5,8 @@ use std::cmp::Ordering;
 use std::io::{Cursor, Write};
 
 use gomod::{
-    canonical, check_zip, compare, escape_string, is_valid_semver, parse_info, parse_request, unescape_string, ModulePath, Version,
-    ZipLimits,
+    canonical, check_zip, compare, escape_string, go_mod_module_path, is_valid_semver, parse_info, parse_request, unescape_string,
+    ModulePath, Version, ZipLimits,
 };
 use proptest::prelude::*;
 
@@ -92,6 +92,18 @@ proptest! {
     #[test]
     fn parse_info_never_panics(b in proptest::collection::vec(any::<u8>(), 0..200)) {
         let _ = parse_info(&b);
+    }
+
+    #[test]
+    fn go_mod_module_path_never_panics(b in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = go_mod_module_path(&b);
+    }
+
+    #[test]
+    fn go_mod_module_path_never_panics_on_gomod_like_text(s in "(module|require|\\(|\\)|\"|`|//|\\\\|[ \t\n]|[a-z./])*") {
+        if let Ok(path) = go_mod_module_path(s.as_bytes()) {
+            prop_assert!(!path.is_empty());
+        }
     }
 
     #[test]

@@ -100,14 +100,20 @@ impl gateway::Cluster for RaftCluster {
         }
     }
 
+    fn primary_silent(&self) -> bool {
+        self.control.leader_silent()
+    }
+
     fn commit(&self, op: CatalogOp) -> BoxFuture<'_, Result<(), ApiError>> {
         Box::pin(async move {
             let zip = match &op {
                 CatalogOp::PutVersion { parts, .. } => parts.zip.clone(),
                 _ => None,
             };
-            match self.control.propose(Command::Catalog(op), COMMIT_TIMEOUT).await {
-                Ok(_) => match zip {
+            match self.control.write(Command::Catalog(op), COMMIT_TIMEOUT).await {
+                // A zip the catalog already had with other content was not
+                // recorded (first writer wins): no copies of it will come.
+                Ok(applied) => match zip.filter(|_| !applied.kept.iter().any(|p| p == store::PART_ZIP)) {
                     Some(zip) => self.wait_min_copies(&zip).await,
                     None => Ok(()),
                 },
@@ -197,7 +203,7 @@ impl gateway::Cluster for RaftCluster {
         let zip = zip.clone();
         Box::pin(async move {
             let sha = zip.sha().map_err(|e| e.to_string())?;
-            self.replicator.fetch_now(sha, zip.size).await
+            self.replicator.fetch_now(sha, zip.size).await.map_err(|e| e.to_string())
         })
     }
 
@@ -206,7 +212,7 @@ impl gateway::Cluster for RaftCluster {
     }
 
     fn blob(&self, sha: &Sha256) -> Option<serde_json::Value> {
-        Some(self.replicator.blob(sha))
+        serde_json::to_value(self.replicator.blob(sha)).ok()
     }
 }
 
@@ -219,16 +225,7 @@ pub fn raft_config(config: &Config) -> Result<RaftConfig> {
     let peers = config.cluster.peer_map()?;
     let secret_file = config.cluster.secret_file.as_ref().context("cluster.secret_file is required in cluster mode")?;
     let secret = crate::config::read_secret_file(secret_file, "cluster.secret_file")?;
-    let cfg = RaftConfig {
-        node_id: config.node_id,
-        peers,
-        heartbeat: config.raft.heartbeat,
-        election_timeout_min: config.raft.election_timeout_min,
-        election_timeout_max: config.raft.election_timeout_max,
-        snapshot_every: config.raft.snapshot_every,
-        cluster_id: cluster_id(&secret),
-        secret,
-    };
+    let cfg = RaftConfig { node_id: config.node_id, peers, settings: config.raft.clone(), cluster_id: cluster_id(&secret), secret };
     cfg.validate()?;
     Ok(cfg)
 }
@@ -291,11 +288,13 @@ pub async fn serve_grpc(
     tracing::info!(%addr, "cluster port listening");
     // Raft messages and blob chunks are small writes that must not wait for
     // Nagle's algorithm and the peer's delayed ACK (~40 ms each).
-    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |conn| {
-        conn.inspect(|stream| {
+    let tracker = control.clone();
+    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), move |conn| {
+        conn.map(|stream| {
             if let Err(e) = stream.set_nodelay(true) {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY on a cluster connection");
             }
+            tracker.track_connection(stream)
         })
     });
     tonic::transport::Server::builder()

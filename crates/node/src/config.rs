@@ -15,11 +15,11 @@ pub struct Config {
     pub node_id: u64,
     pub data_dir: PathBuf,
     pub gateway: GatewaySection,
-    pub upstream: UpstreamSection,
+    pub upstream: upstream::Config,
     pub cache: CacheSection,
     pub cluster: ClusterSection,
-    pub raft: RaftSection,
-    pub replication: ReplicationSection,
+    pub raft: raft::RaftSettings,
+    pub replication: replicator::ReplicationConfig,
     pub admin: AdminSection,
 }
 
@@ -32,22 +32,15 @@ pub struct AdminSection {
     pub token_file: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GatewayMode {
-    /// Answer a miss on a follower with `307` to the primary.
-    Redirect,
-    /// Fetch a miss from the primary and relay it (clients that reach one address only).
-    Forward,
-}
-
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewaySection {
     pub listen: SocketAddr,
     /// The URL clients use to reach this node's gateway (where other nodes redirect to).
     pub advertise_url: Option<String>,
-    pub mode: GatewayMode,
+    /// What a follower does with a miss: `redirect` (307 to the primary) or
+    /// `forward` (fetch from the primary and relay it).
+    pub mode: gateway::Mode,
     /// How long a request waits for a primary during an election before `503`.
     #[serde(with = "humantime_serde")]
     pub leader_wait: Duration,
@@ -63,100 +56,6 @@ pub struct ClusterSection {
     pub peers: Vec<String>,
     /// File holding the shared cluster secret (required with peers).
     pub secret_file: Option<PathBuf>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RaftSection {
-    #[serde(with = "humantime_serde")]
-    pub heartbeat: Duration,
-    #[serde(with = "humantime_serde")]
-    pub election_timeout_min: Duration,
-    #[serde(with = "humantime_serde")]
-    pub election_timeout_max: Duration,
-    pub snapshot_every: u64,
-}
-
-impl Default for RaftSection {
-    fn default() -> Self {
-        RaftSection {
-            heartbeat: raft::DEFAULT_HEARTBEAT,
-            election_timeout_min: raft::DEFAULT_ELECTION_TIMEOUT_MIN,
-            election_timeout_max: raft::DEFAULT_ELECTION_TIMEOUT_MAX,
-            snapshot_every: raft::DEFAULT_SNAPSHOT_EVERY,
-        }
-    }
-}
-
-/// `[replication]`: how blobs reach every node (cluster mode only).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ReplicationSection {
-    pub workers: usize,
-    pub min_copies: usize,
-    #[serde(with = "humantime_serde")]
-    pub min_copies_timeout: Duration,
-    /// Incoming replication bytes per second ("100MiB"); 0: unlimited.
-    #[serde(deserialize_with = "byte_size")]
-    pub bandwidth_limit: u64,
-    #[serde(with = "humantime_serde")]
-    pub anti_entropy_interval: Duration,
-    #[serde(with = "humantime_serde")]
-    pub scrub_interval: Duration,
-    /// Bytes per second a scrub pass reads; 0 disables scrubbing.
-    #[serde(deserialize_with = "byte_size")]
-    pub scrub_rate: u64,
-    #[serde(with = "humantime_serde")]
-    pub purge_grace: Duration,
-    #[serde(with = "humantime_serde")]
-    pub retry_max: Duration,
-}
-
-impl Default for ReplicationSection {
-    fn default() -> Self {
-        let d = replicator::ReplicationConfig::default();
-        ReplicationSection {
-            workers: d.workers,
-            min_copies: d.min_copies,
-            min_copies_timeout: d.min_copies_timeout,
-            bandwidth_limit: d.bandwidth_limit,
-            anti_entropy_interval: d.anti_entropy_interval,
-            scrub_interval: d.scrub_interval,
-            scrub_rate: d.scrub_rate,
-            purge_grace: d.purge_grace,
-            retry_max: d.retry_max,
-        }
-    }
-}
-
-impl ReplicationSection {
-    pub fn to_config(&self) -> replicator::ReplicationConfig {
-        replicator::ReplicationConfig {
-            workers: self.workers,
-            min_copies: self.min_copies,
-            min_copies_timeout: self.min_copies_timeout,
-            bandwidth_limit: self.bandwidth_limit,
-            anti_entropy_interval: self.anti_entropy_interval,
-            scrub_interval: self.scrub_interval,
-            scrub_rate: self.scrub_rate,
-            purge_grace: self.purge_grace,
-            retry_max: self.retry_max,
-        }
-    }
-}
-
-/// A byte size as a number of bytes or a string with a unit ("50MiB").
-fn byte_size<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Size {
-        Bytes(u64),
-        Text(String),
-    }
-    match Size::deserialize(d)? {
-        Size::Bytes(n) => Ok(n),
-        Size::Text(t) => replicator::parse_bytes(&t).map_err(serde::de::Error::custom),
-    }
 }
 
 /// `peers` as a TOML array or, from the environment, one comma-separated string.
@@ -195,29 +94,14 @@ impl ClusterSection {
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct UpstreamSection {
-    /// GOPROXY syntax: `,` falls through on 404/410, `|` on any error.
-    pub proxies: String,
-    /// GOPRIVATE-style globs of private module paths.
-    pub private: String,
-    /// The chain private paths are fetched from; they never go to `proxies`.
-    pub private_proxies: String,
-    pub ca_file: Option<PathBuf>,
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
-    #[serde(with = "humantime_serde")]
-    pub connect_timeout: Duration,
-    #[serde(with = "humantime_serde")]
-    pub read_timeout: Duration,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
 pub struct CacheSection {
     #[serde(with = "humantime_serde")]
     pub list_ttl: Duration,
     #[serde(with = "humantime_serde")]
     pub negative_ttl: Duration,
+    /// Memory for keeping hot, verified zips of up to 1 MiB (0 turns it off).
+    #[serde(deserialize_with = "replicator::byte_size")]
+    pub memory: u64,
 }
 
 impl Default for Config {
@@ -226,11 +110,11 @@ impl Default for Config {
             node_id: 1,
             data_dir: PathBuf::from("./flotilla-data"),
             gateway: GatewaySection::default(),
-            upstream: UpstreamSection::default(),
+            upstream: upstream::Config::default(),
             cache: CacheSection::default(),
             cluster: ClusterSection::default(),
-            raft: RaftSection::default(),
-            replication: ReplicationSection::default(),
+            raft: raft::RaftSettings::default(),
+            replication: replicator::ReplicationConfig::default(),
             admin: AdminSection::default(),
         }
     }
@@ -241,29 +125,15 @@ impl Default for GatewaySection {
         GatewaySection {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             advertise_url: None,
-            mode: GatewayMode::Redirect,
+            mode: gateway::Mode::Redirect,
             leader_wait: Duration::from_secs(5),
-        }
-    }
-}
-
-impl Default for UpstreamSection {
-    fn default() -> Self {
-        UpstreamSection {
-            proxies: "https://proxy.golang.org".into(),
-            private: String::new(),
-            private_proxies: String::new(),
-            ca_file: None,
-            timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(5),
-            read_timeout: Duration::from_secs(30),
         }
     }
 }
 
 impl Default for CacheSection {
     fn default() -> Self {
-        CacheSection { list_ttl: Duration::from_secs(60), negative_ttl: Duration::from_secs(600) }
+        CacheSection { list_ttl: Duration::from_secs(60), negative_ttl: Duration::from_secs(600), memory: 64 << 20 }
     }
 }
 
@@ -303,7 +173,7 @@ impl Config {
             }
         }
         let peers = self.cluster.peer_map()?;
-        self.replication.to_config().validate(peers.len().max(1)).map_err(anyhow::Error::msg)?;
+        self.replication.validate(peers.len().max(1))?;
         if !peers.is_empty() {
             if !peers.contains_key(&self.node_id) {
                 bail!("node_id {} is not in cluster.peers ({})", self.node_id, self.cluster.peers.join(", "));
@@ -433,7 +303,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.cluster.peer_map().unwrap().get(&2).map(String::as_str), Some("n2:7000"));
-        assert_eq!(c.gateway.mode, GatewayMode::Forward);
+        assert_eq!(c.gateway.mode, gateway::Mode::Forward);
         assert_eq!(c.raft.heartbeat, Duration::from_secs(3));
     }
 
@@ -449,7 +319,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        let r = c.replication.to_config();
+        let r = &c.replication;
         assert_eq!((r.workers, r.bandwidth_limit, r.scrub_rate), (8, 4 << 20, 1000));
         assert_eq!(r.purge_grace, Duration::from_secs(2));
         assert_eq!(r.min_copies, 1);

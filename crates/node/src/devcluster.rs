@@ -154,7 +154,10 @@ fn wait_then_stop(mut children: Vec<(u16, Child)>) -> Result<()> {
     }
     for (_, child) in &children {
         // SAFETY: kill(2) on a child we spawned and still own.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM)
+        };
     }
     let deadline = Instant::now() + Duration::from_secs(15);
     for (i, child) in children.iter_mut() {

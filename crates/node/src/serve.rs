@@ -4,11 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use tokio::sync::watch;
 
-use crate::config::{Config, GatewayMode};
+use crate::config::Config;
 use crate::ServeArgs;
 use crate::{admin, cluster};
 
@@ -54,6 +55,14 @@ async fn serve(config: Config) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (gateway.listen)", config.gateway.listen))?;
     tracing::info!(addr = %listener.local_addr()?, node_id = config.node_id, "gateway listening");
+    // Without TCP_NODELAY a response written in two parts (headers, then a
+    // small body) waits for the client's delayed ACK on a keep-alive
+    // connection: 20-40 ms for every small zip.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY on a gateway connection: {e}");
+        }
+    });
     let server = axum::serve(listener, gateway::router(state)).with_graceful_shutdown(shutdown_signal());
     let served = server.await.context("gateway server failed");
 
@@ -90,7 +99,7 @@ async fn start_cluster(config: &Config, store: &store::Store, stop: watch::Recei
     cluster::write_marker(store.data_dir(), &cluster_id)?;
     let advertise_url = advertise_url(config);
     tracing::info!(node_id = config.node_id, ?peers, %advertise_url, "cluster mode");
-    let (replicator, mut tasks) = replicator::Replicator::start(config.replication.to_config(), store, control.clone(), stop.clone())
+    let (replicator, mut tasks) = replicator::Replicator::start(config.replication.clone(), store, control.clone(), stop.clone())
         .map_err(|e| anyhow::anyhow!("cannot start the blob replicator: {e}"))?;
     let admin =
         admin::AdminService::new(control.clone(), store.catalog.clone(), token, config.gateway.leader_wait, config.replication.purge_grace);
@@ -130,11 +139,9 @@ fn gateway_config(config: &Config) -> gateway::GatewayConfig {
         node_id: config.node_id,
         list_ttl: config.cache.list_ttl,
         negative_ttl: config.cache.negative_ttl,
-        mode: match config.gateway.mode {
-            GatewayMode::Redirect => gateway::Mode::Redirect,
-            GatewayMode::Forward => gateway::Mode::Forward,
-        },
+        mode: config.gateway.mode,
         leader_wait: config.gateway.leader_wait,
+        hot_zips_bytes: config.cache.memory,
         ..Default::default()
     }
 }
@@ -148,17 +155,7 @@ fn open_store(config: &Config) -> Result<Arc<store::Store>> {
 }
 
 fn upstream_config(config: &Config) -> upstream::Config {
-    let u = &config.upstream;
-    upstream::Config {
-        proxies: u.proxies.clone(),
-        private: u.private.clone(),
-        private_proxies: u.private_proxies.clone(),
-        ca_file: u.ca_file.clone(),
-        connect_timeout: u.connect_timeout,
-        timeout: u.timeout,
-        read_timeout: u.read_timeout,
-        user_agent: format!("flotilla/{}", env!("CARGO_PKG_VERSION")),
-    }
+    upstream::Config { user_agent: format!("flotilla/{}", env!("CARGO_PKG_VERSION")), ..config.upstream.clone() }
 }
 
 /// Resolves on SIGTERM or SIGINT; a second signal, or in-flight requests

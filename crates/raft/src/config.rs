@@ -4,9 +4,28 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use serde::Deserialize;
+
 use crate::Error;
 
-/// Raft settings of one node.
+/// Raft settings of one node: its identity in the cluster, and the
+/// [`RaftSettings`] every node may tune.
+#[derive(Clone, Debug)]
+pub struct RaftConfig {
+    pub node_id: u64,
+    /// Every voter of the cluster, this node included: id → cluster gRPC
+    /// `host:port`. Every node derives the same bootstrap membership from it.
+    pub peers: BTreeMap<u64, String>,
+    pub settings: RaftSettings,
+    /// Shared secret every cluster RPC carries.
+    pub secret: String,
+    /// Identity of the cluster, recorded in the data dir on first start and
+    /// sent with every RPC, so nodes and data of different clusters never mix.
+    pub cluster_id: String,
+}
+
+/// Timing and snapshot policy: the `[raft]` section of the node's
+/// configuration.
 ///
 /// # Timing
 ///
@@ -30,23 +49,18 @@ use crate::Error;
 /// sync included. Slow settings such as 3 s / 10 s–20 s are accepted; openraft
 /// only needs
 /// `heartbeat < election_timeout_min < election_timeout_max`.
-#[derive(Clone, Debug)]
-pub struct RaftConfig {
-    pub node_id: u64,
-    /// Every voter of the cluster, this node included: id → cluster gRPC
-    /// `host:port`. Every node derives the same bootstrap membership from it.
-    pub peers: BTreeMap<u64, String>,
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftSettings {
+    #[serde(with = "humantime_serde")]
     pub heartbeat: Duration,
+    #[serde(with = "humantime_serde")]
     pub election_timeout_min: Duration,
+    #[serde(with = "humantime_serde")]
     pub election_timeout_max: Duration,
     /// Build a snapshot after this many entries since the last one
     /// (followers that lag further behind are sent the snapshot).
     pub snapshot_every: u64,
-    /// Shared secret every cluster RPC carries.
-    pub secret: String,
-    /// Identity of the cluster, recorded in the data dir on first start and
-    /// sent with every RPC, so nodes and data of different clusters never mix.
-    pub cluster_id: String,
 }
 
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(100);
@@ -64,6 +78,17 @@ const MAX_PAYLOAD_ENTRIES: u64 = 256;
 /// catches up from the log instead of a whole snapshot.
 const MAX_LOGS_KEPT_AFTER_SNAPSHOT: u64 = 1000;
 
+impl Default for RaftSettings {
+    fn default() -> Self {
+        RaftSettings {
+            heartbeat: DEFAULT_HEARTBEAT,
+            election_timeout_min: DEFAULT_ELECTION_TIMEOUT_MIN,
+            election_timeout_max: DEFAULT_ELECTION_TIMEOUT_MAX,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+        }
+    }
+}
+
 impl Default for RaftConfig {
     /// The default timing and snapshot policy; the identity fields are empty
     /// and must be set.
@@ -71,10 +96,7 @@ impl Default for RaftConfig {
         RaftConfig {
             node_id: 0,
             peers: BTreeMap::new(),
-            heartbeat: DEFAULT_HEARTBEAT,
-            election_timeout_min: DEFAULT_ELECTION_TIMEOUT_MIN,
-            election_timeout_max: DEFAULT_ELECTION_TIMEOUT_MAX,
-            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            settings: RaftSettings::default(),
             secret: String::new(),
             cluster_id: String::new(),
         }
@@ -85,9 +107,13 @@ impl RaftConfig {
     /// Checks what openraft and the cluster need, with an error that names the fix.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |msg: String| Err(Error::Config(msg));
-        let (hb, min, max) = (self.heartbeat.as_millis(), self.election_timeout_min.as_millis(), self.election_timeout_max.as_millis());
+        let (hb, min, max) = (
+            self.settings.heartbeat.as_millis(),
+            self.settings.election_timeout_min.as_millis(),
+            self.settings.election_timeout_max.as_millis(),
+        );
         if hb == 0 {
-            return bad(format!("raft.heartbeat must be at least 1ms, got {:?}", self.heartbeat));
+            return bad(format!("raft.heartbeat must be at least 1ms, got {:?}", self.settings.heartbeat));
         }
         if !(hb < min && min < max) {
             return bad(format!(
@@ -95,7 +121,7 @@ impl RaftConfig {
                  (e.g. 100ms, 400ms, 800ms)"
             ));
         }
-        if self.snapshot_every == 0 {
+        if self.settings.snapshot_every == 0 {
             return bad("raft.snapshot_every must be at least 1".into());
         }
         if !self.peers.contains_key(&self.node_id) {
@@ -117,17 +143,17 @@ impl RaftConfig {
     pub(crate) fn openraft_config(&self) -> Result<openraft::Config, Error> {
         let config = openraft::Config {
             cluster_name: self.cluster_id.clone(),
-            heartbeat_interval: self.heartbeat.as_millis() as u64,
-            election_timeout_min: self.election_timeout_min.as_millis() as u64,
-            election_timeout_max: self.election_timeout_max.as_millis() as u64,
+            heartbeat_interval: self.settings.heartbeat.as_millis() as u64,
+            election_timeout_min: self.settings.election_timeout_min.as_millis() as u64,
+            election_timeout_max: self.settings.election_timeout_max.as_millis() as u64,
             install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT.as_millis() as u64,
             max_payload_entries: MAX_PAYLOAD_ENTRIES,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.settings.snapshot_every),
             // Openraft sends a snapshot only when the log a follower needs is
             // purged; keeping at most `snapshot_every` logs after a snapshot
             // makes that happen for a follower that is far behind.
-            max_in_snapshot_log_to_keep: self.snapshot_every.min(MAX_LOGS_KEPT_AFTER_SNAPSHOT),
-            replication_lag_threshold: self.snapshot_every,
+            max_in_snapshot_log_to_keep: self.settings.snapshot_every.min(MAX_LOGS_KEPT_AFTER_SNAPSHOT),
+            replication_lag_threshold: self.settings.snapshot_every,
             ..Default::default()
         };
         config.validate().map_err(|e| Error::Config(e.to_string()))
@@ -142,12 +168,14 @@ mod tests {
         RaftConfig {
             node_id: 1,
             peers: BTreeMap::from([(1, "127.0.0.1:7000".to_string())]),
-            heartbeat: Duration::from_millis(hb),
-            election_timeout_min: Duration::from_millis(min),
-            election_timeout_max: Duration::from_millis(max),
+            settings: RaftSettings {
+                heartbeat: Duration::from_millis(hb),
+                election_timeout_min: Duration::from_millis(min),
+                election_timeout_max: Duration::from_millis(max),
+                ..RaftSettings::default()
+            },
             secret: "s".into(),
             cluster_id: "c".into(),
-            ..RaftConfig::default()
         }
     }
 

@@ -14,8 +14,9 @@ use tonic::transport::Endpoint;
 
 use crate::log_store::LogStore;
 use crate::network::{ClusterAuth, LeaderCommit, Network, RaftService, MAX_MESSAGE_SIZE};
+use crate::peer_conn::PeerConn;
 use crate::state_machine::StateMachine;
-use crate::types::{ClusterNode, Command, Raft, StateEvent};
+use crate::types::{Applied, ClusterNode, Command, Raft, StateEvent};
 use crate::{Error, ProposeError, RaftConfig, RaftStatus};
 
 const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -59,8 +60,8 @@ impl ControlPlane {
         let metrics = raft.metrics();
         let first = observer.observe(&metrics.borrow());
         let (tx, status) = watch::channel(first);
-        let lease_ms = cfg.election_timeout_max.as_millis() as u64;
-        tokio::spawn(publish_status(metrics, tx, observer.clone(), cfg.heartbeat, lease_ms));
+        let lease_ms = cfg.settings.election_timeout_max.as_millis() as u64;
+        tokio::spawn(publish_status(metrics, tx, observer.clone(), cfg.settings.heartbeat, lease_ms));
         tracing::info!(node_id = cfg.node_id, peers = ?cfg.peers, "raft control plane started");
         let leader_commit = Arc::new(LeaderCommit::default());
         Ok(ControlPlane { inner: Arc::new(Inner { cfg, raft, auth, state, observer, status, leader_commit }) })
@@ -109,11 +110,17 @@ impl ControlPlane {
     /// its log index. Only the leader can propose. A proposal that timed
     /// out may still be committed later (commands are idempotent).
     pub async fn propose(&self, cmd: Command, timeout: Duration) -> Result<u64, ProposeError> {
+        self.write(cmd, timeout).await.map(|applied| applied.index)
+    }
+
+    /// [`ControlPlane::propose`], answering with what applying the entry
+    /// did (its index, and the parts of a version it left as recorded).
+    pub async fn write(&self, cmd: Command, timeout: Duration) -> Result<Applied, ProposeError> {
         // openraft 0.9's client_write waits forever on a leader cut off from
         // the majority, hence the timeout.
         match tokio::time::timeout(timeout, self.inner.raft.client_write(cmd)).await {
             Err(_) => Err(ProposeError::Timeout),
-            Ok(Ok(written)) => Ok(written.log_id.index),
+            Ok(Ok(written)) => Ok(written.data),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
                 Err(ProposeError::NotLeader { leader: forward.leader_id })
             }
@@ -124,24 +131,28 @@ impl ControlPlane {
     /// Records `gateway_url` as this node's advertised gateway through raft:
     /// proposed here on the primary, sent to the primary (`Announce`) on a
     /// follower. Returns the log index of the committed announcement.
-    pub async fn announce(&self, gateway_url: &str) -> Result<u64, String> {
+    pub async fn announce(&self, gateway_url: &str) -> Result<u64, Error> {
         let me = self.node_id();
-        let leader = self.leader().ok_or("no primary known yet")?;
+        let leader = self.leader().ok_or(Error::NoPrimary)?;
         if leader == me {
             let cmd = Command::AnnounceNode { node_id: me, gateway_url: gateway_url.to_owned() };
-            return self.propose(cmd, ANNOUNCE_TIMEOUT).await.map_err(|e| e.to_string());
+            return Ok(self.propose(cmd, ANNOUNCE_TIMEOUT).await?);
         }
-        let addr = self.peer_addr(leader).ok_or_else(|| format!("primary {leader} is not among cluster.peers"))?;
-        let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(|e| format!("bad address {addr:?}: {e}"))?;
+        let addr = self.peer_addr(leader).ok_or(Error::UnknownPrimary(leader))?;
+        let endpoint =
+            Endpoint::from_shared(format!("http://{addr}")).map_err(|e| Error::BadAddress { addr: addr.clone(), reason: e.to_string() })?;
         let channel = endpoint
             .connect_timeout(Duration::from_secs(1))
             .timeout(ANNOUNCE_TIMEOUT * 2)
             .connect()
             .await
-            .map_err(|e| format!("cannot reach the primary, node {leader} at {addr}: {e}"))?;
+            .map_err(|e| Error::Unreachable { node: leader, addr: addr.clone(), reason: e.to_string() })?;
         let mut request = tonic::Request::new(AnnounceRequest { from: me, gateway_url: gateway_url.to_owned() });
         self.inner.auth.stamp(&mut request);
-        let reply = RaftClient::new(channel).announce(request).await.map_err(|s| format!("node {leader}: {}", s.message()))?;
+        let reply = RaftClient::new(channel)
+            .announce(request)
+            .await
+            .map_err(|s| Error::Refused { node: leader, message: s.message().to_owned() })?;
         Ok(reply.into_inner().index)
     }
 
@@ -209,6 +220,21 @@ impl ControlPlane {
         self.inner.leader_commit.get()
     }
 
+    /// Whether this follower's leader has gone silent: no message for three
+    /// heartbeat intervals (frozen, cut off), its connection closed (killed),
+    /// or nothing heard since start-up.
+    pub fn leader_silent(&self) -> bool {
+        let settings = &self.inner.cfg.settings;
+        let window = (settings.heartbeat * 3).min(settings.election_timeout_max);
+        self.inner.leader_commit.since_contact().is_none_or(|age| age > window)
+    }
+
+    /// An accepted cluster-port connection that reports its closing, so a
+    /// follower notices at once when a killed primary's connection drops.
+    pub fn track_connection(&self, stream: tokio::net::TcpStream) -> PeerConn {
+        PeerConn::new(stream, self.inner.leader_commit.clone())
+    }
+
     /// Index of the last entry applied to this node's catalog.
     pub fn last_applied(&self) -> Option<u64> {
         self.inner.state.last_applied_index().ok().flatten()
@@ -223,7 +249,7 @@ impl ControlPlane {
     }
 
     fn lease_ms(&self) -> u64 {
-        self.inner.cfg.election_timeout_max.as_millis() as u64
+        self.inner.cfg.settings.election_timeout_max.as_millis() as u64
     }
 }
 

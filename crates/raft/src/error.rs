@@ -1,4 +1,4 @@
-/// Why the control plane could not start.
+/// Why the control plane could not start, or could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid raft configuration: {0}")]
@@ -12,6 +12,20 @@ pub enum Error {
     Store(#[from] store::Error),
     #[error("starting raft: {0}")]
     Start(String),
+    /// No leader is known, so there is no primary to ask.
+    #[error("no primary known yet")]
+    NoPrimary,
+    #[error("primary {0} is not among cluster.peers")]
+    UnknownPrimary(u64),
+    #[error("bad address {addr:?}: {reason}")]
+    BadAddress { addr: String, reason: String },
+    #[error("cannot reach the primary, node {node} at {addr}: {reason}")]
+    Unreachable { node: u64, addr: String, reason: String },
+    /// The primary answered with an error.
+    #[error("node {node}: {message}")]
+    Refused { node: u64, message: String },
+    #[error(transparent)]
+    Propose(#[from] ProposeError),
 }
 
 /// Why a proposal was not committed.

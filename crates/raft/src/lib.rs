@@ -16,16 +16,20 @@ mod control_plane;
 mod error;
 mod log_store;
 mod network;
+mod peer_conn;
 mod snapshot;
 mod snapshot_dir;
 mod state_machine;
 mod status;
 mod types;
 
-pub use config::{RaftConfig, DEFAULT_ELECTION_TIMEOUT_MAX, DEFAULT_ELECTION_TIMEOUT_MIN, DEFAULT_HEARTBEAT, DEFAULT_SNAPSHOT_EVERY};
+pub use config::{
+    RaftConfig, RaftSettings, DEFAULT_ELECTION_TIMEOUT_MAX, DEFAULT_ELECTION_TIMEOUT_MIN, DEFAULT_HEARTBEAT, DEFAULT_SNAPSHOT_EVERY,
+};
 pub use control_plane::ControlPlane;
 pub use error::{Error, ProposeError};
 pub use network::ClusterAuth;
+pub use peer_conn::PeerConn;
 pub use status::{RaftStatus, Role};
 pub use types::{Applied, ClusterNode, Command, StateEvent};
 

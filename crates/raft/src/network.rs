@@ -192,21 +192,63 @@ pub struct RaftService {
     leader_commit: Arc<LeaderCommit>,
 }
 
-/// The highest commit index any leader has told this node about. Committed
-/// entries are never lost, so this is a lower bound of the cluster's commit
-/// index even when the sender was a deposed leader; a node that restarted
-/// with an old log learns from it how far behind it is before its own
-/// committed index catches up.
-#[derive(Default)]
-pub(crate) struct LeaderCommit(std::sync::atomic::AtomicU64);
+/// What this node last heard from a leader: the highest commit index any
+/// leader has told it about, and when a leader's AppendEntries (a heartbeat
+/// or entries) was last accepted.
+///
+/// Committed entries are never lost, so the index is a lower bound of the
+/// cluster's commit index even when the sender was a deposed leader; a node
+/// that restarted with an old log learns from it how far behind it is
+/// before its own committed index catches up. The time tells a follower
+/// whether its primary is alive without asking the primary.
+pub(crate) struct LeaderCommit {
+    index: std::sync::atomic::AtomicU64,
+    /// Milliseconds after `epoch` plus one; 0 = never, or the connection
+    /// that carried the leader's messages closed since.
+    contact: std::sync::atomic::AtomicU64,
+    /// The remote address of that connection.
+    conn: parking_lot::Mutex<Option<std::net::SocketAddr>>,
+    epoch: std::time::Instant,
+}
+
+impl Default for LeaderCommit {
+    fn default() -> Self {
+        LeaderCommit { index: Default::default(), contact: Default::default(), conn: Default::default(), epoch: std::time::Instant::now() }
+    }
+}
 
 impl LeaderCommit {
     fn saw(&self, index: u64) {
-        self.0.fetch_max(index + 1, std::sync::atomic::Ordering::Relaxed);
+        self.index.fetch_max(index + 1, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub(crate) fn get(&self) -> Option<u64> {
-        self.0.load(std::sync::atomic::Ordering::Relaxed).checked_sub(1)
+        self.index.load(std::sync::atomic::Ordering::Relaxed).checked_sub(1)
+    }
+
+    fn heard(&self, conn: Option<std::net::SocketAddr>) {
+        let mut current = self.conn.lock();
+        *current = conn;
+        let now = self.epoch.elapsed().as_millis() as u64 + 1;
+        self.contact.fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The connection `peer` closed: if it carried the leader's messages,
+    /// the leader is taken as gone until its next message arrives.
+    pub(crate) fn connection_closed(&self, peer: std::net::SocketAddr) {
+        let mut current = self.conn.lock();
+        if *current == Some(peer) {
+            *current = None;
+            self.contact.store(0, std::sync::atomic::Ordering::Relaxed);
+            tracing::debug!(%peer, "the connection of the primary's messages closed");
+        }
+    }
+
+    /// How long ago a leader's AppendEntries was last accepted (`None`:
+    /// never, or its connection closed since).
+    pub(crate) fn since_contact(&self) -> Option<Duration> {
+        let at = self.contact.load(std::sync::atomic::Ordering::Relaxed).checked_sub(1)?;
+        Some(self.epoch.elapsed().saturating_sub(Duration::from_millis(at)))
     }
 }
 
@@ -254,6 +296,7 @@ fn json(value: &impl Serialize) -> Result<Vec<u8>, Status> {
 impl proto::Raft for RaftService {
     async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let leader_commit = self.leader_commit.clone();
+        let conn = request.remote_addr();
         self.handle(
             "AppendEntries",
             request,
@@ -262,7 +305,13 @@ impl proto::Raft for RaftService {
                 if let Some(commit) = r.leader_commit {
                     leader_commit.saw(commit.index);
                 }
-                raft.append_entries(r).await
+                let reply = raft.append_entries(r).await;
+                // Any answer but "your term is over" means the sender is the
+                // leader this node follows.
+                if matches!(&reply, Ok(resp) if !matches!(resp, AppendEntriesResponse::HigherVote(_))) {
+                    leader_commit.heard(conn);
+                }
+                reply
             },
         )
         .await

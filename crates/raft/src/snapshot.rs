@@ -34,43 +34,55 @@ pub(crate) struct PairReader<R> {
 
 impl<R: Read> PairReader<R> {
     /// Checks the header.
-    pub(crate) fn new(mut inner: R) -> Result<Self, String> {
+    pub(crate) fn new(mut inner: R) -> io::Result<Self> {
         let mut magic = [0u8; MAGIC.len()];
-        inner.read_exact(&mut magic).map_err(|e| format!("not a flotilla snapshot (no header: {e})"))?;
+        inner.read_exact(&mut magic).map_err(|e| invalid(format!("not a flotilla snapshot (no header: {e})")))?;
         if magic != MAGIC {
-            return Err("not a flotilla snapshot (bad header)".into());
+            return Err(invalid("not a flotilla snapshot (bad header)"));
         }
         Ok(PairReader { inner })
     }
 
     /// The next pair, or `None` at the end of the snapshot.
-    pub(crate) fn next_pair(&mut self) -> Result<Option<Pair>, String> {
+    pub(crate) fn next_pair(&mut self) -> io::Result<Option<Pair>> {
         let Some(key) = self.part(true)? else { return Ok(None) };
-        let value = self.part(false)?.ok_or("snapshot is truncated")?;
+        let value = self.part(false)?.ok_or_else(truncated)?;
         Ok(Some((key, value)))
     }
 
     /// One length-prefixed part; `None` on a clean end where `eof_ok`.
-    fn part(&mut self, eof_ok: bool) -> Result<Option<Vec<u8>>, String> {
+    fn part(&mut self, eof_ok: bool) -> io::Result<Option<Vec<u8>>> {
         let mut len = [0u8; 4];
         let mut got = 0;
         while got < len.len() {
             match self.inner.read(&mut len[got..]) {
                 Ok(0) if got == 0 && eof_ok => return Ok(None),
-                Ok(0) => return Err("snapshot is truncated".into()),
+                Ok(0) => return Err(truncated()),
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("reading the snapshot: {e}")),
+                Err(e) => return Err(reading(e)),
             }
         }
         let len = u32::from_be_bytes(len) as u64;
         let mut part = Vec::new();
-        let read = (&mut self.inner).take(len).read_to_end(&mut part).map_err(|e| format!("reading the snapshot: {e}"))?;
+        let read = (&mut self.inner).take(len).read_to_end(&mut part).map_err(reading)?;
         if (read as u64) < len {
-            return Err("snapshot is truncated".into());
+            return Err(truncated());
         }
         Ok(Some(part))
     }
+}
+
+fn invalid(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.into())
+}
+
+fn truncated() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "snapshot is truncated")
+}
+
+fn reading(e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("reading the snapshot: {e}"))
 }
 
 #[cfg(test)]
@@ -86,7 +98,7 @@ mod tests {
         out
     }
 
-    fn decode(bytes: &[u8]) -> Result<Vec<Pair>, String> {
+    fn decode(bytes: &[u8]) -> io::Result<Vec<Pair>> {
         let mut reader = PairReader::new(bytes)?;
         let mut pairs = Vec::new();
         while let Some(pair) = reader.next_pair()? {

@@ -31,7 +31,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use openraft::storage::RaftStateMachine;
 use openraft::{AnyError, EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
-use store::{Catalog, Db, DbOp, CF_CATALOG, CF_RAFT_META};
+use store::{Catalog, Db, DbOp, Pending, CF_CATALOG, CF_RAFT_META, PART_ZIP};
 
 use crate::codec::{from_json, read_err, to_json};
 use crate::snapshot::{self, PairReader};
@@ -185,7 +185,7 @@ impl StateMachine {
         let file = std::fs::File::open(path).map_err(|e| read(format!("opening {}: {e}", path.display())))?;
         let bytes = file.metadata().map(|m| m.len()).unwrap_or_default();
         tracing::info!(snapshot = %meta.snapshot_id, bytes, "installing catalog snapshot");
-        let mut pairs = PairReader::new(BufReader::new(file)).map_err(read)?;
+        let mut pairs = PairReader::new(BufReader::new(file)).map_err(|e| read(e.to_string()))?;
 
         let mut ops = Vec::new();
         if let Some((mut end, _)) = self.db.last(CF_CATALOG).map_err(read_err)? {
@@ -193,7 +193,7 @@ impl StateMachine {
             ops.push(DbOp::DeleteRange { cf: CF_CATALOG, from: Vec::new(), to: end });
         }
         let (mut batch_bytes, mut count, mut batches) = (0usize, 0u64, 0u32);
-        while let Some((key, value)) = pairs.next_pair().map_err(read)? {
+        while let Some((key, value)) = pairs.next_pair().map_err(|e| read(e.to_string()))? {
             batch_bytes += key.len() + value.len();
             count += 1;
             ops.push(put(key, value));
@@ -295,36 +295,35 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut membership = None;
         let mut events = Vec::new();
         let catalog = Catalog::new(self.db.clone());
-        // Zips put earlier in this batch, which the database does not show yet.
-        let mut batch_zips = std::collections::HashMap::new();
+        // Catalog writes earlier in this batch, which the database does not show yet.
+        let mut pending = Pending::default();
         for entry in entries {
+            let mut kept = Vec::new();
             match entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(Command::Catalog(op)) => {
-                    match &op {
-                        CatalogOp::PutVersion { module, version, parts } => {
-                            if let Some(zip) = &parts.zip {
-                                events.push(StateEvent::Zip { sha256: zip.sha256.clone(), size: zip.size });
-                                batch_zips.insert((module.clone(), version.clone()), zip.sha256.clone());
-                            }
+                    if let CatalogOp::Purge { module, version } = &op {
+                        // The purged zip's placement goes too: the blob is
+                        // about to be deleted everywhere, and min_copies
+                        // must not count those copies if it comes back.
+                        let zip = catalog.zip_pending(module, version, &pending).map_err(read_err)?;
+                        if let Some(sha) = zip.map(|z| z.sha256).filter(|s| is_sha_hex(s)) {
+                            let held = self.db.scan_prefix(CF_CATALOG, &blob_prefix(&sha)).map_err(read_err)?;
+                            ops.extend(held.into_iter().map(|(key, _)| DbOp::Delete { cf: CF_CATALOG, key }));
                         }
-                        CatalogOp::Purge { module, version } => {
-                            // The purged zip's placement goes too: the blob is
-                            // about to be deleted everywhere, and min_copies
-                            // must not count those copies if it comes back.
-                            let key = (module.clone(), version.clone());
-                            let sha = match batch_zips.remove(&key) {
-                                Some(sha) => Some(sha),
-                                None => catalog.zip(module, version).map_err(read_err)?.map(|z| z.sha256),
-                            };
-                            if let Some(sha) = sha.filter(|s| is_sha_hex(s)) {
-                                let held = self.db.scan_prefix(CF_CATALOG, &blob_prefix(&sha)).map_err(read_err)?;
-                                ops.extend(held.into_iter().map(|(key, _)| DbOp::Delete { cf: CF_CATALOG, key }));
-                            }
-                        }
-                        CatalogOp::PutList { .. } | CatalogOp::PutLatest { .. } => {}
                     }
-                    ops.extend(Catalog::ops_for(&op));
+                    let plan = catalog.plan(&op, &mut pending).map_err(read_err)?;
+                    if let CatalogOp::PutVersion { module, version, parts } = &op {
+                        if let Some(zip) = parts.zip.as_ref().filter(|_| plan.written.contains(&PART_ZIP)) {
+                            events.push(StateEvent::Zip { sha256: zip.sha256.clone(), size: zip.size });
+                        }
+                        if !plan.kept.is_empty() {
+                            tracing::warn!(%module, %version, parts = ?plan.kept, index = entry.log_id.index,
+                                "entry offers other content for parts already recorded; the recorded ones stay (first writer wins)");
+                        }
+                    }
+                    kept = plan.kept.iter().map(|p| p.to_string()).collect();
+                    ops.extend(plan.ops);
                 }
                 EntryPayload::Normal(Command::AnnounceNode { node_id, gateway_url }) => {
                     ops.push(put(node_key(node_id), gateway_url.into_bytes()));
@@ -342,7 +341,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
                 EntryPayload::Membership(m) => membership = Some(StoredMembership::new(Some(entry.log_id), m)),
             }
-            replies.push(Applied { index: entry.log_id.index });
+            replies.push(Applied { index: entry.log_id.index, kept });
             last = Some(entry.log_id);
         }
         let Some(last) = last else { return Ok(replies) };
@@ -419,72 +418,5 @@ fn is_sha_hex(s: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use openraft::storage::RaftSnapshotBuilder;
-    use tokio::io::AsyncWriteExt;
-
-    fn catalog(db: &Db) -> Vec<(Vec<u8>, Vec<u8>)> {
-        db.scan_range(CF_CATALOG, &[], None).unwrap()
-    }
-
-    /// A state machine on a fresh database holding `n` catalog entries.
-    fn filled(dir: &Path, n: usize) -> (Db, StateMachine) {
-        let db = Db::open(&dir.join("db")).unwrap();
-        let mut ops: Vec<DbOp> = (0..n).map(|i| put(format!("v\0example.com/m{i:05}").into_bytes(), vec![b'x'; 100])).collect();
-        let last = LogId::new(openraft::CommittedLeaderId::new(3, 1), 42);
-        ops.push(put(KEY_LAST_APPLIED.to_vec(), to_json(&Some(last)).unwrap()));
-        ops.push(put(KEY_MEMBERSHIP.to_vec(), to_json(&StoredMembership::default()).unwrap()));
-        db.write(ops, true).unwrap();
-        let sm = StateMachine::open(db.clone()).unwrap();
-        (db, sm)
-    }
-
-    #[tokio::test]
-    async fn a_snapshot_streams_to_a_file_and_installs_in_batches() {
-        let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let (a_db, mut a) = filled(a_dir.path(), 500);
-        let built = a.build_snapshot().await.unwrap();
-        let file = a_dir.path().join("snapshots").join(format!("{}.snap", built.meta.snapshot_id));
-        assert!(file.is_file(), "no snapshot file {}", file.display());
-        assert_eq!(built.meta.last_log_id.map(|id| id.index), Some(42));
-
-        let (b_db, mut b) = filled(b_dir.path(), 3);
-        b.db.write(vec![put(b"v\0only-on-b".to_vec(), b"stale".to_vec())], true).unwrap();
-        b.install_batch = 4096; // about 40 pairs a batch
-        let mut receiving = b.begin_receiving_snapshot().await.unwrap();
-        receiving.write_all(&std::fs::read(&file).unwrap()).await.unwrap();
-        b.install_snapshot(&built.meta, receiving).await.unwrap();
-        assert!(catalog(&b_db) == catalog(&a_db), "the installed catalog differs from the snapshot's");
-        assert!(b_db.get(CF_RAFT_META, KEY_SNAPSHOT_INSTALLING).unwrap().is_none());
-        let current = b.get_current_snapshot().await.unwrap().expect("a current snapshot");
-        assert_eq!(current.meta, built.meta);
-        let names: Vec<String> = std::fs::read_dir(b_dir.path().join("snapshots"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(names, [format!("{}.snap", built.meta.snapshot_id)], "left-over files");
-    }
-
-    #[tokio::test]
-    async fn an_install_cut_short_by_a_crash_is_finished_at_start_up() {
-        let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let (a_db, mut a) = filled(a_dir.path(), 200);
-        let built = a.build_snapshot().await.unwrap();
-        let file = a_dir.path().join("snapshots").join(format!("{}.snap", built.meta.snapshot_id));
-
-        // What a crash after the first of several batches leaves: the file
-        // in place, the install recorded, the catalog half replaced.
-        let (b_db, b) = filled(b_dir.path(), 1);
-        std::fs::copy(&file, b.snapshots.path_of(&built.meta.snapshot_id)).unwrap();
-        let mark = DbOp::Put { cf: CF_RAFT_META, key: KEY_SNAPSHOT_INSTALLING.to_vec(), value: to_json(&built.meta).unwrap() };
-        let half = catalog(&a_db).into_iter().take(50).map(|(k, v)| put(k, v));
-        b_db.write(std::iter::once(mark).chain(half).collect(), true).unwrap();
-        drop(b);
-
-        let mut b = StateMachine::open(b_db.clone()).unwrap();
-        assert!(catalog(&b_db) == catalog(&a_db), "the interrupted install was not finished");
-        assert_eq!(b.applied_state().await.unwrap().0, built.meta.last_log_id);
-        assert!(b_db.get(CF_RAFT_META, KEY_SNAPSHOT_INSTALLING).unwrap().is_none());
-    }
-}
+#[path = "state_machine_tests.rs"]
+mod tests;

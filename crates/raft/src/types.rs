@@ -82,6 +82,10 @@ pub enum StateEvent {
 pub struct Applied {
     /// Index of the applied log entry.
     pub index: u64,
+    /// Parts of a version (`"info"`, `"mod"`, `"zip"`) the entry offered but
+    /// the catalog already recorded with other content, and kept.
+    #[serde(default)]
+    pub kept: Vec<String>,
 }
 
 pub(crate) type Raft = openraft::Raft<TypeConfig>;

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use gomod::{ModulePath, Version};
-use raft::{Command, ControlPlane, ProposeError, RaftConfig, Role};
+use raft::{Command, ControlPlane, ProposeError, RaftConfig, RaftSettings, Role};
 use store::{Catalog, CatalogOp, Db, VersionParts};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -73,10 +73,9 @@ fn config(id: u64, peers: &BTreeMap<u64, String>, snapshot_every: u64) -> RaftCo
     RaftConfig {
         node_id: id,
         peers: peers.clone(),
-        snapshot_every,
+        settings: RaftSettings { snapshot_every, ..RaftSettings::default() },
         secret: SECRET.into(),
         cluster_id: CLUSTER.into(),
-        ..RaftConfig::default()
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use store::{Catalog, DbOp, Sha256, CF_LOCAL};
 use tokio::sync::watch;
 
-use crate::{now_ms, Inner, Want};
+use crate::inner::{now_ms, Inner, Want};
 
 /// `CF_LOCAL` keys marking a blob no catalog entry referenced, with when
 /// that was first seen (`gc\0<sha256 hex>` → u64 ms, big endian).

@@ -2,9 +2,15 @@
 
 use std::time::Duration;
 
-/// How a node replicates blobs. Defaults are for production; tests shorten
-/// the intervals.
-#[derive(Clone, Debug, PartialEq, Eq)]
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+/// How a node replicates blobs: the `[replication]` section of the node's
+/// configuration (cluster mode only). Defaults are for production; tests
+/// shorten the intervals.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ReplicationConfig {
     /// Blobs pulled at once.
     pub workers: usize,
@@ -12,18 +18,25 @@ pub struct ReplicationConfig {
     /// the client (1: the primary alone).
     pub min_copies: usize,
     /// How long the primary waits for `min_copies` before answering 503.
+    #[serde(with = "humantime_serde")]
     pub min_copies_timeout: Duration,
     /// Incoming replication bytes per second on this node; 0: unlimited.
+    #[serde(deserialize_with = "byte_size")]
     pub bandwidth_limit: u64,
     /// Pause between full comparisons of the catalog with the local blobs.
+    #[serde(with = "humantime_serde")]
     pub anti_entropy_interval: Duration,
     /// Pause between full scrub passes (re-hashing every stored blob).
+    #[serde(with = "humantime_serde")]
     pub scrub_interval: Duration,
     /// Bytes per second a scrub pass reads; 0 disables scrubbing.
+    #[serde(deserialize_with = "byte_size")]
     pub scrub_rate: u64,
     /// How long a blob no catalog entry references is kept before deletion.
+    #[serde(with = "humantime_serde")]
     pub purge_grace: Duration,
     /// Longest pause between retries of a failing blob.
+    #[serde(with = "humantime_serde")]
     pub retry_max: Duration,
 }
 
@@ -44,28 +57,43 @@ impl Default for ReplicationConfig {
 }
 
 impl ReplicationConfig {
-    pub fn validate(&self, members: usize) -> Result<(), String> {
+    pub fn validate(&self, members: usize) -> Result<()> {
         if self.workers == 0 || self.workers > 256 {
-            return Err(format!("replication.workers must be between 1 and 256, not {}", self.workers));
+            return Err(Error::Config(format!("replication.workers must be between 1 and 256, not {}", self.workers)));
         }
         if self.min_copies == 0 || (members > 0 && self.min_copies > members) {
-            return Err(format!(
+            return Err(Error::Config(format!(
                 "replication.min_copies must be between 1 and the number of cluster members ({members}), not {}",
                 self.min_copies
-            ));
+            )));
         }
         Ok(())
+    }
+}
+
+/// A byte size as a number of bytes or a string with a unit ("50MiB").
+pub fn byte_size<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Size::deserialize(d)? {
+        Size::Bytes(n) => Ok(n),
+        Size::Text(t) => parse_bytes(&t).map_err(serde::de::Error::custom),
     }
 }
 
 /// Parses a byte size: a plain number of bytes, or a number with one of the
 /// units B, KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024);
 /// "0" means none.
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
+pub fn parse_bytes(text: &str) -> Result<u64> {
     let t = text.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (number, unit) = (t[..split].trim(), t[split..].trim());
-    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a size such as \"50MiB\", \"100MB\" or \"1048576\""))?;
+    let value: f64 =
+        number.parse().map_err(|_| Error::Config(format!("{text:?} is not a size such as \"50MiB\", \"100MB\" or \"1048576\"")))?;
     let factor: f64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "kb" | "k" => 1e3,
@@ -74,7 +102,7 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         "kib" => 1024.0,
         "mib" => 1024.0 * 1024.0,
         "gib" => 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use B, KB, MB, GB, KiB, MiB or GiB)")),
+        _ => return Err(Error::Config(format!("{text:?}: unknown unit {unit:?} (use B, KB, MB, GB, KiB, MiB or GiB)"))),
     };
     Ok((value * factor).round() as u64)
 }
@@ -85,21 +113,21 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(parse_bytes("0"), Ok(0));
-        assert_eq!(parse_bytes("1048576"), Ok(1 << 20));
-        assert_eq!(parse_bytes("4MiB"), Ok(4 << 20));
-        assert_eq!(parse_bytes("100 MB"), Ok(100_000_000));
-        assert_eq!(parse_bytes("1.5GiB"), Ok(3 << 29));
-        assert!(parse_bytes("fast").unwrap_err().contains("is not a size"));
-        assert!(parse_bytes("3 parsecs").unwrap_err().contains("unknown unit"));
+        assert_eq!(parse_bytes("0").unwrap(), 0);
+        assert_eq!(parse_bytes("1048576").unwrap(), 1 << 20);
+        assert_eq!(parse_bytes("4MiB").unwrap(), 4 << 20);
+        assert_eq!(parse_bytes("100 MB").unwrap(), 100_000_000);
+        assert_eq!(parse_bytes("1.5GiB").unwrap(), 3 << 29);
+        assert!(parse_bytes("fast").unwrap_err().to_string().contains("is not a size"));
+        assert!(parse_bytes("3 parsecs").unwrap_err().to_string().contains("unknown unit"));
     }
 
     #[test]
     fn validation() {
         assert!(ReplicationConfig::default().validate(3).is_ok());
         let bad = ReplicationConfig { min_copies: 4, ..Default::default() };
-        assert!(bad.validate(3).unwrap_err().contains("min_copies"));
+        assert!(bad.validate(3).unwrap_err().to_string().contains("min_copies"));
         let bad = ReplicationConfig { workers: 0, ..Default::default() };
-        assert!(bad.validate(3).unwrap_err().contains("workers"));
+        assert!(bad.validate(3).unwrap_err().to_string().contains("workers"));
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use gomod::{ModulePath, Version};
 use store::{CatalogOp, Sha256, Store, VersionParts, ZipRef};
 
-use crate::{collect_garbage, referenced};
+use crate::anti_entropy::{collect_garbage, referenced};
 
 fn put_blob(store: &Store, content: &[u8]) -> Sha256 {
     let sha = Sha256::of(content);

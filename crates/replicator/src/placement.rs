@@ -11,7 +11,9 @@ use store::Sha256;
 use tokio::sync::{mpsc, watch};
 use tonic::Request;
 
-use crate::{backoff, Inner};
+use crate::inner::Inner;
+use crate::workers::backoff;
+use crate::{Error, Result};
 
 /// What the primary is told about this node's copies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -72,7 +74,7 @@ pub(crate) async fn report_placement(inner: Arc<Inner>, mut rx: mpsc::UnboundedR
     }
 }
 
-async fn send_report(inner: &Inner, placed: &[Placed]) -> Result<(), String> {
+async fn send_report(inner: &Inner, placed: &[Placed]) -> Result<()> {
     let (mut stored, mut lost) = (Vec::new(), Vec::new());
     for p in placed {
         match p {
@@ -82,18 +84,18 @@ async fn send_report(inner: &Inner, placed: &[Placed]) -> Result<(), String> {
     }
     let control = &inner.control;
     if control.is_acting_primary() {
-        return propose_placement(control, inner.me, lost, stored).await.map(|_| ()).map_err(|e| e.to_string());
+        return Ok(propose_placement(control, inner.me, lost, stored).await.map(|_| ())?);
     }
     let leader = match control.leader() {
         Some(l) => l,
-        None => control.wait_for_leader(Duration::from_secs(5)).await.ok_or("no primary")?,
+        None => control.wait_for_leader(Duration::from_secs(5)).await.ok_or_else(|| Error::Report("no primary".into()))?,
     };
     if leader == inner.me {
-        return Err("this node is leader but not yet acting as primary".into());
+        return Err(Error::Report("this node is leader but not yet acting as primary".into()));
     }
     let mut request = Request::new(ReportRequest { from: inner.me, sha256: stored, lost });
     inner.auth.stamp(&mut request);
-    inner.client(leader)?.report(request).await.map(|_| ()).map_err(|s| format!("primary (node {leader}): {}", s.message()))
+    inner.client(leader)?.report(request).await.map(|_| ()).map_err(|s| Error::Report(format!("primary (node {leader}): {}", s.message())))
 }
 
 /// Records placement changes of `node` through raft: losses first, so a

@@ -12,7 +12,8 @@ use store::Sha256;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tonic::{Code, Request};
 
-use crate::Inner;
+use crate::inner::Inner;
+use crate::{Error, Result};
 
 /// Where a pulled blob came from.
 pub(crate) struct Pulled {
@@ -21,7 +22,7 @@ pub(crate) struct Pulled {
 }
 
 /// Copies blob `sha` (`size` bytes) from the first peer that has it.
-pub(crate) async fn pull(inner: &Inner, sha: Sha256, size: u64) -> Result<Pulled, String> {
+pub(crate) async fn pull(inner: &Inner, sha: Sha256, size: u64) -> Result<Pulled> {
     let path = inner.blobs.partial_path(&sha);
     let mut file = tokio::fs::OpenOptions::new()
         .read(true)
@@ -30,20 +31,20 @@ pub(crate) async fn pull(inner: &Inner, sha: Sha256, size: u64) -> Result<Pulled
         .truncate(false)
         .open(&path)
         .await
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let mut offset = file.metadata().await.map_err(|e| format!("{}: {e}", path.display()))?.len();
+        .map_err(|e| Error::io("cannot open ", &path, e))?;
+    let mut offset = file.metadata().await.map_err(|e| Error::io("", &path, e))?.len();
     if offset > size {
         tracing::warn!(blob = %sha, offset, size, "partial file is longer than the blob; starting over");
         offset = 0;
     }
-    file.set_len(offset).await.map_err(|e| format!("{}: {e}", path.display()))?;
+    file.set_len(offset).await.map_err(|e| Error::io("", &path, e))?;
     let mut hasher = sha2::Sha256::new();
     if offset > 0 {
-        hash_prefix(&mut file, offset, &mut hasher).await.map_err(|e| format!("re-reading {}: {e}", path.display()))?;
+        hash_prefix(&mut file, offset, &mut hasher).await.map_err(|e| Error::io("re-reading ", &path, e))?;
         inner.stats.resumed.fetch_add(1, Ordering::Relaxed);
         tracing::info!(blob = %sha, offset, size, "resuming blob transfer");
     }
-    file.seek(SeekFrom::Start(offset)).await.map_err(|e| format!("{}: {e}", path.display()))?;
+    file.seek(SeekFrom::Start(offset)).await.map_err(|e| Error::io("", &path, e))?;
 
     let mut errors = Vec::new();
     let mut source = None;
@@ -59,22 +60,22 @@ pub(crate) async fn pull(inner: &Inner, sha: Sha256, size: u64) -> Result<Pulled
             Err(e) => errors.push(format!("node {peer}: {e}")),
         }
     }
-    file.flush().await.map_err(|e| format!("{}: {e}", path.display()))?;
+    file.flush().await.map_err(|e| Error::io("", &path, e))?;
     drop(file);
     if offset < size {
         let tried = if errors.is_empty() { "no peer to ask".to_string() } else { errors.join("; ") };
-        return Err(format!("have {offset} of {size} bytes: {tried}"));
+        return Err(Error::Incomplete { have: offset, size, tried });
     }
     let actual = Sha256(hasher.finalize().into());
     if actual != sha {
         let _ = tokio::fs::remove_file(&path).await;
-        return Err(format!("the {size} bytes received hash to {actual}; discarded, will fetch again"));
+        return Err(Error::Mismatch { size, actual });
     }
     let blobs = inner.blobs.clone();
     tokio::task::spawn_blocking(move || blobs.commit_file(&path, &sha, Some(actual)))
         .await
-        .map_err(|e| format!("commit task failed: {e}"))?
-        .map_err(|e| format!("storing the blob: {e}"))?;
+        .map_err(|e| Error::task("commit", e))?
+        .map_err(|e| Error::store("storing the blob", e))?;
     Ok(Pulled { from: source.unwrap_or(0), bytes: size })
 }
 
@@ -104,32 +105,32 @@ async fn fetch_from(
     offset: &mut u64,
     file: &mut tokio::fs::File,
     hasher: &mut sha2::Sha256,
-) -> Result<(), String> {
+) -> Result<()> {
     let mut client = inner.client(peer)?;
     let mut request = Request::new(FetchRequest { from: inner.me, sha256: sha.to_hex(), offset: *offset });
     inner.auth.stamp(&mut request);
     let mut stream = match client.fetch(request).await {
         Ok(resp) => resp.into_inner(),
-        Err(status) if status.code() == Code::NotFound => return Err("does not have it".into()),
-        Err(status) => return Err(format!("{}: {}", code_name(status.code()), status.message())),
+        Err(status) if status.code() == Code::NotFound => return Err(Error::Peer("does not have it".into())),
+        Err(status) => return Err(Error::Peer(format!("{}: {}", code_name(status.code()), status.message()))),
     };
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|s| format!("transfer broke at byte {offset}: {}", s.message()))?;
+        let chunk = chunk.map_err(|s| Error::Peer(format!("transfer broke at byte {offset}: {}", s.message())))?;
         if chunk.offset != *offset {
-            return Err(format!("sent bytes from offset {} when {offset} was expected", chunk.offset));
+            return Err(Error::Peer(format!("sent bytes from offset {} when {offset} was expected", chunk.offset)));
         }
         let n = chunk.data.len() as u64;
         if *offset + n > size {
-            return Err(format!("sent more than the {size} bytes the catalog records"));
+            return Err(Error::Peer(format!("sent more than the {size} bytes the catalog records")));
         }
         inner.throttle.take(n).await;
-        file.write_all(&chunk.data).await.map_err(|e| format!("writing the partial file: {e}"))?;
+        file.write_all(&chunk.data).await.map_err(|e| Error::io("writing ", &inner.blobs.partial_path(sha), e))?;
         hasher.update(&chunk.data);
         *offset += n;
         inner.stats.received.fetch_add(n, Ordering::Relaxed);
     }
     if *offset < size {
-        return Err(format!("stream ended at byte {offset} of {size}"));
+        return Err(Error::Peer(format!("stream ended at byte {offset} of {size}")));
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use store::{OpenBlob, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tonic::{Request, Response, Status};
 
-use crate::Inner;
+use crate::inner::Inner;
 
 /// Size of the chunks a blob is streamed in (as the gateway's zip bodies).
 pub const CHUNK: usize = 256 * 1024;

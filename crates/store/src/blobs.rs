@@ -36,9 +36,11 @@ struct Inner {
     temp_seq: AtomicU64,
 }
 
-/// What a file looked like when its content was last verified.
+/// What a blob file looked like (size, inode, modification and change
+/// times) when its content was verified: a file whose stamp differs may have
+/// changed and is verified again.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct FileStamp {
+pub struct FileStamp {
     len: u64,
     ino: u64,
     mtime_ns: i128,
@@ -66,6 +68,16 @@ pub struct BlobStats {
 pub struct OpenBlob {
     pub file: File,
     pub len: u64,
+}
+
+/// A verified blob: read whole when small, else opened for streaming.
+pub enum BlobContent {
+    /// The whole content, and the stamp of the file it was read from.
+    Whole {
+        bytes: Vec<u8>,
+        stamp: FileStamp,
+    },
+    Open(OpenBlob),
 }
 
 /// A blob being written. Dropping it without [`BlobStore::commit`] removes the file.
@@ -237,6 +249,39 @@ impl BlobStore {
         Ok(Some(OpenBlob { file, len: meta.len() }))
     }
 
+    /// Like [`BlobStore::open`], but a blob of at most `whole_up_to` bytes is
+    /// read whole in the same call and, when it needs verifying, hashed from
+    /// the bytes read: one pass over the file instead of two.
+    pub fn read(&self, sha: &Sha256, whole_up_to: u64) -> Result<Option<BlobContent>> {
+        let path = self.path_of(sha);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let meta = file.metadata().map_err(|e| Error::io(&path, e))?;
+        let stamp = FileStamp::of(&meta);
+        let known_good = self.inner.verified.lock().get(sha) == Some(&stamp);
+        if meta.len() > whole_up_to {
+            if !known_good {
+                self.verify_file(sha, &path, &stamp)?;
+            }
+            return Ok(Some(BlobContent::Open(OpenBlob { file, len: meta.len() })));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.read_to_end(&mut bytes).map_err(|e| Error::io(&path, e))?;
+        if !known_good {
+            self.judge(sha, &path, &stamp, Sha256(sha2::Sha256::digest(&bytes).into()))?;
+        }
+        Ok(Some(BlobContent::Whole { bytes, stamp }))
+    }
+
+    /// The current stamp of blob `sha`'s file (`None`: not stored), to tell
+    /// whether a copy read earlier still matches the file.
+    pub fn stamp(&self, sha: &Sha256) -> Option<FileStamp> {
+        fs::metadata(self.path_of(sha)).ok().map(|meta| FileStamp::of(&meta))
+    }
+
     /// Re-hashes blob `sha` regardless of what is remembered (scrub).
     pub fn verify(&self, sha: &Sha256) -> Result<bool> {
         let path = self.path_of(sha);
@@ -264,7 +309,12 @@ impl BlobStore {
     }
 
     fn verify_file(&self, sha: &Sha256, path: &Path, stamp: &FileStamp) -> Result<()> {
-        let actual = hash_file(path)?;
+        self.judge(sha, path, stamp, hash_file(path)?)
+    }
+
+    /// Remembers the file as good when `actual` is its address, else
+    /// quarantines it.
+    fn judge(&self, sha: &Sha256, path: &Path, stamp: &FileStamp, actual: Sha256) -> Result<()> {
         if actual == *sha {
             self.inner.verified.lock().insert(*sha, *stamp);
             return Ok(());

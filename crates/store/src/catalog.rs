@@ -10,8 +10,17 @@
 //! l \0 <module>                                → ListRecord (JSON)
 //! t \0 <module>                                → LatestRecord (JSON)
 //! ```
+//!
+//! A version's `.info`, `.mod` and zip, once recorded, are never replaced
+//! (first writer wins): clients have their hashes in go.sum, so a primary
+//! that fetches them again after a failover must not swap the bytes. Only
+//! a purge removes them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use gomod::{ModulePath, Version};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Db, DbOp, CF_CATALOG};
@@ -99,52 +108,98 @@ pub enum CatalogOp {
 #[derive(Clone)]
 pub struct Catalog {
     db: Db,
+    /// Serializes [`Catalog::apply`]: reading what is recorded and writing
+    /// must not interleave with another write of the same part.
+    writes: Arc<Mutex<()>>,
 }
 
-const PART_INFO: &str = "info";
-const PART_MOD: &str = "mod";
-const PART_ZIP: &str = "zip";
+/// Catalog writes planned earlier in one batch and not yet in the
+/// database, so later operations of the batch see them (`None`: deleted).
+#[derive(Debug, Default)]
+pub struct Pending(HashMap<Vec<u8>, Option<Vec<u8>>>);
+
+/// What one operation writes, and which parts of a version it offered
+/// that the catalog already records with other content (and keeps).
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub ops: Vec<DbOp>,
+    /// Parts (`"info"`, `"mod"`, `"zip"`) this operation records.
+    pub written: Vec<&'static str>,
+    /// Parts left as they were because other content is recorded.
+    pub kept: Vec<&'static str>,
+}
+
+pub const PART_INFO: &str = "info";
+pub const PART_MOD: &str = "mod";
+pub const PART_ZIP: &str = "zip";
 
 impl Catalog {
     pub fn new(db: Db) -> Self {
-        Catalog { db }
+        Catalog { db, writes: Arc::new(Mutex::new(())) }
     }
 
     pub fn db(&self) -> &Db {
         &self.db
     }
 
-    pub fn apply(&self, op: &CatalogOp) -> Result<()> {
-        self.db.write(Self::ops_for(op), true)
+    /// Applies `op`; returns the parts it offered that were already
+    /// recorded with other content and kept.
+    pub fn apply(&self, op: &CatalogOp) -> Result<Vec<&'static str>> {
+        let _serial = self.writes.lock();
+        let plan = self.plan(op, &mut Pending::default())?;
+        self.db.write(plan.ops, true)?;
+        Ok(plan.kept)
     }
 
-    /// The database writes that `op` consists of, so a caller (the raft
-    /// state machine) can commit them atomically with its own bookkeeping.
-    /// Every operation is idempotent: applying it twice equals applying it once.
-    pub fn ops_for(op: &CatalogOp) -> Vec<DbOp> {
-        let put = |key: Vec<u8>, value: Vec<u8>| DbOp::Put { cf: CF_CATALOG, key, value };
-        let mut ops = Vec::new();
+    /// The database writes that `op` consists of, given what the catalog
+    /// and the earlier operations of the batch (`pending`, updated here)
+    /// hold, so a caller (the raft state machine) can commit them
+    /// atomically with its own bookkeeping. Applying an operation twice
+    /// equals applying it once.
+    pub fn plan(&self, op: &CatalogOp, pending: &mut Pending) -> Result<Plan> {
+        let mut plan = Plan::default();
         match op {
             CatalogOp::PutVersion { module, version, parts } => {
-                if let Some(info) = &parts.info {
-                    ops.push(put(version_key(module, version, PART_INFO), info.clone()));
-                }
-                if let Some(go_mod) = &parts.go_mod {
-                    ops.push(put(version_key(module, version, PART_MOD), go_mod.clone()));
-                }
-                if let Some(zip) = &parts.zip {
-                    ops.push(put(version_key(module, version, PART_ZIP), to_json(zip)));
+                let offered =
+                    [(PART_INFO, parts.info.clone()), (PART_MOD, parts.go_mod.clone()), (PART_ZIP, parts.zip.as_ref().map(to_json))];
+                for (part, value) in offered {
+                    let Some(value) = value else { continue };
+                    let key = version_key(module, version, part);
+                    match self.recorded(&key, pending)? {
+                        None => {
+                            pending.0.insert(key.clone(), Some(value.clone()));
+                            plan.ops.push(DbOp::Put { cf: CF_CATALOG, key, value });
+                            plan.written.push(part);
+                        }
+                        Some(old) if !same(part, &old, &value) => plan.kept.push(part),
+                        Some(_) => {}
+                    }
                 }
             }
-            CatalogOp::PutList { module, list } => ops.push(put(module_key(b'l', module), to_json(list))),
-            CatalogOp::PutLatest { module, latest } => ops.push(put(module_key(b't', module), to_json(latest))),
+            CatalogOp::PutList { module, list } => plan.ops.push(put(module_key(b'l', module), to_json(list))),
+            CatalogOp::PutLatest { module, latest } => plan.ops.push(put(module_key(b't', module), to_json(latest))),
             CatalogOp::Purge { module, version } => {
                 for part in [PART_INFO, PART_MOD, PART_ZIP] {
-                    ops.push(DbOp::Delete { cf: CF_CATALOG, key: version_key(module, version, part) });
+                    let key = version_key(module, version, part);
+                    pending.0.insert(key.clone(), None);
+                    plan.ops.push(DbOp::Delete { cf: CF_CATALOG, key });
                 }
             }
         }
-        ops
+        Ok(plan)
+    }
+
+    /// The zip recorded for a version, counting the writes of `pending`.
+    pub fn zip_pending(&self, module: &ModulePath, version: &Version, pending: &Pending) -> Result<Option<ZipRef>> {
+        let key = version_key(module, version, PART_ZIP);
+        self.recorded(&key, pending)?.map(|v| from_json(&key, &v)).transpose()
+    }
+
+    fn recorded(&self, key: &[u8], pending: &Pending) -> Result<Option<Vec<u8>>> {
+        match pending.0.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => self.db.get(CF_CATALOG, key),
+        }
     }
 
     pub fn info(&self, module: &ModulePath, version: &Version) -> Result<Option<Vec<u8>>> {
@@ -208,6 +263,21 @@ impl Catalog {
     }
 }
 
+fn put(key: Vec<u8>, value: Vec<u8>) -> DbOp {
+    DbOp::Put { cf: CF_CATALOG, key, value }
+}
+
+/// Whether two recorded values of `part` say the same (zip references are
+/// compared decoded, so an encoding change is not a different zip).
+fn same(part: &str, a: &[u8], b: &[u8]) -> bool {
+    if part == PART_ZIP {
+        if let (Ok(a), Ok(b)) = (serde_json::from_slice::<ZipRef>(a), serde_json::from_slice::<ZipRef>(b)) {
+            return a == b;
+        }
+    }
+    a == b
+}
+
 fn module_key(tag: u8, module: &ModulePath) -> Vec<u8> {
     let mut key = vec![tag, 0];
     key.extend_from_slice(module.escaped().as_bytes());
@@ -241,7 +311,55 @@ fn from_json<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> Result<T
 
 #[cfg(test)]
 mod tests {
-    use super::VersionParts;
+    use super::*;
+
+    fn catalog(dir: &tempfile::TempDir) -> Catalog {
+        Catalog::new(Db::open(&dir.path().join("db")).unwrap())
+    }
+
+    fn put_version(info: &str, go_mod: &str, sha: char) -> CatalogOp {
+        let zip = ZipRef { sha256: sha.to_string().repeat(64), size: 1, h1: format!("h1:{sha}") };
+        let parts = VersionParts { info: Some(info.into()), go_mod: Some(go_mod.into()), zip: Some(zip) };
+        CatalogOp::PutVersion { module: ModulePath::new("example.com/m").unwrap(), version: Version::new("v1.0.0").unwrap(), parts }
+    }
+
+    #[test]
+    fn the_first_recorded_parts_of_a_version_are_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = catalog(&dir);
+        let (m, v) = (ModulePath::new("example.com/m").unwrap(), Version::new("v1.0.0").unwrap());
+        assert_eq!(cat.apply(&put_version("first", "module a\n", 'a')).unwrap(), Vec::<&str>::new());
+        assert_eq!(cat.apply(&put_version("first", "module a\n", 'a')).unwrap(), Vec::<&str>::new(), "the same again is no conflict");
+        assert_eq!(cat.apply(&put_version("second", "module b\n", 'b')).unwrap(), ["info", "mod", "zip"]);
+        assert_eq!(cat.info(&m, &v).unwrap().as_deref(), Some(&b"first"[..]));
+        assert_eq!(cat.go_mod(&m, &v).unwrap().as_deref(), Some(&b"module a\n"[..]));
+        assert_eq!(cat.zip(&m, &v).unwrap().map(|z| z.h1), Some("h1:a".to_string()));
+
+        cat.apply(&CatalogOp::Purge { module: m.clone(), version: v.clone() }).unwrap();
+        assert_eq!(cat.apply(&put_version("after purge", "module c\n", 'c')).unwrap(), Vec::<&str>::new());
+        assert_eq!(cat.info(&m, &v).unwrap().as_deref(), Some(&b"after purge"[..]));
+    }
+
+    #[test]
+    fn within_one_batch_the_first_write_of_a_part_wins_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = catalog(&dir);
+        let mut pending = Pending::default();
+        let first = cat.plan(&put_version("first", "module a\n", 'a'), &mut pending).unwrap();
+        let second = cat.plan(&put_version("second", "module b\n", 'b'), &mut pending).unwrap();
+        assert_eq!((first.written.len(), first.kept.len()), (3, 0));
+        assert!(second.ops.is_empty(), "{:?}", second.ops);
+        assert_eq!(second.kept, ["info", "mod", "zip"]);
+        let (m, v) = (ModulePath::new("example.com/m").unwrap(), Version::new("v1.0.0").unwrap());
+        assert_eq!(cat.zip_pending(&m, &v, &pending).unwrap().map(|z| z.h1), Some("h1:a".to_string()));
+
+        let purge = cat.plan(&CatalogOp::Purge { module: m.clone(), version: v.clone() }, &mut pending).unwrap();
+        assert_eq!(cat.zip_pending(&m, &v, &pending).unwrap(), None);
+        let third = cat.plan(&put_version("third", "module c\n", 'c'), &mut pending).unwrap();
+        assert_eq!(third.written, ["info", "mod", "zip"]);
+        cat.db().write([first.ops, purge.ops, third.ops].concat(), true).unwrap();
+        assert_eq!(cat.info(&m, &v).unwrap().as_deref(), Some(&b"third"[..]));
+    }
 
     #[test]
     fn version_parts_carry_bytes_as_base64_and_still_read_number_arrays() {

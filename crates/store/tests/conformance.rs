@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 
 use gomod::{ModulePath, Version};
-use store::{CatalogOp, Error, LatestRecord, ListRecord, Sha256, Store, VersionParts, ZipRef};
+use store::{BlobContent, CatalogOp, Error, LatestRecord, ListRecord, Sha256, Store, VersionParts, ZipRef};
 
 fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -81,6 +81,8 @@ fn leftover_temp_files_are_removed_at_open() {
         let store = Store::open(dir.path()).unwrap();
         let mut temp = store.blobs.temp().unwrap();
         temp.file().write_all(b"partial download").unwrap();
+        // A crash: the temp blob's Drop, which removes the file, never runs.
+        #[allow(clippy::mem_forget)]
         std::mem::forget(temp);
     }
     assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 1);
@@ -102,6 +104,35 @@ fn corrupted_blob_is_quarantined_not_served() {
     assert_eq!(std::fs::read_dir(dir.path().join("quarantine")).unwrap().count(), 1);
     assert!(store.blobs.open(&sha).unwrap().is_none());
     assert_eq!(store.blobs.stats().count, 0);
+}
+
+#[test]
+fn small_blobs_are_read_whole_and_large_ones_opened() {
+    let (_dir, store) = open();
+    let sha = put_blob(&store, b"small zip");
+    match store.blobs.read(&sha, 1024).unwrap() {
+        Some(BlobContent::Whole { bytes, stamp }) => {
+            assert_eq!(bytes, b"small zip");
+            assert_eq!(store.blobs.stamp(&sha), Some(stamp), "the stamp names the file as it is");
+        }
+        _ => panic!("a 9-byte blob under a 1024-byte limit is read whole"),
+    }
+    assert!(matches!(store.blobs.read(&sha, 4).unwrap(), Some(BlobContent::Open(blob)) if blob.len == 9));
+    assert!(store.blobs.read(&Sha256::of(b"absent"), 1024).unwrap().is_none());
+}
+
+#[test]
+fn a_whole_read_after_restart_verifies_the_bytes_it_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let sha = put_blob(&Store::open(dir.path()).unwrap(), b"bytes that rot while the node is down");
+    let path = Store::open(dir.path()).unwrap().blobs.path_of(&sha);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[5] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert!(matches!(store.blobs.read(&sha, 1 << 20), Err(Error::Corrupt { .. })));
+    assert!(!path.exists(), "the corrupt file is moved to quarantine");
+    assert_eq!(store.blobs.stamp(&sha), None);
 }
 
 #[test]

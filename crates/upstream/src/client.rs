@@ -107,6 +107,12 @@ impl Upstream {
         Err(failures.into_error())
     }
 
+    /// Whether lookups of `module` are switched off: its proxy list starts
+    /// with `off`, so no proxy is ever asked.
+    pub fn is_off(&self, module: &ModulePath) -> bool {
+        self.chain_for(module).is_ok_and(|chain| matches!(chain.entries.first().map(|e| &e.target), Some(Entry::Off)))
+    }
+
     /// Does `module` match `upstream.private`?
     pub fn is_private(&self, module: &ModulePath) -> bool {
         !self.inner.private_globs.is_empty() && gomod::match_prefix_patterns(&self.inner.private_globs, module.as_str())

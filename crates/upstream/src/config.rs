@@ -3,8 +3,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Where and how Flotilla fetches what it does not have yet.
-#[derive(Debug, Clone)]
+use serde::Deserialize;
+
+/// Where and how Flotilla fetches what it does not have yet: the
+/// `[upstream]` section of the node's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// GOPROXY syntax: `https://a.example,https://b.example|http://c:8080`.
     pub proxies: String,
@@ -14,11 +18,16 @@ pub struct Config {
     pub private_proxies: String,
     /// Extra PEM CA bundle, trusted in addition to the system and webpki roots.
     pub ca_file: Option<PathBuf>,
+    #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
     /// Total deadline of a metadata request (`list`, `.info`, `.mod`, `@latest`).
+    #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     /// Longest pause between two body chunks of a download.
+    #[serde(with = "humantime_serde")]
     pub read_timeout: Duration,
+    /// Set by the program, not by configuration.
+    #[serde(skip)]
     pub user_agent: String,
 }
 

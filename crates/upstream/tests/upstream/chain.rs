@@ -143,6 +143,8 @@ async fn off_disables_every_fetch() {
     let m = module("example.com/m");
     let err = upstream("off").get(&m, "@v/list", LIMIT).await.unwrap_err();
     assert!(matches!(err, Error::Disabled), "{err:?}");
+    assert!(upstream("off").is_off(&m));
+    assert!(!upstream("https://proxy.example,off").is_off(&m), "the proxy is asked first");
 
     let a = Fake::answering(404, "").await;
     let err = upstream(&format!("{},off", a.base)).get(&m, "@v/list", LIMIT).await.unwrap_err();

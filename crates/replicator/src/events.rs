@@ -1,0 +1,49 @@
+//! Following the applied log: every zip entry this node applies names a
+//! blob it must hold; a snapshot install (or falling behind the event
+//! channel) calls for a full comparison instead.
+
+use std::sync::Arc;
+
+use raft::StateEvent;
+use store::Sha256;
+use tokio::sync::{broadcast, watch};
+
+use crate::inner::Inner;
+use crate::placement::Placed;
+
+pub(crate) async fn follow_events(inner: Arc<Inner>, mut events: broadcast::Receiver<StateEvent>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            _ = stop.changed() => return,
+        };
+        match event {
+            Ok(StateEvent::Zip { sha256, size }) => match sha256.parse::<Sha256>() {
+                Ok(sha) => {
+                    inner.seen(&sha256);
+                    inner.want(sha, size, None);
+                }
+                Err(_) => tracing::warn!(blob = %sha256, "catalog names a malformed blob sha256; ignored"),
+            },
+            // A node catching up applies its own placement from before it
+            // lost its data: correct what it no longer holds.
+            Ok(StateEvent::Stored { sha256, node_id }) if node_id == inner.me => {
+                if let Ok(sha) = sha256.parse::<Sha256>() {
+                    if !inner.blobs.exists(&sha) {
+                        let _ = inner.reports.send(Placed::Lost(sha));
+                    }
+                }
+            }
+            Ok(StateEvent::Stored { .. }) => {}
+            Ok(StateEvent::Reset) => {
+                tracing::info!("catalog replaced by a snapshot; comparing it with the local blobs");
+                inner.rescan.notify_one();
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::info!(missed, "replicator fell behind the applied log; rescanning the catalog");
+                inner.rescan.notify_one();
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}

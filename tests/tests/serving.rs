@@ -1,0 +1,121 @@
+//! Serving cached files the way the go command asks for them: many requests
+//! on one keep-alive connection.
+
+use std::time::{Duration, Instant};
+
+use harness::http::KeepAlive;
+use harness::modules::{LARGE_MODULE, LARGE_VERSION};
+use harness::{start_mirror, ModuleSet};
+
+/// Median time of `count` GETs of `path` on one keep-alive connection,
+/// each checked against `expected`.
+fn median_on_one_connection(node: &harness::Node, path: &str, expected: &[u8], count: usize) -> (Duration, Vec<Duration>) {
+    let mut conn = KeepAlive::connect(node.addr()).expect("connect to the gateway");
+    let first = conn.get(path).expect("first request");
+    assert_eq!(first.status, 200, "{}", first.summary());
+    let mut times = Vec::new();
+    for i in 0..count {
+        let started = Instant::now();
+        let response = conn.get(path).unwrap_or_else(|e| panic!("request {i} on the kept-alive connection: {e}"));
+        times.push(started.elapsed());
+        assert_eq!(response.status, 200, "request {i}: {}", response.summary());
+        assert!(response.body == expected, "request {i}: the body differs from the origin's zip");
+    }
+    times.sort();
+    (times[times.len() / 2], times)
+}
+
+/// A small zip (about 11 KiB, like most Go modules) requested again and again
+/// on one connection is answered at once, not after the client's delayed ACK
+/// (20-40 ms when a response leaves in two writes and the gateway's sockets
+/// lack TCP_NODELAY).
+#[test]
+fn a_keep_alive_client_gets_a_small_cached_zip_in_well_under_5_ms() {
+    let (origin, node) = start_mirror(ModuleSet::standard().with_large(11 << 10), |o| o.log_level("info"));
+    let expected = origin.modules().get(LARGE_MODULE, LARGE_VERSION).clone();
+    let (median, all) = median_on_one_connection(&node, &expected.url_path("zip"), &expected.zip, 40);
+    assert!(median < Duration::from_millis(5), "median {median:?} per cached 11 KiB zip on one keep-alive connection; all: {all:?}");
+}
+
+/// Ranges, conditional requests and `HEAD` on a small zip (served from
+/// memory) and a large one (streamed from disk), as one keep-alive
+/// connection sends them: a response with a stray body would break the
+/// next one on the same connection.
+#[test]
+fn ranges_conditionals_and_head_are_answered_right_for_small_and_large_zips() {
+    let (origin, node) = start_mirror(ModuleSet::standard().with_large(3 << 20), |o| o.log_level("info"));
+    let set = origin.modules();
+    let small = set.get("example.com/alpha", "v1.2.0").clone();
+    let large = set.get(LARGE_MODULE, LARGE_VERSION).clone();
+    let mut conn = KeepAlive::connect(node.addr()).expect("connect to the gateway");
+    for v in [&small, &large] {
+        let path = v.url_path("zip");
+        let size = v.zip.len();
+        let full = conn.get(&path).expect("GET");
+        assert_eq!(full.status, 200, "{}", full.summary());
+        assert!(full.body == v.zip, "{path}: body differs from the origin's zip");
+        let etag = full.header("etag").expect("ETag on a zip").to_owned();
+        assert_eq!(etag, format!("\"{}\"", v.zip_sha256()));
+
+        let head = conn.request("HEAD", &path, &[]).expect("HEAD");
+        assert_eq!(head.status, 200, "HEAD {path}");
+        assert_eq!(head.header("content-length"), Some(size.to_string().as_str()), "HEAD {path}: {:?}", head.headers);
+        assert_eq!(head.header("etag"), Some(etag.as_str()));
+
+        let cases: [(&str, u16, std::ops::Range<usize>); 7] = [
+            ("bytes=0-9", 206, 0..10),
+            ("bytes=-5", 206, size - 5..size),
+            ("bytes=100-", 206, 100..size),
+            ("bytes=0-1,5-6", 200, 0..size),
+            ("bytes=abc", 200, 0..size),
+            ("bytes=9-2", 200, 0..size),
+            ("lines=0-9", 200, 0..size),
+        ];
+        for (range, status, want) in cases {
+            let r = conn.request("GET", &path, &[("Range", range)]).unwrap_or_else(|e| panic!("{path} Range {range}: {e}"));
+            assert_eq!(r.status, status, "{path} Range {range}: {:?}", r.headers);
+            assert!(r.body == v.zip[want.clone()], "{path} Range {range}: {} bytes, wanted bytes {want:?}", r.body.len());
+            if status == 206 {
+                let expected = format!("bytes {}-{}/{size}", want.start, want.end - 1);
+                assert_eq!(r.header("content-range"), Some(expected.as_str()), "{path} Range {range}");
+            }
+        }
+
+        let r = conn.request("GET", &path, &[("Range", &format!("bytes={size}-"))]).expect("unsatisfiable range");
+        assert_eq!(r.status, 416, "{path}: a range past the end");
+        assert_eq!(r.header("content-range"), Some(format!("bytes */{size}").as_str()));
+
+        let r = conn.request("GET", &path, &[("Range", "bytes=0-9"), ("If-Range", "\"other\"")]).expect("If-Range");
+        assert_eq!((r.status, r.body.len()), (200, size), "{path}: If-Range with another ETag sends the whole zip");
+        let r = conn.request("GET", &path, &[("Range", "bytes=0-9"), ("If-Range", &etag)]).expect("If-Range");
+        assert_eq!((r.status, r.body.len()), (206, 10), "{path}: If-Range with its ETag honours the range");
+
+        let r = conn.request("GET", &path, &[("If-None-Match", &etag)]).expect("If-None-Match");
+        assert_eq!(r.status, 304, "{path}: If-None-Match with its ETag");
+        assert!(r.body.is_empty());
+    }
+    assert_eq!(origin.count(&small.url_path("zip")), 1, "{:?}", origin.requests());
+    assert_eq!(origin.count(&large.url_path("zip")), 1, "{:?}", origin.requests());
+}
+
+/// `HEAD` says what this node holds and never fetches from upstream.
+#[test]
+fn head_of_an_uncached_version_is_404_and_fetches_nothing() {
+    let (origin, node) = start_mirror(ModuleSet::standard(), |o| o.log_level("info"));
+    let v = origin.modules().get("example.com/beta", "v1.0.0").clone();
+    let mut conn = KeepAlive::connect(node.addr()).expect("connect to the gateway");
+    for ext in ["info", "mod", "zip"] {
+        let r = conn.request("HEAD", &v.url_path(ext), &[]).expect("HEAD");
+        assert_eq!(r.status, 404, "HEAD {ext} of an uncached version: {:?}", r.headers);
+    }
+    let r = conn.request("HEAD", "/example.com/beta/@v/list", &[]).expect("HEAD list");
+    assert_eq!(r.status, 404, "HEAD of a list never fetched");
+    assert!(origin.requests().is_empty(), "HEAD reached the origin: {:?}", origin.requests());
+
+    let r = conn.get(&v.url_path("mod")).expect("GET mod");
+    assert_eq!(r.status, 200, "{}", r.summary());
+    let r = conn.request("HEAD", &v.url_path("mod"), &[]).expect("HEAD mod");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some(v.go_mod.len().to_string().as_str()));
+    assert_eq!(origin.count(&v.url_path("zip")), 0, "HEAD fetched the zip: {:?}", origin.requests());
+}
