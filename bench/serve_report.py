@@ -232,7 +232,7 @@ def main():
         f"- started {m['start']}; {m['nproc']} CPUs ({m['cpu_model']}), Linux {m['kernel']}; shared machine: "
         f"load average {m['load_before']} at the start, {m['load_after']} at the end (each run's starting load is in the last table)",
         f"- flotilla: {m['flotilla_version']}, {m['profile']} build ({m['bin']}), git {m['git_rev']}, FLOTILLA_LOG=warn, "
-        f"cache.list_ttl={m['list_ttl']} (so lists stay cache hits during the run), one node, upstream = the nginx below",
+        f"cache.list_ttl={m['list_ttl']} (so lists stay cache hits during the run), other settings default (e.g. cache.memory), one node, upstream = the nginx below",
         f"- nginx {m['nginx_version']}: worker_processes auto, sendfile on, tcp_nopush on, access_log off, keepalive_requests 1000000, "
         "serving the generated tree from disk; it is also flotilla's upstream",
         f"- wrk {m['wrk_version']}, -t{m['threads']}, {m['duration']} per measured run, kept-alive connections, all on 127.0.0.1; "
