@@ -66,3 +66,59 @@ impl HotZips {
         self.cache.as_ref().map_or(0, |c| c.weight())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use store::{BlobContent, BlobStore, Sha256};
+
+    use super::{HotZips, WHOLE_READ_MAX};
+
+    fn stored(blobs: &BlobStore, content: &[u8]) -> Sha256 {
+        let sha = Sha256::of(content);
+        let mut temp = blobs.temp().expect("temp blob");
+        temp.file().write_all(content).expect("write temp blob");
+        blobs.commit(temp, &sha).expect("commit blob");
+        sha
+    }
+
+    fn read_and_keep(hot: &HotZips, blobs: &BlobStore, sha: &Sha256) {
+        match blobs.read(sha, WHOLE_READ_MAX).expect("read blob") {
+            Some(BlobContent::Whole { bytes, stamp }) => hot.insert(*sha, bytes.into(), stamp),
+            _ => panic!("a small blob is read whole"),
+        }
+    }
+
+    #[test]
+    fn a_kept_zip_is_served_until_its_file_changes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let blobs = BlobStore::new(dir.path()).expect("blob store");
+        let hot = HotZips::new(1 << 20);
+        let sha = stored(&blobs, b"a small module zip");
+        assert!(hot.get(&blobs, &sha).is_none());
+        read_and_keep(&hot, &blobs, &sha);
+        assert_eq!(hot.get(&blobs, &sha).as_deref(), Some(&b"a small module zip"[..]));
+
+        // Bit rot on disk changes the file's stamp: the copy is dropped, so
+        // the next read goes to the file and finds the corruption.
+        let path = blobs.path_of(&sha);
+        std::fs::write(&path, b"a small module zap").expect("rewrite blob");
+        assert!(hot.get(&blobs, &sha).is_none());
+        assert!(hot.get(&blobs, &sha).is_none(), "the stale copy stays dropped");
+    }
+
+    #[test]
+    fn zips_over_an_eighth_of_the_memory_and_a_zero_size_cache_keep_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let blobs = BlobStore::new(dir.path()).expect("blob store");
+        let sha = stored(&blobs, &[7u8; 200]);
+        let small = HotZips::new(1024);
+        read_and_keep(&small, &blobs, &sha);
+        assert!(small.get(&blobs, &sha).is_none(), "200 bytes exceed an eighth of 1024");
+        let off = HotZips::new(0);
+        read_and_keep(&off, &blobs, &sha);
+        assert!(off.get(&blobs, &sha).is_none());
+        assert_eq!(off.weight(), 0);
+    }
+}
