@@ -70,6 +70,14 @@ pub struct OpenBlob {
     pub len: u64,
 }
 
+/// A blob file just opened, not yet verified.
+struct Found {
+    file: File,
+    path: PathBuf,
+    stamp: FileStamp,
+    known_good: bool,
+}
+
 /// A verified blob: read whole when small, else opened for streaming.
 pub enum BlobContent {
     /// The whole content, and the stamp of the file it was read from.
@@ -235,45 +243,44 @@ impl BlobStore {
     /// this node does not have it. `Err(Corrupt)`: it was bad and has been
     /// quarantined.
     pub fn open(&self, sha: &Sha256) -> Result<Option<OpenBlob>> {
-        let path = self.path_of(sha);
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        let meta = file.metadata().map_err(|e| Error::io(&path, e))?;
-        let stamp = FileStamp::of(&meta);
-        if self.inner.verified.lock().get(sha) != Some(&stamp) {
-            self.verify_file(sha, &path, &stamp)?;
+        let Some(found) = self.find(sha)? else { return Ok(None) };
+        if !found.known_good {
+            self.verify_file(sha, &found.path, &found.stamp)?;
         }
-        Ok(Some(OpenBlob { file, len: meta.len() }))
+        Ok(Some(OpenBlob { file: found.file, len: found.stamp.len }))
     }
 
     /// Like [`BlobStore::open`], but a blob of at most `whole_up_to` bytes is
     /// read whole in the same call and, when it needs verifying, hashed from
     /// the bytes read: one pass over the file instead of two.
     pub fn read(&self, sha: &Sha256, whole_up_to: u64) -> Result<Option<BlobContent>> {
+        let Some(mut found) = self.find(sha)? else { return Ok(None) };
+        if found.stamp.len > whole_up_to {
+            if !found.known_good {
+                self.verify_file(sha, &found.path, &found.stamp)?;
+            }
+            return Ok(Some(BlobContent::Open(OpenBlob { file: found.file, len: found.stamp.len })));
+        }
+        let mut bytes = Vec::with_capacity(found.stamp.len as usize);
+        found.file.read_to_end(&mut bytes).map_err(|e| Error::io(&found.path, e))?;
+        if !found.known_good {
+            self.judge(sha, &found.path, &found.stamp, Sha256(sha2::Sha256::digest(&bytes).into()))?;
+        }
+        Ok(Some(BlobContent::Whole { bytes, stamp: found.stamp }))
+    }
+
+    /// Opens blob `sha`'s file and tells whether it is as it was when last
+    /// verified.
+    fn find(&self, sha: &Sha256) -> Result<Option<Found>> {
         let path = self.path_of(sha);
-        let mut file = match File::open(&path) {
+        let file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(&path, e)),
         };
-        let meta = file.metadata().map_err(|e| Error::io(&path, e))?;
-        let stamp = FileStamp::of(&meta);
+        let stamp = FileStamp::of(&file.metadata().map_err(|e| Error::io(&path, e))?);
         let known_good = self.inner.verified.lock().get(sha) == Some(&stamp);
-        if meta.len() > whole_up_to {
-            if !known_good {
-                self.verify_file(sha, &path, &stamp)?;
-            }
-            return Ok(Some(BlobContent::Open(OpenBlob { file, len: meta.len() })));
-        }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.read_to_end(&mut bytes).map_err(|e| Error::io(&path, e))?;
-        if !known_good {
-            self.judge(sha, &path, &stamp, Sha256(sha2::Sha256::digest(&bytes).into()))?;
-        }
-        Ok(Some(BlobContent::Whole { bytes, stamp }))
+        Ok(Some(Found { file, path, stamp, known_good }))
     }
 
     /// The current stamp of blob `sha`'s file (`None`: not stored), to tell
