@@ -139,14 +139,14 @@ fn redirect(target: &str) -> Response {
 
 /// Relays the request to the primary. `Err`: the primary could not be
 /// reached or gave no answer (safe to retry: GOPROXY requests are reads).
-async fn forward(state: &AppState, target: &str, headers: &HeaderMap) -> Result<Response, String> {
+async fn forward(state: &AppState, target: &str, headers: &HeaderMap) -> Result<Response, reqwest::Error> {
     let mut req = state.peers.get(target).header(FORWARDED, "1");
     for name in REQUEST_HEADERS {
         if let Some(v) = headers.get(&name) {
             req = req.header(name, v);
         }
     }
-    let upstream = req.send().await.map_err(|e| format!("cannot reach the primary at {target}: {e}"))?;
+    let upstream = req.send().await?;
     let status = upstream.status();
     let kept: Vec<(HeaderName, HeaderValue)> =
         RESPONSE_HEADERS.into_iter().filter_map(|name| upstream.headers().get(&name).cloned().map(|v| (name, v))).collect();
