@@ -18,19 +18,28 @@ const MAX_INFO: u64 = 1 << 20;
 pub async fn info(state: &Arc<AppState>, module: &ModulePath, version: &Version) -> Result<Vec<u8>, ApiError> {
     let key = format!("info {}@{}", module.escaped(), version.escaped());
     let (st, m, v) = (state.clone(), module.clone(), version.clone());
-    state.file_fills.run(key.clone(), move || async move { negative_guard(&st, key, fetch_info(&st, &m, &v)).await }).await
+    let started = Instant::now();
+    let result = state.file_fills.run(key.clone(), move || async move { negative_guard(&st, key, fetch_info(&st, &m, &v)).await }).await;
+    state.recent.record("info", module, version, started.elapsed(), &result);
+    result
 }
 
 pub async fn go_mod(state: &Arc<AppState>, module: &ModulePath, version: &Version) -> Result<Vec<u8>, ApiError> {
     let key = format!("mod {}@{}", module.escaped(), version.escaped());
     let (st, m, v) = (state.clone(), module.clone(), version.clone());
-    state.file_fills.run(key.clone(), move || async move { negative_guard(&st, key, fetch_mod(&st, &m, &v)).await }).await
+    let started = Instant::now();
+    let result = state.file_fills.run(key.clone(), move || async move { negative_guard(&st, key, fetch_mod(&st, &m, &v)).await }).await;
+    state.recent.record("mod", module, version, started.elapsed(), &result);
+    result
 }
 
 pub async fn zip(state: &Arc<AppState>, module: &ModulePath, version: &Version) -> Result<ZipRef, ApiError> {
     let key = format!("zip {}@{}", module.escaped(), version.escaped());
     let (st, m, v) = (state.clone(), module.clone(), version.clone());
-    state.zip_fills.run(key.clone(), move || async move { negative_guard(&st, key, fetch_zip(&st, &m, &v)).await }).await
+    let started = Instant::now();
+    let result = state.zip_fills.run(key.clone(), move || async move { negative_guard(&st, key, fetch_zip(&st, &m, &v)).await }).await;
+    state.recent.record("zip", module, version, started.elapsed(), &result);
+    result
 }
 
 /// Answers from the negative cache when upstream recently said "not found",

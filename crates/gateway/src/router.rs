@@ -6,14 +6,14 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
-use crate::{proxy, status, AppState};
+use crate::{page, proxy, status, AppState};
 
 /// The gateway's routes. Module paths contain `/` and end at `@v` or
 /// `@latest`, which axum patterns cannot express, so every GOPROXY request
 /// goes through one fallback handler that lets `gomod` parse the path.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", get(status::landing))
+        .route("/", get(page::page))
         .route("/healthz", get(status::healthz))
         .route("/serving", get(status::serving))
         .route("/readyz", get(status::readyz))

@@ -7,6 +7,7 @@ use upstream::{Group, Upstream};
 use crate::cluster::Cluster;
 use crate::hotzips::HotZips;
 use crate::negative::NegativeCache;
+use crate::recent::RecentFetches;
 use crate::{ApiError, GatewayConfig, Metrics};
 
 /// Shared by every request handler of one node.
@@ -22,6 +23,8 @@ pub struct AppState {
     pub(crate) zip_fills: Group<String, Result<ZipRef, ApiError>>,
     pub(crate) file_fills: Group<String, Result<Vec<u8>, ApiError>>,
     pub(crate) started: Instant,
+    /// The last upstream fills, for the status page.
+    pub(crate) recent: RecentFetches,
     /// Client for relaying requests to the primary (forward mode).
     pub(crate) peers: reqwest::Client,
 }
@@ -39,6 +42,7 @@ impl AppState {
             zip_fills: Group::new(),
             file_fills: Group::new(),
             started: Instant::now(),
+            recent: RecentFetches::default(),
             peers: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(std::time::Duration::from_secs(2))

@@ -97,11 +97,3 @@ pub async fn blob(State(state): State<Arc<AppState>>, Path(sha256): Path<String>
     });
     Json(value).into_response()
 }
-
-pub async fn landing(State(state): State<Arc<AppState>>) -> Response {
-    let text = format!(
-        "Flotilla Go module mirror (node {}).\n\nPoint the go command at this address:\n  go env -w GOPROXY=<this URL>\n\nStatus: /api/v1/status  Health: /healthz /serving /readyz  Metrics: /metrics\n",
-        state.cfg.node_id
-    );
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
-}
