@@ -25,6 +25,8 @@ pub enum Error {
     InvalidInfo(String),
     #[error("invalid go.mod: {0}")]
     InvalidGoMod(String),
+    #[error("checksum database: {0}")]
+    Sumdb(String),
 }
 
 impl Error {
