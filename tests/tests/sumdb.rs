@@ -166,6 +166,43 @@ fn forked_database_is_refused_and_reported() {
 }
 
 #[test]
+fn bad_sumdb_requests_get_clear_errors_and_private_modules_are_never_looked_up() {
+    let set = ModuleSet::standard();
+    let db = SumdbServer::start(&set, FILLER);
+    let (origin, node) = mirror(&set, &db, |o| o);
+    let private = Node::start(
+        NodeOptions::new(origin.url())
+            .config(&db.node_config())
+            .env("FLOTILLA_UPSTREAM__PRIVATE", "example.com/beta")
+            .env("FLOTILLA_UPSTREAM__PRIVATE_PROXIES", &origin.url()),
+    );
+    let cases = [
+        ("/sumdb/sumdb.test/lookup/example.com/alpha", 400, "module>@<version"),
+        ("/sumdb/sumdb.test/lookup/example.com/alpha@1.0", 400, "version"),
+        ("/sumdb/sumdb.test/tile/8/0/abc", 400, "malformed tile path"),
+        ("/sumdb/sumdb.test/tile/8/0/000.p/256", 400, "malformed tile path"),
+        ("/sumdb/sumdb.test/tile/4/0/000", 404, "height 8"),
+        ("/sumdb/sumdb.test/tile/8/0/x999/x999/000", 404, "beyond"),
+        ("/sumdb/sumdb.test/everything", 404, "lookup/"),
+        ("/sumdb/other.example/latest", 404, "not proxied"),
+    ];
+    for (path, status, says) in cases {
+        let r = node.get(path);
+        assert_eq!(r.status, status, "{path}: {}", r.summary());
+        assert!(r.text().contains(says) && r.text().lines().count() == 1, "{path}: {}", r.summary());
+    }
+
+    let r = private.get("/sumdb/sumdb.test/lookup/example.com/beta@v1.0.0");
+    assert_eq!(r.status, 403, "a lookup of a private module: {}", r.summary());
+    let beta = set.get("example.com/beta", "v1.0.0");
+    for ext in ["mod", "zip"] {
+        let r = private.get(&beta.url_path(ext));
+        assert_eq!(r.status, 200, "{}", r.summary());
+    }
+    assert!(!db.counts().keys().any(|p| p.contains("beta")), "a private module was looked up: {:?}", db.counts());
+}
+
+#[test]
 fn followers_answer_sumdb_requests_with_the_database_stopped() {
     let set = ModuleSet::standard();
     let mut db = SumdbServer::start(&set, FILLER);

@@ -95,8 +95,9 @@ pub(crate) async fn read_hashes(state: &Arc<AppState>, db: &SumdbConfig, tree: T
 }
 
 /// Checks a signed tree head from the database (signature, consistency
-/// with the recorded head) and records it when it is the newest.
-pub(crate) async fn accept_head(state: &Arc<AppState>, db: &SumdbConfig, signed: &[u8]) -> Result<Tree, ApiError> {
+/// with the recorded head) and records it when it is newer, or (`refresh`,
+/// an answer to `latest`) as new: then its fetch time is recorded too.
+pub(crate) async fn accept_head(state: &Arc<AppState>, db: &SumdbConfig, signed: &[u8], refresh: bool) -> Result<Tree, ApiError> {
     let text = open_note(signed, &db.key).map_err(|e| {
         security_event(state, db, "signature", format!("checksum database {} sent a tree head that fails verification: {e}", db.name))
     })?;
@@ -108,7 +109,7 @@ pub(crate) async fn accept_head(state: &Arc<AppState>, db: &SumdbConfig, signed:
             .map_err(|e| ApiError::internal(format!("recorded tree head of {} is unreadable: {e}", db.name)))?;
         check_consistent(state, db, old_tree, tree).await?;
     }
-    if recorded.is_none_or(|old| old.size <= tree.n) {
+    if recorded.is_none_or(|old| old.size < tree.n || (refresh && old.size == tree.n)) {
         let note = String::from_utf8_lossy(signed).into_owned();
         let head = SumdbHead { note, size: tree.n, fetched_at_ms: now_ms() };
         state.cluster.commit(CatalogOp::PutSumdbHead { db: db.name.clone(), head }).await?;
@@ -178,7 +179,7 @@ async fn verify_lookup(
     let parsed = parse_lookup(body).map_err(|e| ApiError::bad_gateway(format!("{what}: {e}")))?;
     gomod::sumdb::record_hashes(parsed.text, module.as_str(), version.as_str())
         .map_err(|e| ApiError::bad_gateway(format!("{what}: {e}")))?;
-    let tree = accept_head(state, db, parsed.signed_tree).await?;
+    let tree = accept_head(state, db, parsed.signed_tree, false).await?;
     if parsed.id >= tree.n {
         return Err(security_event(
             state,

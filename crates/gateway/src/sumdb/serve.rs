@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use gomod::sumdb::{stored_hash_index, Tile};
+use gomod::sumdb::{stored_hash_index, Tile, TILE_HEIGHT};
 use gomod::{ModulePath, Version};
 
 use super::log::{accept_head, fetch, lookup, read_hashes, recorded_tile};
@@ -68,7 +68,7 @@ async fn latest(state: &Arc<AppState>, db: &SumdbConfig, req: &Incoming<'_>) -> 
     state.metrics.miss("sumdb_latest");
     match fetch(state, db, "latest").await {
         Ok(signed) => {
-            accept_head(state, db, &signed).await?;
+            accept_head(state, db, &signed, true).await?;
             let newest = state.store.catalog.sumdb_head(&db.name)?.map(|h| h.note.into_bytes()).unwrap_or(signed);
             Ok(respond(TEXT, SHORT.into(), newest))
         }
@@ -107,7 +107,10 @@ async fn lookup_answer(state: &Arc<AppState>, db: &SumdbConfig, spec: &str, req:
 
 async fn tile_answer(state: &Arc<AppState>, db: &SumdbConfig, path: &str, req: &Incoming<'_>) -> Result<Response, ApiError> {
     let tile = Tile::parse_path(path)?;
-    if tile.n >= 1 << 40 || tile.l as u32 * tile.h >= 48 {
+    if tile.h != TILE_HEIGHT {
+        return Err(ApiError::not_found(format!("not found: {path}: checksum databases serve tiles of height {TILE_HEIGHT}")));
+    }
+    if tile.n >= 1 << 40 || tile.l >= 6 {
         return Err(ApiError::not_found(format!("not found: {path} lies beyond any checksum database's tree")));
     }
     let answer = |data: Vec<u8>| if tile.is_full() { immutable(BINARY, data) } else { respond(BINARY, SHORT.into(), data) };
@@ -130,7 +133,7 @@ async fn tile_answer(state: &Arc<AppState>, db: &SumdbConfig, path: &str, req: &
     let mut head = state.store.catalog.sumdb_head(&db.name)?.map(|h| h.size);
     if !head.is_some_and(covers) {
         let signed = fetch(state, db, "latest").await?;
-        accept_head(state, db, &signed).await?;
+        accept_head(state, db, &signed, true).await?;
         head = state.store.catalog.sumdb_head(&db.name)?.map(|h| h.size);
     }
     let Some(recorded) = state.store.catalog.sumdb_head(&db.name)?.filter(|h| covers(h.size)) else {
