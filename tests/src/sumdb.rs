@@ -5,7 +5,8 @@
 //! `filler` made-up records (so the log has full tiles) and then the hashes
 //! of every version of a [`ModuleSet`], signs with its own key, counts
 //! requests per path and can be restarted on the same port and key, also
-//! as a fork of itself (its first record changed).
+//! grown (records appended) or as a fork of itself (its first record
+//! changed).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -79,11 +80,11 @@ impl SumdbServer {
         let dir = tempfile::Builder::new().prefix("flotilla-sumdb-").tempdir().expect("create sumdb temp dir");
         std::fs::write(dir.path().join("records"), records(modules)).expect("write sumdb records");
         let mut server = SumdbServer { dir, addr: SocketAddr::from(([127, 0, 0, 1], 0)), vkey: String::new(), filler, child: None };
-        server.spawn(false);
+        server.spawn(false, 0);
         server
     }
 
-    fn spawn(&mut self, fork: bool) {
+    fn spawn(&mut self, fork: bool, extra: usize) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("open sumdb log");
         let mut child = Command::new(server_binary())
             .arg("-listen")
@@ -95,6 +96,8 @@ impl SumdbServer {
             .arg("-filler")
             .arg(self.filler.to_string())
             .arg(format!("-fork={fork}"))
+            .arg("-extra")
+            .arg(extra.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -155,11 +158,12 @@ impl SumdbServer {
         }
     }
 
-    /// Starts it again on the same port with the same key; `fork`: with its
-    /// first record changed, so its tree is inconsistent with the old one.
-    pub fn restart(&mut self, fork: bool) {
+    /// Starts it again on the same port with the same key and `extra`
+    /// made-up records appended (the log grew); `fork`: with its first
+    /// record changed, so its tree is inconsistent with the old one.
+    pub fn restart(&mut self, fork: bool, extra: usize) {
         self.stop();
-        self.spawn(fork);
+        self.spawn(fork, extra);
     }
 }
 

@@ -92,6 +92,7 @@ func main() {
 	records := flag.String("records", "", "file of `path version h1:zip h1:mod` lines")
 	filler := flag.Int("filler", 0, "records of made-up modules stored before the real ones")
 	fork := flag.Bool("fork", false, "change the first filler record: a log inconsistent with the honest one")
+	extra := flag.Int("extra", 0, "records of made-up modules appended after the real ones (the log grew)")
 	flag.Parse()
 
 	skey := ""
@@ -128,6 +129,11 @@ func main() {
 		d.add(m, fmt.Sprintf("%s %s %s\n%s %s/go.mod %s\n", m.Path, m.Version, fields[2], m.Path, m.Version, fields[3]))
 	}
 	check(scanner.Err())
+	for i := 0; i < *extra; i++ {
+		m := module.Version{Path: fmt.Sprintf("extra.test/m%d", i), Version: "v1.0.0"}
+		zipHash := "h1:CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC="
+		d.add(m, fmt.Sprintf("%s %s %s\n%s %s/go.mod %s\n", m.Path, m.Version, zipHash, m.Path, m.Version, zipHash))
+	}
 
 	var mu sync.Mutex
 	counts := map[string]int{}

@@ -136,16 +136,26 @@ fn tampered_zip_at_upstream_is_refused_with_both_hashes_and_nothing_is_stored() 
     ok.mod_download(&[&v.spec()]);
 }
 
+fn tree_size(node: &Node) -> Option<u64> {
+    let r = node.get("/sumdb/sumdb.test/latest");
+    (r.status == 200).then(|| r.text().lines().nth(1).and_then(|n| n.parse().ok())).flatten()
+}
+
 #[test]
-fn forked_database_is_refused_and_reported() {
+fn grown_database_is_accepted_and_forked_database_is_refused_and_reported() {
     let set = ModuleSet::standard();
     let mut db = SumdbServer::start(&set, FILLER);
     let (_origin, node) = mirror(&set, &db, |o| o.env("FLOTILLA_CACHE__LIST_TTL", "1s"));
     let go = go_with_sumdb(&node.url(), &db);
     go.write_file("go.mod", "module example.com/app\n\ngo 1.18\n");
     go.mod_download(&["example.com/alpha@v1.0.0"]);
+    let size = tree_size(&node).expect("a recorded tree head");
 
-    db.restart(true);
+    db.restart(false, 300);
+    wait_for("the mirror to accept the grown tree", Duration::from_secs(10), || tree_size(&node) == Some(size + 300));
+    go.mod_download(&["example.com/alpha@v1.1.0"]);
+
+    db.restart(true, 301);
     let beta = set.get("example.com/beta", "v1.0.0");
     let r = node.get("/sumdb/sumdb.test/lookup/example.com/beta@v1.0.0");
     assert_eq!(r.status, 502, "a lookup from the forked database: {}", r.summary());
