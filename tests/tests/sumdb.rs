@@ -202,6 +202,10 @@ fn bad_sumdb_requests_get_clear_errors_and_private_modules_are_never_looked_up()
         assert!(r.text().contains(says) && r.text().lines().count() == 1, "{path}: {}", r.summary());
     }
 
+    let data = node.get("/sumdb/sumdb.test/tile/8/data/000");
+    assert_eq!(data.status, 200, "record data is passed through: {}", data.summary());
+    assert!(data.text().starts_with("0\nfiller.test/m0 v1.0.0 h1:"), "{}", data.summary());
+
     let r = private.get("/sumdb/sumdb.test/lookup/example.com/beta@v1.0.0");
     assert_eq!(r.status, 403, "a lookup of a private module: {}", r.summary());
     let beta = set.get("example.com/beta", "v1.0.0");
@@ -210,6 +214,29 @@ fn bad_sumdb_requests_get_clear_errors_and_private_modules_are_never_looked_up()
         assert_eq!(r.status, 200, "{}", r.summary());
     }
     assert!(!db.counts().keys().any(|p| p.contains("beta")), "a private module was looked up: {:?}", db.counts());
+}
+
+#[test]
+fn fetch_fails_closed_while_the_database_is_unreachable() {
+    let set = ModuleSet::standard();
+    let mut db = SumdbServer::start(&set, FILLER);
+    let (_origin, node) = mirror(&set, &db, |o| o);
+    let status = node.get("/api/v1/status").text();
+    assert!(status.contains("\"name\":\"sumdb.test\""), "{status}");
+    db.stop();
+    let v = set.get("example.com/alpha", "v1.0.0");
+    for ext in ["mod", "zip"] {
+        let r = node.get(&v.url_path(ext));
+        assert_eq!(r.status, 502, "{}", r.summary());
+        assert!(r.text().contains("cannot be verified") && r.text().contains("unavailable"), "{}", r.summary());
+    }
+    assert!(!node.blob_path(&v.zip_sha256()).exists(), "an unverified zip was stored");
+
+    db.restart(false, 0);
+    let r = node.get(&v.url_path("zip"));
+    assert_eq!(r.status, 200, "once the database is back: {}", r.summary());
+    let status = node.get("/api/v1/status").text();
+    assert!(status.contains("\"tree_size\":"), "{status}");
 }
 
 #[test]
