@@ -202,6 +202,11 @@ fn bad_sumdb_requests_get_clear_errors_and_private_modules_are_never_looked_up()
         assert!(r.text().contains(says) && r.text().lines().count() == 1, "{path}: {}", r.summary());
     }
 
+    let mut conn = harness::http::KeepAlive::connect(node.addr()).expect("connect");
+    let head = conn.request("HEAD", "/sumdb/sumdb.test/lookup/example.com/gamma@v1.0.0", &[]).expect("HEAD");
+    assert_eq!(head.status, 404, "HEAD answers from the catalog alone: {}", head.summary());
+    assert!(!db.counts().keys().any(|p| p.contains("gamma")), "HEAD reached the database");
+
     let data = node.get("/sumdb/sumdb.test/tile/8/data/000");
     assert_eq!(data.status, 200, "record data is passed through: {}", data.summary());
     assert!(data.text().starts_with("0\nfiller.test/m0 v1.0.0 h1:"), "{}", data.summary());

@@ -25,7 +25,7 @@ pub async fn handle(State(state): State<Arc<AppState>>, method: Method, uri: Uri
     }
     let path = uri.path();
     if let Some(rest) = path.strip_prefix("/sumdb/") {
-        return sumdb::handle(&state, rest, &Incoming { path, headers: &headers }).await;
+        return sumdb::handle(&state, rest, &Incoming { path, headers: &headers }, method == Method::HEAD).await;
     }
     let request = match gomod::parse_request(path) {
         Ok(r) => r,

@@ -16,7 +16,7 @@ use store::{CatalogOp, SumdbHead};
 
 use super::SumdbConfig;
 use crate::error::from_upstream;
-use crate::fill::outcome;
+use crate::fill::{negative_guard, outcome};
 use crate::state::now_ms;
 use crate::{ApiError, AppState};
 
@@ -160,7 +160,8 @@ pub(crate) async fn lookup(state: &Arc<AppState>, db: &SumdbConfig, module: &Mod
             if let Some(body) = st.store.catalog.sumdb(&db.name, &key)? {
                 return Ok(body);
             }
-            let body = fetch(&st, &db, &key).await?;
+            // A database's "not found" is remembered like upstream's (cache.negative_ttl).
+            let body = negative_guard(&st, format!("sumdb {} {key}", db.name), fetch(&st, &db, &key)).await?;
             verify_lookup(&st, &db, &m, &v, &body).await?;
             st.cluster.commit(CatalogOp::PutSumdbLookup { db: db.name.clone(), key, body: body.clone() }).await?;
             Ok(body)

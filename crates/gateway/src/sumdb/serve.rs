@@ -26,7 +26,9 @@ use crate::{ApiError, AppState};
 const BINARY: &str = "application/octet-stream";
 const SHORT: &str = "no-cache";
 
-pub(crate) async fn handle(state: &Arc<AppState>, rest: &str, req: &Incoming<'_>) -> Response {
+/// `head`: a HEAD request, answered from this node's catalog alone (like
+/// HEAD of module files: never fetched, never sent to the primary).
+pub(crate) async fn handle(state: &Arc<AppState>, rest: &str, req: &Incoming<'_>, head: bool) -> Response {
     let (name, what) = rest.split_once('/').unwrap_or((rest, ""));
     let Some(db) = state.cfg.sumdb.iter().find(|d| d.name == name) else {
         let known: Vec<&str> = state.cfg.sumdb.iter().map(|d| d.name.as_str()).collect();
@@ -38,12 +40,20 @@ pub(crate) async fn handle(state: &Arc<AppState>, rest: &str, req: &Incoming<'_>
     };
     let result = match what {
         "supported" => Ok(respond(TEXT, SHORT.into(), Vec::new())),
-        "latest" => latest(state, db, req).await,
-        w if w.starts_with("lookup/") => lookup_answer(state, db, &w["lookup/".len()..], req).await,
-        w if w.starts_with("tile/") => tile_answer(state, db, w, req).await,
+        "latest" => latest(state, db, req, head).await,
+        w if w.starts_with("lookup/") => lookup_answer(state, db, &w["lookup/".len()..], req, head).await,
+        w if w.starts_with("tile/") => tile_answer(state, db, w, req, head).await,
         _ => Err(ApiError::not_found(format!("not found: a checksum database serves supported, latest, lookup/ and tile/, not {what:?}"))),
     };
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// What this node lacks: sent to the primary, or for HEAD, not found.
+async fn elsewhere(state: &Arc<AppState>, req: &Incoming<'_>, head: bool) -> Result<Option<Response>, ApiError> {
+    if head {
+        return Err(ApiError::not_found("not found: this node holds no copy (HEAD answers from the node's own catalog)"));
+    }
+    primary::elsewhere(state, req).await
 }
 
 fn is_primary(state: &AppState) -> bool {
@@ -53,16 +63,16 @@ fn is_primary(state: &AppState) -> bool {
 /// The newest verified tree head: a follower serves its recorded one; the
 /// primary refreshes it after `cache.list_ttl` and serves the recorded one
 /// if the database cannot be reached (never one that fails verification).
-async fn latest(state: &Arc<AppState>, db: &SumdbConfig, req: &Incoming<'_>) -> Result<Response, ApiError> {
+async fn latest(state: &Arc<AppState>, db: &SumdbConfig, req: &Incoming<'_>, head_only: bool) -> Result<Response, ApiError> {
     let head = state.store.catalog.sumdb_head(&db.name)?;
     if let Some(head) = &head {
         let age = Duration::from_millis(now_ms().saturating_sub(head.fetched_at_ms));
-        if !is_primary(state) || (head.fetched_at_ms <= now_ms() && age < state.cfg.list_ttl) {
+        if head_only || !is_primary(state) || (head.fetched_at_ms <= now_ms() && age < state.cfg.list_ttl) {
             state.metrics.hit("sumdb_latest");
             return Ok(respond(TEXT, SHORT.into(), head.note.clone().into_bytes()));
         }
     }
-    if let Some(resp) = primary::elsewhere(state, req).await? {
+    if let Some(resp) = elsewhere(state, req, head_only).await? {
         return Ok(resp);
     }
     state.metrics.miss("sumdb_latest");
@@ -83,7 +93,7 @@ async fn latest(state: &Arc<AppState>, db: &SumdbConfig, req: &Incoming<'_>) -> 
     }
 }
 
-async fn lookup_answer(state: &Arc<AppState>, db: &SumdbConfig, spec: &str, req: &Incoming<'_>) -> Result<Response, ApiError> {
+async fn lookup_answer(state: &Arc<AppState>, db: &SumdbConfig, spec: &str, req: &Incoming<'_>, head: bool) -> Result<Response, ApiError> {
     let (m, v) = spec.rsplit_once('@').ok_or_else(|| ApiError::bad_request(format!("invalid lookup {spec:?}: want <module>@<version>")))?;
     let module = ModulePath::from_escaped(m)?;
     let version = Version::from_escaped(v)?;
@@ -98,14 +108,14 @@ async fn lookup_answer(state: &Arc<AppState>, db: &SumdbConfig, spec: &str, req:
         state.metrics.hit("sumdb_lookup");
         return Ok(immutable(TEXT, body));
     }
-    if let Some(resp) = primary::elsewhere(state, req).await? {
+    if let Some(resp) = elsewhere(state, req, head).await? {
         return Ok(resp);
     }
     state.metrics.miss("sumdb_lookup");
     Ok(immutable(TEXT, lookup(state, db, &module, &version).await?))
 }
 
-async fn tile_answer(state: &Arc<AppState>, db: &SumdbConfig, path: &str, req: &Incoming<'_>) -> Result<Response, ApiError> {
+async fn tile_answer(state: &Arc<AppState>, db: &SumdbConfig, path: &str, req: &Incoming<'_>, head: bool) -> Result<Response, ApiError> {
     let tile = Tile::parse_path(path)?;
     if tile.h != TILE_HEIGHT {
         return Err(ApiError::not_found(format!("not found: {path}: checksum databases serve tiles of height {TILE_HEIGHT}")));
@@ -120,7 +130,7 @@ async fn tile_answer(state: &Arc<AppState>, db: &SumdbConfig, path: &str, req: &
             return Ok(answer(data));
         }
     }
-    if let Some(resp) = primary::elsewhere(state, req).await? {
+    if let Some(resp) = elsewhere(state, req, head).await? {
         return Ok(resp);
     }
     state.metrics.miss("sumdb_tile");
