@@ -25,7 +25,8 @@ pub enum Error {
     InvalidInfo(String),
     #[error("invalid go.mod: {0}")]
     InvalidGoMod(String),
-    #[error("checksum database: {0}")]
+    /// Checksum database formats and proofs; the message names what.
+    #[error("{0}")]
     Sumdb(String),
 }
 

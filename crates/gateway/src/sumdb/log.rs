@@ -33,6 +33,7 @@ pub(crate) fn security_event(state: &AppState, db: &SumdbConfig, kind: &str, mes
 }
 
 /// GETs `path` from the database, once however many ask at the same time.
+/// Its errors, and only they, read "checksum database <name>: …".
 pub(crate) async fn fetch(state: &Arc<AppState>, db: &SumdbConfig, path: &str) -> Result<Vec<u8>, ApiError> {
     let key = format!("{} {path}", db.name);
     let (st, url, name) = (state.clone(), db.url_of(path), db.name.clone());
@@ -83,7 +84,7 @@ pub(crate) async fn read_hashes(state: &Arc<AppState>, db: &SumdbConfig, tree: T
             state,
             db,
             "tile",
-            format!("checksum database {} served {e}; refusing it (the database or this mirror's copy of it is inconsistent)", db.name),
+            format!("checksum database {}'s {e}; refusing it (the database or this mirror's copy of it is inconsistent)", db.name),
         )
     })?;
     for i in fetched {
@@ -101,7 +102,8 @@ pub(crate) async fn accept_head(state: &Arc<AppState>, db: &SumdbConfig, signed:
     let text = open_note(signed, &db.key).map_err(|e| {
         security_event(state, db, "signature", format!("checksum database {} sent a tree head that fails verification: {e}", db.name))
     })?;
-    let tree = parse_tree(text).map_err(|e| ApiError::bad_gateway(format!("checksum database {}: {e}", db.name)))?;
+    let tree =
+        parse_tree(text).map_err(|e| ApiError::bad_gateway(format!("checksum database {} sent an unreadable tree head: {e}", db.name)))?;
     let recorded = state.store.catalog.sumdb_head(&db.name)?;
     if let Some(old) = &recorded {
         let old_tree = open_note(old.note.as_bytes(), &db.key)
