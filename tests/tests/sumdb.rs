@@ -225,9 +225,15 @@ fn bad_sumdb_requests_get_clear_errors_and_private_modules_are_never_looked_up()
 fn fetch_fails_closed_while_the_database_is_unreachable() {
     let set = ModuleSet::standard();
     let mut db = SumdbServer::start(&set, FILLER);
-    let (_origin, node) = mirror(&set, &db, |o| o);
+    let (origin, node) = mirror(&set, &db, |o| o);
     let status = node.get("/api/v1/status").text();
     assert!(status.contains("\"name\":\"sumdb.test\""), "{status}");
+    let unknown = ModuleSet::make_version("example.com/alpha", "alpha", "v1.3.0");
+    origin.modules_mut().insert(unknown.clone());
+    let r = node.get(&unknown.url_path("zip"));
+    assert_eq!(r.status, 502, "a version the database has no record of: {}", r.summary());
+    assert!(r.text().contains("no record"), "{}", r.summary());
+    assert!(!node.blob_path(&unknown.zip_sha256()).exists(), "an unverifiable zip was stored");
     db.stop();
     let v = set.get("example.com/alpha", "v1.0.0");
     for ext in ["mod", "zip"] {

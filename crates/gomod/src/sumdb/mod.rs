@@ -13,7 +13,7 @@ mod tlog;
 mod tests;
 
 pub use note::{open_note, Verifier};
-pub use record::{parse_lookup, parse_tree, record_hashes, Lookup, RecordHashes, Tree};
+pub use record::{parse_lookup, parse_tree, record_hashes, Lookup, RecordHashes, Tree, MAX_TREE_SIZE};
 pub use tile::{Tile, TilePlan};
 pub use tlog::{
     check_record, check_tree, node_hash, prove_record, prove_tree, record_hash, record_proof_indexes, split_stored_hash_index,

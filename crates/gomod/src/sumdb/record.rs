@@ -6,6 +6,9 @@ use super::tlog::Hash;
 use crate::{Error, Result};
 
 const TREE_PREFIX: &str = "go.sum database tree\n";
+/// Larger trees are refused, so that no index arithmetic can overflow
+/// (sum.golang.org holds well under 2^32 records).
+pub const MAX_TREE_SIZE: i64 = 1 << 48;
 
 /// A tree head: the log's size and root hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,7 +35,7 @@ pub fn parse_tree(text: &str) -> Result<Tree> {
         return Err(malformed());
     }
     let n: i64 = size.parse().map_err(|_| malformed())?;
-    if n < 0 || size != n.to_string() {
+    if !(0..=MAX_TREE_SIZE).contains(&n) || size != n.to_string() {
         return Err(malformed());
     }
     Ok(Tree { n, hash: Hash::parse(hash).map_err(|_| malformed())? })

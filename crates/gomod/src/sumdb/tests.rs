@@ -173,6 +173,37 @@ fn verifier_keys_are_checked() {
     }
 }
 
+proptest::proptest! {
+    #[test]
+    fn parsers_never_panic(text in ".{0,200}", bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+        let _ = Tile::parse_path(&text);
+        let _ = Tile::parse_path(&format!("tile/8/{text}"));
+        let _ = parse_tree(&text);
+        let _ = parse_tree(&format!("go.sum database tree\n{text}"));
+        let _ = parse_lookup(&bytes);
+        let _ = Verifier::parse(&text);
+        let verifier = Verifier::parse("sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8").unwrap();
+        let _ = open_note(&bytes, &verifier);
+        let _ = open_note(format!("{text}\n\n\u{2014} sum.golang.org {text}\n").as_bytes(), &verifier);
+    }
+
+    #[test]
+    fn tile_paths_round_trip(h in 1u32..=30, l in -1i32..64, n in 0i64..1_000_000_000_000, w in 1u32..=1 << 30) {
+        let tile = Tile { h, l, n, w: w.min(1 << h) };
+        proptest::prop_assert_eq!(Tile::parse_path(&tile.path()).unwrap(), tile);
+    }
+
+    #[test]
+    fn plans_for_any_tree_read_their_tiles(size in 1i64..MAX_TREE_SIZE, at in 0i64..MAX_TREE_SIZE) {
+        let tree = Tree { n: size, hash: Hash([1; 32]) };
+        let record = at % size;
+        let indexes = [record_proof_indexes(size, record).unwrap(), tree_proof_indexes(size, record + 1).unwrap()].concat();
+        let plan = TilePlan::new(tree, TILE_HEIGHT, &indexes).unwrap();
+        let data: Vec<Vec<u8>> = plan.tiles().iter().map(|t| vec![0; t.w as usize * 32]).collect();
+        proptest::prop_assert!(plan.read(&data).is_err(), "zero tiles cannot hash to the tree");
+    }
+}
+
 #[test]
 fn lookups_and_records_parse() {
     let body =
