@@ -70,9 +70,10 @@ async fn fetch_mod(state: &Arc<AppState>, module: &ModulePath, version: &Version
     let body = fetch_small(state, "mod", module, &format!("@v/{}.mod", version.escaped()), limit, &what).await?;
     modcheck::check_is_go_mod(&body, &what)?;
     modcheck::check_matches_zip(state, module, version, &body, &what).await?;
-    sumdb::check_go_mod(state, module, version, &gomod::h1_go_mod(&body), &what).await?;
+    let h1 = gomod::h1_go_mod(&body);
+    sumdb::check_go_mod(state, module, version, &h1, &what).await?;
     put(state, module, version, VersionParts { go_mod: Some(body.clone()), ..Default::default() }).await?;
-    tracing::info!(%module, %version, h1 = %gomod::h1_go_mod(&body), "cached .mod");
+    tracing::info!(%module, %version, %h1, "cached .mod");
     Ok(recorded(&what, body, state.store.catalog.go_mod(module, version)?))
 }
 
