@@ -34,19 +34,29 @@ pub struct SumdbServer {
     child: Option<Child>,
 }
 
-/// The built server binary (built on first use).
+/// The built server binary: built on first use into the directory beside
+/// the shared GOCACHE, named by a hash of its sources, and reused.
 fn server_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("sumdb-server");
-        let out = std::env::temp_dir().join(format!("flotilla-sumdb-server-{}", std::process::id()));
+        let mut sources = Vec::new();
+        for name in ["main.go", "keys.go"] {
+            sources.extend(std::fs::read(src.join(name)).expect("read tests/sumdb-server sources"));
+        }
+        let dir = shared_gocache().parent().map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir);
+        let out = dir.join(format!("flotilla-sumdb-server-{}", &crate::sha256_hex(&sources)[..16]));
+        if out.is_file() {
+            return out;
+        }
+        let building = dir.join(format!("flotilla-sumdb-server-{}.part", std::process::id()));
         assert!(
             Path::new(GOCODE).join("src/golang.org/x/mod/sumdb").is_dir(),
             "{GOCODE}/src/golang.org/x/mod/sumdb missing: apt-get install golang-golang-x-mod-dev"
         );
         let status = Command::new("go")
             .args(["build", "-o"])
-            .arg(&out)
+            .arg(&building)
             .arg(".")
             .current_dir(&src)
             .env("GO111MODULE", "off")
@@ -57,6 +67,7 @@ fn server_binary() -> &'static Path {
             .status()
             .expect("run go build for tests/sumdb-server");
         assert!(status.success(), "building tests/sumdb-server failed");
+        std::fs::rename(&building, &out).expect("move the built tests/sumdb-server into place");
         out
     })
 }
