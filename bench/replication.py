@@ -99,6 +99,8 @@ class Cluster:
             "FLOTILLA_GATEWAY__ADVERTISE_URL": f"http://{HOST}:{self.gport[nid]}",
             "FLOTILLA_REPLICATION__WORKERS": str(self.workers),
             "FLOTILLA_LOG": "warn",
+            # generated modules are in no checksum database
+            "FLOTILLA_SUMDB": "off",
         })
         argv = [self.binary, "serve", "--listen", f"{HOST}:{self.gport[nid]}",
                 "--data-dir", os.path.join(self.tmp, f"n{nid}"), "--upstream", f"http://{HOST}:{self.upstream_port}"]

@@ -383,7 +383,7 @@ log "nginx: master $NGINX_PID, workers ${NGINX_CHILDREN[*]}"
 # ---------------------------------------------------------------- flotilla
 
 log "starting flotilla ($BIN) on 127.0.0.1:$FLOTILLA_PORT, upstream $NGINX_URL"
-FLOTILLA_LOG=warn FLOTILLA_CACHE__LIST_TTL=$LIST_TTL "$BIN" serve --listen "127.0.0.1:$FLOTILLA_PORT" --data-dir "$WORK/data" \
+FLOTILLA_LOG=warn FLOTILLA_SUMDB=off FLOTILLA_CACHE__LIST_TTL=$LIST_TTL "$BIN" serve --listen "127.0.0.1:$FLOTILLA_PORT" --data-dir "$WORK/data" \
     --upstream "$NGINX_URL" >"$WORK/flotilla.log" 2>&1 &
 FLOTILLA_PID=$!
 if ! wait_200 "$FLOTILLA_URL/healthz" 300 "$FLOTILLA_PID"; then

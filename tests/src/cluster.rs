@@ -171,11 +171,13 @@ pub struct ClusterOptions<'a> {
     pub order: Vec<u64>,
     /// Extra environment for every node.
     pub env: Vec<(&'a str, &'a str)>,
+    /// Config file content for every node (see [`NodeOptions::config`]).
+    pub config: Option<String>,
 }
 
 impl Default for ClusterOptions<'_> {
     fn default() -> Self {
-        ClusterOptions { size: 3, order: vec![1, 2, 3], env: Vec::new() }
+        ClusterOptions { size: 3, order: vec![1, 2, 3], env: Vec::new(), config: None }
     }
 }
 
@@ -188,7 +190,11 @@ impl Cluster {
         let layout = Layout::new(opts.size, secret);
         let mut cluster = Cluster { layout, nodes: BTreeMap::new(), upstream: upstream.to_owned(), _dir: dir };
         for id in opts.order {
-            let node = Node::start_on(cluster.layout.options(id, upstream, &opts.env), cluster.layout.member(id).gateway);
+            let mut options = cluster.layout.options(id, upstream, &opts.env);
+            if let Some(text) = &opts.config {
+                options = options.config(text);
+            }
+            let node = Node::start_on(options, cluster.layout.member(id).gateway);
             cluster.nodes.insert(id, node);
         }
         cluster

@@ -121,6 +121,7 @@ impl Deployment {
             .env("FLOTILLA_IMAGE", self.image)
             .env("HAPROXY_IMAGE", self.image)
             .env("FLOTILLA_UPSTREAM", &self.upstream)
+            .env("FLOTILLA_SUMDB", "off")
             .env("FLOTILLA_CLUSTER_SECRET_FILE", self.dir.path().join("cluster-secret"))
             .env("FLOTILLA_FRONT_PORT", format!("127.0.0.1:{}", self.front_port))
             .env("FLOTILLA_LOG", "info,openraft=warn");

@@ -1,5 +1,6 @@
 //! The real `go` command in an isolated workspace: its own GOPATH,
-//! GOMODCACHE and HOME under a temp dir, `GOSUMDB=off`, nothing inherited
+//! GOMODCACHE and HOME under a temp dir, `GOSUMDB=off` (unless a test sets
+//! one), nothing inherited
 //! from the user's Go environment. The build cache (GOCACHE) is shared by
 //! all tests so that compiling the standard library happens once.
 
@@ -43,6 +44,7 @@ impl fmt::Display for GoOutput {
 pub struct GoEnv {
     root: TempDir,
     proxy: String,
+    sumdb: String,
 }
 
 impl GoEnv {
@@ -52,7 +54,12 @@ impl GoEnv {
         for dir in ["work", "gopath", "modcache", "home", "out"] {
             std::fs::create_dir_all(root.path().join(dir)).expect("create go workspace dirs");
         }
-        GoEnv { root, proxy: proxy.to_owned() }
+        GoEnv { root, proxy: proxy.to_owned(), sumdb: "off".to_owned() }
+    }
+
+    /// `GOSUMDB` (`off` by default), e.g. `sumdb.test+<hash>+<key>`.
+    pub fn set_sumdb(&mut self, gosumdb: &str) {
+        self.sumdb = gosumdb.to_owned();
     }
 
     pub fn set_proxy(&mut self, proxy: &str) {
@@ -80,7 +87,7 @@ impl GoEnv {
             .env("GOCACHE", shared_gocache())
             .env("GOENV", "off")
             .env("GOPROXY", &self.proxy)
-            .env("GOSUMDB", "off")
+            .env("GOSUMDB", &self.sumdb)
             .env("GONOSUMDB", "")
             .env("GONOPROXY", "")
             .env("GOPRIVATE", "")

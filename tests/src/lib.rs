@@ -2,8 +2,8 @@
 //! ([`modules`]), a fake upstream GOPROXY origin ([`origin`]), `flotilla`
 //! node processes that can be stopped, killed and restarted ([`node`]), the
 //! real `go` command in an isolated workspace ([`gocmd`]), a raw HTTP/1.1
-//! client that sends paths verbatim ([`http`]) and condition waits with
-//! deadlines ([`wait`]); and for the container suite, the Docker engine and
+//! client that sends paths verbatim ([`http`]), a test checksum database
+//! ([`sumdb`]) and condition waits with deadlines ([`wait`]); and for the container suite, the Docker engine and
 //! a base image built without a registry ([`docker`]) and the repository's
 //! compose file brought up on a private network ([`compose`]).
 //!
@@ -26,6 +26,7 @@ pub mod http;
 pub mod modules;
 pub mod node;
 pub mod origin;
+pub mod sumdb;
 pub mod wait;
 
 pub use gocmd::{GoEnv, GoOutput};
@@ -33,6 +34,7 @@ pub use http::Response;
 pub use modules::{ModuleSet, ModuleVersion, Program};
 pub use node::{Node, NodeOptions};
 pub use origin::{Origin, Tamper};
+pub use sumdb::SumdbServer;
 pub use wait::{wait_for, wait_until};
 
 /// Lowercase hex sha256 of `bytes`, the content address Flotilla uses.

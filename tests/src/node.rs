@@ -27,11 +27,24 @@ pub struct NodeOptions {
     pub env: Vec<(String, String)>,
     /// `FLOTILLA_LOG`.
     pub log_level: String,
+    /// A TOML config file's content, passed with `--config`.
+    pub config: Option<String>,
 }
 
 impl NodeOptions {
     pub fn new(upstream: impl Into<String>) -> Self {
-        NodeOptions { upstream: upstream.into(), env: Vec::new(), log_level: "debug".to_owned() }
+        // The tests bring no checksum database unless they start one
+        // (`sumdb.rs`), and sum.golang.org is out of reach: none by default.
+        let env = vec![("FLOTILLA_SUMDB".to_owned(), "off".to_owned())];
+        NodeOptions { upstream: upstream.into(), env, log_level: "debug".to_owned(), config: None }
+    }
+
+    /// Starts the node with this config file content (e.g. `[[sumdb]]`
+    /// tables), and without the default `FLOTILLA_SUMDB=off`.
+    pub fn config(mut self, toml: &str) -> Self {
+        self.env.retain(|(k, _)| k != "FLOTILLA_SUMDB");
+        self.config = Some(toml.to_owned());
+        self
     }
 
     pub fn env(mut self, key: &str, value: &str) -> Self {
@@ -248,6 +261,11 @@ impl Node {
             }
         }
         cmd.envs(self.opts.env.iter().map(|(k, v)| (k, v)));
+        if let Some(text) = &self.opts.config {
+            let path = self.root.path().join("flotilla.toml");
+            std::fs::write(&path, text).expect("write node config file");
+            cmd.arg("--config").arg(path);
+        }
         let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {}: {e}", binary().display()));
         self.child = Some(child);
         self.wait_ready();

@@ -16,6 +16,8 @@ pub struct GatewayConfig {
     pub leader_wait: Duration,
     /// Memory for hot, verified zips served without touching the disk.
     pub hot_zips_bytes: u64,
+    /// Checksum databases proxied; the first one verifies every fetch.
+    pub sumdb: Vec<crate::SumdbConfig>,
 }
 
 /// `gateway.mode` in the node's configuration.
@@ -38,6 +40,7 @@ impl Default for GatewayConfig {
             mode: Mode::Redirect,
             leader_wait: Duration::from_secs(5),
             hot_zips_bytes: 64 << 20,
+            sumdb: Vec::new(),
         }
     }
 }

@@ -10,7 +10,7 @@ use store::{CatalogOp, Sha256Writer, VersionParts, ZipRef};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::from_upstream;
-use crate::modcheck;
+use crate::{modcheck, sumdb};
 use crate::{ApiError, AppState};
 
 const MAX_INFO: u64 = 1 << 20;
@@ -73,14 +73,16 @@ async fn fetch_info(state: &AppState, module: &ModulePath, version: &Version) ->
     Ok(recorded(&what, body, state.store.catalog.info(module, version)?))
 }
 
-async fn fetch_mod(state: &AppState, module: &ModulePath, version: &Version) -> Result<Vec<u8>, ApiError> {
+async fn fetch_mod(state: &Arc<AppState>, module: &ModulePath, version: &Version) -> Result<Vec<u8>, ApiError> {
     let what = format!("{module}@{version}.mod");
     let limit = state.cfg.zip_limits.max_go_mod;
     let body = fetch_small(state, "mod", module, &format!("@v/{}.mod", version.escaped()), limit, &what).await?;
     modcheck::check_is_go_mod(&body, &what)?;
     modcheck::check_matches_zip(state, module, version, &body, &what).await?;
+    let h1 = gomod::h1_go_mod(&body);
+    sumdb::check_go_mod(state, module, version, &h1, &what).await?;
     put(state, module, version, VersionParts { go_mod: Some(body.clone()), ..Default::default() }).await?;
-    tracing::info!(%module, %version, h1 = %gomod::h1_go_mod(&body), "cached .mod");
+    tracing::info!(%module, %version, %h1, "cached .mod");
     Ok(recorded(&what, body, state.store.catalog.go_mod(module, version)?))
 }
 
@@ -106,7 +108,7 @@ pub async fn fetch_small(
     }
 }
 
-async fn fetch_zip(state: &AppState, module: &ModulePath, version: &Version) -> Result<ZipRef, ApiError> {
+async fn fetch_zip(state: &Arc<AppState>, module: &ModulePath, version: &Version) -> Result<ZipRef, ApiError> {
     if let Some(existing) = stored_zip(state, module, version)? {
         return Ok(existing);
     }
@@ -141,6 +143,7 @@ async fn fetch_zip(state: &AppState, module: &ModulePath, version: &Version) -> 
     })?;
 
     modcheck::check_zip_matches_mod(state, module, version, summary.go_mod.as_deref(), &what)?;
+    sumdb::check_zip(state, module, version, &summary.h1, &what).await?;
     let blobs = state.store.blobs.clone();
     tokio::task::spawn_blocking(move || blobs.commit(temp, &sha))
         .await

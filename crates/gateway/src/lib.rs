@@ -1,6 +1,7 @@
 //! The HTTP gateway: the GOPROXY protocol (`list`, `.info`, `.mod`, `.zip`,
 //! `@latest`) served from the local store, misses filled from upstream, plus
-//! health, readiness, Prometheus metrics and a JSON status endpoint.
+//! health, readiness, Prometheus metrics and a JSON status endpoint; and the
+//! checksum database proxied, cached and checked against on every fetch.
 
 mod cluster;
 mod config;
@@ -19,6 +20,7 @@ mod recent;
 mod router;
 mod state;
 mod status;
+mod sumdb;
 mod zipserve;
 
 pub use cluster::{Cluster, Role, Standalone};
@@ -27,3 +29,4 @@ pub use error::ApiError;
 pub use metrics::Metrics;
 pub use router::router;
 pub use state::AppState;
+pub use sumdb::{SumdbConfig, SUM_GOLANG_ORG};

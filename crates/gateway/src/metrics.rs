@@ -21,6 +21,12 @@ pub struct Kind {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DbKind {
+    pub db: String,
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct NodeLabel {
     pub node: String,
 }
@@ -46,6 +52,7 @@ pub struct Metrics {
     pub bytes_served: Counter,
     pub stale_served: Family<Kind, Counter>,
     pub corrupt_blobs: Counter,
+    pub sumdb_mismatches: Family<DbKind, Counter>,
     pub blob_bytes: Gauge,
     pub hot_zip_bytes: Gauge,
     pub blob_count: Gauge,
@@ -76,6 +83,7 @@ impl Default for Metrics {
             bytes_served: Counter::default(),
             stale_served: Family::default(),
             corrupt_blobs: Counter::default(),
+            sumdb_mismatches: Family::default(),
             blob_bytes: Gauge::default(),
             hot_zip_bytes: Gauge::default(),
             blob_count: Gauge::default(),
@@ -102,6 +110,11 @@ impl Default for Metrics {
         registry.register("served_bytes", "Response body bytes sent for module files", m.bytes_served.clone());
         registry.register("stale_served", "Lists or @latest served from a stale copy because upstream failed", m.stale_served.clone());
         registry.register("corrupt_blobs", "Stored blobs found corrupt and quarantined", m.corrupt_blobs.clone());
+        registry.register(
+            "sumdb_mismatch",
+            "Security events: answers refused because they disagree with a checksum database (kind: checksum, fork, tile, proof, signature)",
+            m.sumdb_mismatches.clone(),
+        );
         registry.register("blob_store_bytes", "Bytes of blobs stored on this node", m.blob_bytes.clone());
         registry.register("hot_zip_bytes", "Bytes of verified zips held in memory (cache.memory)", m.hot_zip_bytes.clone());
         registry.register("blob_store_blobs", "Number of blobs stored on this node", m.blob_count.clone());
@@ -157,6 +170,10 @@ impl Metrics {
 
     pub fn miss(&self, kind: &str) {
         self.cache_misses.get_or_create(&Kind { kind: kind.to_string() }).inc();
+    }
+
+    pub fn sumdb_mismatch(&self, db: &str, kind: &str) {
+        self.sumdb_mismatches.get_or_create(&DbKind { db: db.to_string(), kind: kind.to_string() }).inc();
     }
 
     pub fn stale(&self, kind: &str) {

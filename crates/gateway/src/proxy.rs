@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use gomod::{ModulePath, Request, Version, VersionRef};
 
 use crate::primary::{self, Incoming};
-use crate::{fill, head, lists, zipserve, ApiError, AppState};
+use crate::{fill, head, lists, sumdb, zipserve, ApiError, AppState};
 use store::ZipRef;
 
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -24,11 +24,8 @@ pub async fn handle(State(state): State<Arc<AppState>>, method: Method, uri: Uri
         .into_response();
     }
     let path = uri.path();
-    if path.starts_with("/sumdb/") {
-        return ApiError::not_found(
-            "not found: this mirror does not proxy checksum databases; the go command will contact the database directly",
-        )
-        .into_response();
+    if let Some(rest) = path.strip_prefix("/sumdb/") {
+        return sumdb::handle(&state, rest, &Incoming { path, headers: &headers }, method == Method::HEAD).await;
     }
     let request = match gomod::parse_request(path) {
         Ok(r) => r,

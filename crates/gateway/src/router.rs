@@ -39,6 +39,7 @@ async fn count_requests(State(state): State<Arc<AppState>>, req: Request, next: 
 
 fn route_label(path: &str) -> &'static str {
     match path {
+        p if p.starts_with("/sumdb/") => "sumdb",
         "/healthz" => "healthz",
         "/serving" => "serving",
         "/readyz" => "readyz",

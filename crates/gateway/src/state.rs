@@ -22,6 +22,10 @@ pub struct AppState {
     /// One upstream fill per key, however many clients ask at once.
     pub(crate) zip_fills: Group<String, Result<ZipRef, ApiError>>,
     pub(crate) file_fills: Group<String, Result<Vec<u8>, ApiError>>,
+    /// One checksum database fetch per path however many ask.
+    pub(crate) sumdb_fetches: Group<String, Result<Vec<u8>, ApiError>>,
+    /// Serialises tile reads, so a tile one read fetched is recorded before the next looks.
+    pub(crate) sumdb_tiles: tokio::sync::Mutex<()>,
     pub(crate) started: Instant,
     /// The last upstream fills, for the status page.
     pub(crate) recent: RecentFetches,
@@ -41,6 +45,8 @@ impl AppState {
             metrics: Metrics::default(),
             zip_fills: Group::new(),
             file_fills: Group::new(),
+            sumdb_fetches: Group::new(),
+            sumdb_tiles: tokio::sync::Mutex::new(()),
             started: Instant::now(),
             recent: RecentFetches::default(),
             peers: reqwest::Client::builder()

@@ -82,7 +82,23 @@ pub async fn status(State(state): State<Arc<AppState>>) -> Json<serde_json::Valu
             "negative_ttl_seconds": state.cfg.negative_ttl.as_secs_f64(),
         },
         "blobs": { "count": stats.count, "bytes": stats.bytes },
+        "sumdb": sumdb_status(&state),
     }))
+}
+
+/// Each checksum database: where it is, and the newest verified tree head.
+fn sumdb_status(state: &AppState) -> serde_json::Value {
+    let dbs = state.cfg.sumdb.iter().enumerate().map(|(i, db)| {
+        let head = state.store.catalog.sumdb_head(&db.name).ok().flatten();
+        json!({
+            "name": db.name,
+            "url": db.url,
+            "verifies_fetches": i == 0,
+            "tree_size": head.as_ref().map(|h| h.size),
+            "tree_fetched_at_ms": head.as_ref().map(|h| h.fetched_at_ms),
+        })
+    });
+    serde_json::Value::Array(dbs.collect())
 }
 
 /// `GET /api/v1/blobs/{sha256}`: whether this node holds the blob, and

@@ -25,6 +25,9 @@ pub enum Error {
     InvalidInfo(String),
     #[error("invalid go.mod: {0}")]
     InvalidGoMod(String),
+    /// Checksum database formats and proofs; the message names what.
+    #[error("{0}")]
+    Sumdb(String),
 }
 
 impl Error {

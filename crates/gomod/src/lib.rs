@@ -2,7 +2,8 @@
 //! escaping (x/mod `module`), Go semver ordering (x/mod `semver`),
 //! pseudo-versions, GOPROXY request parsing, module zip checks (x/mod `zip`),
 //! `h1:` hashes (x/mod `sumdb/dirhash`), `.info` and go.mod validation and
-//! `GOPRIVATE`-style prefix patterns. No I/O beyond reading a zip from a
+//! `GOPRIVATE`-style prefix patterns, and the checksum database's signed
+//! notes, tree heads, tiles and proofs (x/mod `sumdb`, module [`sumdb`]). No I/O beyond reading a zip from a
 //! `Read + Seek`.
 
 mod error;
@@ -13,6 +14,7 @@ mod path;
 mod pattern;
 mod request;
 mod semver;
+pub mod sumdb;
 mod version;
 mod zipcheck;
 

@@ -21,6 +21,10 @@ pub struct Config {
     pub raft: raft::RaftSettings,
     pub replication: replicator::ReplicationConfig,
     pub admin: AdminSection,
+    /// `[[sumdb]]` tables: checksum databases proxied for the go command;
+    /// the first verifies every fetched version. Default: sum.golang.org.
+    /// `sumdb = []` (or `FLOTILLA_SUMDB=off`) turns both off.
+    pub sumdb: Vec<gateway::SumdbConfig>,
 }
 
 /// `[admin]`: the admin API (`flotilla.v1.Admin`, used by `flotillactl`) on
@@ -116,6 +120,7 @@ impl Default for Config {
             raft: raft::RaftSettings::default(),
             replication: replicator::ReplicationConfig::default(),
             admin: AdminSection::default(),
+            sumdb: vec![gateway::SumdbConfig::sum_golang_org()],
         }
     }
 }
@@ -172,6 +177,12 @@ impl Config {
                 bail!("gateway.advertise_url {url:?} must be a URL such as \"http://n1.example:8080\"");
             }
         }
+        for (i, db) in self.sumdb.iter().enumerate() {
+            db.validate().map_err(anyhow::Error::msg)?;
+            if self.sumdb[..i].iter().any(|d| d.name == db.name) {
+                bail!("sumdb {:?} is configured twice", db.name);
+            }
+        }
         let peers = self.cluster.peer_map()?;
         self.replication.validate(peers.len().max(1))?;
         if !peers.is_empty() {
@@ -210,6 +221,13 @@ fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, Str
         match rest.split_once("__") {
             None if rest == "NODE_ID" || rest == "DATA_DIR" => {
                 table.insert(rest.to_ascii_lowercase(), value);
+            }
+            None if rest == "SUMDB" && value.as_str() == Some("") => continue,
+            None if rest == "SUMDB" => {
+                if value.as_str() != Some("off") {
+                    bail!("{name} only takes \"off\" (no checksum database); configure databases with [[sumdb]] tables in the config file");
+                }
+                table.insert("sumdb".into(), toml::Value::Array(Vec::new()));
             }
             None => continue,
             Some((section, key)) => {
@@ -339,6 +357,35 @@ mod tests {
         assert!(err.contains("1=host:7000"), "{err}");
         let err = Config::load(None, env(&[("FLOTILLA_ADMIN__TOKEN_FILE", "/etc/flotilla/admin-token")])).unwrap_err().to_string();
         assert!(err.contains("admin.token_file") && err.contains("cluster port"), "{err}");
+    }
+
+    #[test]
+    fn sumdb_tables() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.sumdb.len(), 1);
+        assert_eq!((c.sumdb[0].name.as_str(), c.sumdb[0].url.as_str()), ("sum.golang.org", "https://sum.golang.org"));
+        assert_eq!(c.sumdb[0].key.as_str(), gateway::SUM_GOLANG_ORG.1);
+        assert!(Config::load(None, env(&[("FLOTILLA_SUMDB", "off")])).unwrap().sumdb.is_empty());
+        assert!(Config::load(None, env(&[("FLOTILLA_SUMDB", "on")])).unwrap_err().to_string().contains("[[sumdb]]"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let write = |text: &str| {
+            let path = dir.path().join("f.toml");
+            std::fs::write(&path, text).unwrap();
+            Config::load(Some(&path), env(&[]))
+        };
+        let key = gateway::SUM_GOLANG_ORG.1;
+        let c = write(&format!("[[sumdb]]\nname = \"sum.golang.org\"\nkey = \"{key}\"\nurl = \"http://127.0.0.1:9\"\n")).unwrap();
+        assert_eq!(c.sumdb[0].url, "http://127.0.0.1:9");
+        assert!(write("sumdb = []\n").unwrap().sumdb.is_empty());
+        let err = write(&format!("[[sumdb]]\nname = \"other\"\nkey = \"{key}\"\nurl = \"http://x\"\n")).unwrap_err().to_string();
+        assert!(err.contains("belong together"), "{err}");
+        let err = write("[[sumdb]]\nname = \"x\"\nkey = \"x+00000000+AAAA\"\nurl = \"http://x\"\n").unwrap_err().to_string();
+        assert!(err.contains("does not match"), "{err}");
+        let err = write(&format!("[[sumdb]]\nname = \"sum.golang.org\"\nkey = \"{key}\"\nurl = \"http://x\"\nproxy = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("proxy"), "{err}");
     }
 
     #[test]

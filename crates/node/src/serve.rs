@@ -142,6 +142,7 @@ fn gateway_config(config: &Config) -> gateway::GatewayConfig {
         mode: config.gateway.mode,
         leader_wait: config.gateway.leader_wait,
         hot_zips_bytes: config.cache.memory,
+        sumdb: config.sumdb.clone(),
         ..Default::default()
     }
 }

@@ -9,6 +9,9 @@
 //! v \0 <module> \0 <version> \0 info|mod|zip   → raw .info / raw .mod / ZipRef (JSON)
 //! l \0 <module>                                → ListRecord (JSON)
 //! t \0 <module>                                → LatestRecord (JSON)
+//! s \0 <db> \0 lookup/<module>@<version>        → a checksum database's lookup answer (raw)
+//! s \0 <db> \0 tile/<H>/<L>/<NNN>               → the widest hash tile seen there (raw)
+//! s \0 <db> \0 latest                           → SumdbHead (JSON): the newest verified tree head
 //! ```
 //!
 //! A version's `.info`, `.mod` and zip, once recorded, are never replaced
@@ -55,6 +58,17 @@ pub struct LatestRecord {
     pub fetched_at_ms: u64,
 }
 
+/// The newest tree head of a checksum database that the primary verified
+/// (signature, and consistency with the one recorded before).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SumdbHead {
+    /// The signed note as the database sent it.
+    pub note: String,
+    /// The tree size it signs.
+    pub size: i64,
+    pub fetched_at_ms: u64,
+}
+
 /// The parts of one version that an operation sets; `None` leaves a part as it is.
 /// The parts of a version one catalog write records. In raft entries (JSON)
 /// the `.info` and `.mod` bytes are base64 strings; arrays of numbers (the
@@ -66,6 +80,20 @@ pub struct VersionParts {
     #[serde(default, with = "base64_bytes")]
     pub go_mod: Option<Vec<u8>>,
     pub zip: Option<ZipRef>,
+}
+
+mod base64_vec {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(value))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        STANDARD.decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
 }
 
 mod base64_bytes {
@@ -99,10 +127,46 @@ mod base64_bytes {
 /// A change to the catalog. These are the entries a replicated log carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CatalogOp {
-    PutVersion { module: ModulePath, version: Version, parts: VersionParts },
-    PutList { module: ModulePath, list: ListRecord },
-    PutLatest { module: ModulePath, latest: LatestRecord },
-    Purge { module: ModulePath, version: Version },
+    PutVersion {
+        module: ModulePath,
+        version: Version,
+        parts: VersionParts,
+    },
+    PutList {
+        module: ModulePath,
+        list: ListRecord,
+    },
+    PutLatest {
+        module: ModulePath,
+        latest: LatestRecord,
+    },
+    Purge {
+        module: ModulePath,
+        version: Version,
+    },
+    /// A checksum database's lookup answer for `key` (`lookup/<module>@<version>`,
+    /// escaped), verified by the primary. Never replaced.
+    PutSumdbLookup {
+        db: String,
+        key: String,
+        #[serde(with = "base64_vec")]
+        body: Vec<u8>,
+    },
+    /// A hash tile (`tile/<H>/<L>/<NNN>`, no `.p/W`), authenticated by the
+    /// primary. Kept when wider than the one recorded: a narrower tile is a
+    /// prefix of a wider one.
+    PutSumdbTile {
+        db: String,
+        tile: String,
+        #[serde(with = "base64_vec")]
+        data: Vec<u8>,
+    },
+    /// A verified tree head; kept when it signs at least as many records as
+    /// the one recorded.
+    PutSumdbHead {
+        db: String,
+        head: SumdbHead,
+    },
 }
 
 #[derive(Clone)]
@@ -178,6 +242,25 @@ impl Catalog {
             }
             CatalogOp::PutList { module, list } => plan.ops.push(put(module_key(b'l', module), to_json(list))),
             CatalogOp::PutLatest { module, latest } => plan.ops.push(put(module_key(b't', module), to_json(latest))),
+            CatalogOp::PutSumdbLookup { db, key, body } => {
+                let key = sumdb_key(db, key);
+                if self.recorded(&key, pending)?.is_none() {
+                    plan.ops.push(self.pend(pending, key, body.clone()));
+                }
+            }
+            CatalogOp::PutSumdbTile { db, tile, data } => {
+                let key = sumdb_key(db, tile);
+                if self.recorded(&key, pending)?.is_none_or(|old| old.len() < data.len()) {
+                    plan.ops.push(self.pend(pending, key, data.clone()));
+                }
+            }
+            CatalogOp::PutSumdbHead { db, head } => {
+                let key = sumdb_key(db, SUMDB_LATEST);
+                let old: Option<SumdbHead> = self.recorded(&key, pending)?.and_then(|v| serde_json::from_slice(&v).ok());
+                if old.is_none_or(|old| old.size <= head.size) {
+                    plan.ops.push(self.pend(pending, key, to_json(head)));
+                }
+            }
             CatalogOp::Purge { module, version } => {
                 for part in [PART_INFO, PART_MOD, PART_ZIP] {
                     let key = version_key(module, version, part);
@@ -187,6 +270,23 @@ impl Catalog {
             }
         }
         Ok(plan)
+    }
+
+    fn pend(&self, pending: &mut Pending, key: Vec<u8>, value: Vec<u8>) -> DbOp {
+        pending.0.insert(key.clone(), Some(value.clone()));
+        DbOp::Put { cf: CF_CATALOG, key, value }
+    }
+
+    /// A checksum database's recorded lookup answer or hash tile (`key` as
+    /// in [`CatalogOp::PutSumdbLookup`] and [`CatalogOp::PutSumdbTile`]).
+    pub fn sumdb(&self, db: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        self.db.get(CF_CATALOG, &sumdb_key(db, key))
+    }
+
+    /// The newest verified tree head recorded for a checksum database.
+    pub fn sumdb_head(&self, db: &str) -> Result<Option<SumdbHead>> {
+        let key = sumdb_key(db, SUMDB_LATEST);
+        self.db.get(CF_CATALOG, &key)?.map(|v| from_json(&key, &v)).transpose()
     }
 
     /// The zip recorded for a version, counting the writes of `pending`.
@@ -278,6 +378,16 @@ fn same(part: &str, a: &[u8], b: &[u8]) -> bool {
     a == b
 }
 
+const SUMDB_LATEST: &str = "latest";
+
+fn sumdb_key(db: &str, key: &str) -> Vec<u8> {
+    let mut out = vec![b's', 0];
+    out.extend_from_slice(db.as_bytes());
+    out.push(0);
+    out.extend_from_slice(key.as_bytes());
+    out
+}
+
 fn module_key(tag: u8, module: &ModulePath) -> Vec<u8> {
     let mut key = vec![tag, 0];
     key.extend_from_slice(module.escaped().as_bytes());
@@ -359,6 +469,36 @@ mod tests {
         assert_eq!(third.written, ["info", "mod", "zip"]);
         cat.db().write([first.ops, purge.ops, third.ops].concat(), true).unwrap();
         assert_eq!(cat.info(&m, &v).unwrap().as_deref(), Some(&b"third"[..]));
+    }
+
+    #[test]
+    fn sumdb_lookups_stay_tiles_widen_and_heads_only_grow() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = catalog(&dir);
+        let lookup = |body: &str| CatalogOp::PutSumdbLookup { db: "d".into(), key: "lookup/m@v1.0.0".into(), body: body.into() };
+        cat.apply(&lookup("first")).unwrap();
+        cat.apply(&lookup("second")).unwrap();
+        assert_eq!(cat.sumdb("d", "lookup/m@v1.0.0").unwrap().as_deref(), Some(&b"first"[..]));
+        assert_eq!(cat.sumdb("other", "lookup/m@v1.0.0").unwrap(), None);
+
+        let tile = |data: &[u8]| CatalogOp::PutSumdbTile { db: "d".into(), tile: "tile/8/0/000".into(), data: data.to_vec() };
+        for data in [&[1u8; 64][..], &[1u8; 96][..], &[1u8; 32][..]] {
+            cat.apply(&tile(data)).unwrap();
+        }
+        assert_eq!(cat.sumdb("d", "tile/8/0/000").unwrap().map(|d| d.len()), Some(96));
+
+        let head = |size: i64, at: u64| CatalogOp::PutSumdbHead {
+            db: "d".into(),
+            head: SumdbHead { note: format!("tree {size}"), size, fetched_at_ms: at },
+        };
+        for (size, at) in [(5, 1), (9, 2), (7, 3), (9, 4)] {
+            cat.apply(&head(size, at)).unwrap();
+        }
+        let got = cat.sumdb_head("d").unwrap().unwrap();
+        assert_eq!((got.size, got.fetched_at_ms), (9, 4));
+        let json = serde_json::to_string(&tile(b"ab")).unwrap();
+        assert!(json.contains("\"data\":\"YWI=\""), "{json}");
+        assert_eq!(serde_json::from_str::<CatalogOp>(&json).unwrap(), tile(b"ab"));
     }
 
     #[test]

@@ -11,7 +11,9 @@ mod error;
 mod sha;
 
 pub use blobs::{BlobContent, BlobStats, BlobStore, FileStamp, OpenBlob, TempBlob};
-pub use catalog::{Catalog, CatalogOp, LatestRecord, ListRecord, Pending, Plan, VersionParts, ZipRef, PART_INFO, PART_MOD, PART_ZIP};
+pub use catalog::{
+    Catalog, CatalogOp, LatestRecord, ListRecord, Pending, Plan, SumdbHead, VersionParts, ZipRef, PART_INFO, PART_MOD, PART_ZIP,
+};
 pub use db::{Db, DbOp, CF_CATALOG, CF_LOCAL, CF_RAFT_LOG, CF_RAFT_META};
 pub use error::{Error, Result};
 pub use sha::{Sha256, Sha256Writer};

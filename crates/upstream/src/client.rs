@@ -107,6 +107,13 @@ impl Upstream {
         Err(failures.into_error())
     }
 
+    /// GETs an absolute URL (a checksum database's `lookup`, `latest` or
+    /// `tile` path) with the same TLS roots, deadlines and size cap as the
+    /// proxies, and reads it whole.
+    pub async fn fetch_url(&self, url: &str, limit: u64) -> Result<Bytes> {
+        self.inner.http.fetch(&Target::url(url), limit).await
+    }
+
     /// Whether lookups of `module` are switched off: its proxy list starts
     /// with `off`, so no proxy is ever asked.
     pub fn is_off(&self, module: &ModulePath) -> bool {

@@ -33,6 +33,11 @@ impl Target {
     pub fn new(base: &Base, path: &str) -> Target {
         Target { url: format!("{}/{path}", base.url), shown: format!("{}/{path}", base.masked) }
     }
+
+    /// An absolute URL carrying no credentials.
+    pub fn url(url: &str) -> Target {
+        Target { url: url.to_string(), shown: url.to_string() }
+    }
 }
 
 impl Http {

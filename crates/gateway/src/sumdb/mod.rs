@@ -1,0 +1,13 @@
+//! The checksum database side of the gateway: `/sumdb/<name>/…` proxied and
+//! cached for the go command (`serve`), tiles and tree heads fetched,
+//! authenticated and recorded (`log`), and every version the primary fetches
+//! checked against the database before it is stored (`verify`).
+
+mod config;
+mod log;
+mod serve;
+mod verify;
+
+pub use config::{SumdbConfig, SUM_GOLANG_ORG};
+pub(crate) use serve::handle;
+pub(crate) use verify::{check_go_mod, check_zip};
