@@ -6,10 +6,55 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use api::{BlobStatus, ClusterStatus};
 use futures::future::BoxFuture;
 use store::{CatalogOp, Sha256, Store, ZipRef};
 
 use crate::ApiError;
+
+/// Why the cluster could not do what the gateway asked. The gateway turns
+/// these into HTTP answers (`From<ClusterError> for ApiError`); the cluster
+/// side never speaks HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// This node lost the primary role before the write committed.
+    #[error("this node stopped being the primary before the write committed (primary now: {}); retry", node_name(*leader))]
+    NotPrimary { leader: Option<u64> },
+    /// No majority committed the write in time.
+    #[error("the catalog write did not commit within {after:?}: no majority reachable; retry")]
+    Timeout { after: Duration },
+    /// The zip committed, but fewer nodes than `replication.min_copies`
+    /// confirmed a copy within `waited`.
+    #[error(
+        "the zip is stored on {held} node(s) but replication.min_copies is {want} and no more copies \
+         were confirmed within {waited:?}; it will keep replicating; retry"
+    )]
+    TooFewCopies { held: usize, want: usize, waited: Duration },
+    /// The cluster cannot do it now; the text says why.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Consensus itself failed (the raft core stopped).
+    #[error("raft failed: {0}")]
+    Fatal(String),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+fn node_name(id: Option<u64>) -> String {
+    id.map_or("unknown".into(), |id| format!("node {id}"))
+}
+
+impl From<ClusterError> for ApiError {
+    fn from(e: ClusterError) -> Self {
+        match e {
+            ClusterError::NotPrimary { .. } => ApiError::unavailable(e.to_string(), 1),
+            ClusterError::Timeout { .. } | ClusterError::TooFewCopies { .. } => ApiError::unavailable(e.to_string(), 2),
+            ClusterError::Unavailable(_) => ApiError::unavailable(e.to_string(), 1),
+            ClusterError::Fatal(_) => ApiError::internal(e.to_string()),
+            ClusterError::Store(e) => e.into(),
+        }
+    }
+}
 
 /// Where this node stands for the purpose of answering a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,7 +75,7 @@ pub trait Cluster: Send + Sync + 'static {
     /// Makes `op` durable: on a cluster, committed by a majority and applied
     /// locally before this resolves. Parts of a version the catalog already
     /// records stay as they are (first writer wins): read them back.
-    fn commit(&self, op: CatalogOp) -> BoxFuture<'_, Result<(), ApiError>>;
+    fn commit(&self, op: CatalogOp) -> BoxFuture<'_, Result<(), ClusterError>>;
 
     /// Waits up to `timeout` for a primary to exist, then returns the role.
     fn wait_for_primary(&self, timeout: Duration) -> BoxFuture<'_, Role>;
@@ -43,16 +88,16 @@ pub trait Cluster: Send + Sync + 'static {
 
     /// `Ok` when this node can serve: it knows a primary and has applied the
     /// committed log. `Err` says why not.
-    fn ready(&self) -> Result<(), String>;
+    fn ready(&self) -> Result<(), ClusterError>;
 
     /// Cluster facts for `/api/v1/status`.
-    fn status(&self) -> serde_json::Value;
+    fn status(&self) -> ClusterStatus;
 
     /// Copies the blob of `zip`, which the catalog has but this node lacks
     /// (replication lag, or a corrupt copy), from a peer that holds it.
-    fn fetch_blob(&self, zip: &ZipRef) -> BoxFuture<'_, Result<(), String>> {
+    fn fetch_blob(&self, zip: &ZipRef) -> BoxFuture<'_, Result<(), ClusterError>> {
         let _ = zip;
-        Box::pin(async { Err("a single node has no peer to copy from".to_string()) })
+        Box::pin(async { Err(ClusterError::Unavailable("a single node has no peer to copy from".to_string())) })
     }
 
     /// A stored blob was found corrupt and quarantined.
@@ -61,7 +106,7 @@ pub trait Cluster: Send + Sync + 'static {
     }
 
     /// Where a blob lives, for `/api/v1/blobs/{sha256}`; `None` on a single node.
-    fn blob(&self, sha: &Sha256) -> Option<serde_json::Value> {
+    fn blob(&self, sha: &Sha256) -> Option<BlobStatus> {
         let _ = sha;
         None
     }
@@ -83,7 +128,7 @@ impl Cluster for Standalone {
         Role::Standalone
     }
 
-    fn commit(&self, op: CatalogOp) -> BoxFuture<'_, Result<(), ApiError>> {
+    fn commit(&self, op: CatalogOp) -> BoxFuture<'_, Result<(), ClusterError>> {
         Box::pin(async move {
             self.store.catalog.apply(&op)?;
             Ok(())
@@ -94,11 +139,12 @@ impl Cluster for Standalone {
         Box::pin(async { Role::Standalone })
     }
 
-    fn ready(&self) -> Result<(), String> {
-        self.store.catalog.db().get(store::CF_LOCAL, b"readyz-probe").map(|_| ()).map_err(|e| format!("store unavailable: {e}"))
+    fn ready(&self) -> Result<(), ClusterError> {
+        let probe = self.store.catalog.db().get(store::CF_LOCAL, b"readyz-probe");
+        probe.map(|_| ()).map_err(|e| ClusterError::Unavailable(format!("store unavailable: {e}")))
     }
 
-    fn status(&self) -> serde_json::Value {
-        serde_json::json!({ "role": "standalone" })
+    fn status(&self) -> ClusterStatus {
+        ClusterStatus::Standalone
     }
 }

@@ -183,7 +183,8 @@ fn stored_zip(state: &AppState, module: &ModulePath, version: &Version) -> Resul
 }
 
 async fn put(state: &AppState, module: &ModulePath, version: &Version, parts: VersionParts) -> Result<(), ApiError> {
-    state.cluster.commit(CatalogOp::PutVersion { module: module.clone(), version: version.clone(), parts }).await
+    state.cluster.commit(CatalogOp::PutVersion { module: module.clone(), version: version.clone(), parts }).await?;
+    Ok(())
 }
 
 pub fn outcome<T>(result: &Result<T, upstream::Error>) -> &'static str {

@@ -23,7 +23,7 @@ mod status;
 mod sumdb;
 mod zipserve;
 
-pub use cluster::{Cluster, Role, Standalone};
+pub use cluster::{Cluster, ClusterError, Role, Standalone};
 pub use config::{GatewayConfig, Mode};
 pub use error::ApiError;
 pub use metrics::Metrics;

@@ -1,6 +1,7 @@
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use api::{ClusterStatus, Lag, ReplicationStatus};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -185,31 +186,40 @@ impl Metrics {
         self.upstream_seconds.get_or_create(&Kind { kind: kind.to_string() }).observe(took.as_secs_f64());
     }
 
-    /// Sets the replication metrics from the replicator's status JSON.
-    pub fn replication(&self, r: &serde_json::Value) {
-        let num = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
-        let queue = &r["queue"];
-        self.replication_queue_blobs.set(num(&queue["blobs"]) as i64);
-        self.replication_queue_bytes.set(num(&queue["bytes"]) as i64);
-        self.replication_oldest_missing.set(queue["oldest_seconds"].as_f64().unwrap_or(0.0));
-        for (counter, key) in [
-            (&self.replication_received, "received_bytes"),
-            (&self.replication_sent, "sent_bytes"),
-            (&self.replication_failures, "failures"),
+    /// Sets the raft and replication gauges from the cluster's status.
+    pub fn cluster(&self, status: &ClusterStatus) {
+        let ClusterStatus::Member(facts) = status else { return };
+        self.raft_term.set(facts.term as i64);
+        self.raft_primary.set(i64::from(facts.acting_primary));
+        if let Some(applied) = facts.last_applied {
+            self.raft_last_applied.set(applied as i64);
+        }
+        if let Some(committed) = facts.committed {
+            self.raft_committed.set(committed as i64);
+        }
+        self.replication(&facts.replication);
+    }
+
+    fn replication(&self, r: &ReplicationStatus) {
+        self.replication_queue_blobs.set(r.queue.blobs as i64);
+        self.replication_queue_bytes.set(r.queue.bytes as i64);
+        self.replication_oldest_missing.set(r.queue.oldest_seconds);
+        for (counter, total) in [
+            (&self.replication_received, r.received_bytes),
+            (&self.replication_sent, r.sent_bytes),
+            (&self.replication_failures, r.failures),
         ] {
-            let total = num(&r[key]);
             let seen = counter.get();
             if total > seen {
                 counter.inc_by(total - seen);
             }
         }
-        if let Some(nodes) = r["nodes"].as_object() {
+        if let Lag::Nodes(nodes) = &r.nodes {
             for (node, lag) in nodes {
-                let label = NodeLabel { node: node.clone() };
-                self.replication_missing_blobs.get_or_create(&label).set(num(&lag["missing_blobs"]) as i64);
-                self.replication_missing_bytes.get_or_create(&label).set(num(&lag["missing_bytes"]) as i64);
-                let age = lag["oldest_missing_seconds"].as_f64().unwrap_or(0.0);
-                self.replication_node_oldest_missing.get_or_create(&label).set(age);
+                let label = NodeLabel { node: node.to_string() };
+                self.replication_missing_blobs.get_or_create(&label).set(lag.missing_blobs as i64);
+                self.replication_missing_bytes.get_or_create(&label).set(lag.missing_bytes as i64);
+                self.replication_node_oldest_missing.get_or_create(&label).set(lag.oldest_missing_seconds);
             }
         }
     }

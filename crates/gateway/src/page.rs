@@ -8,71 +8,20 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use api::{ClusterFacts, ClusterStatus, Lag, RaftRole};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
 use crate::AppState;
 
-/// The parts of `Cluster::status()` the page shows. Missing keys (a single
-/// node reports only its role) read as their defaults.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct View {
-    role: String,
-    acting_primary: bool,
-    term: Option<u64>,
-    primary_id: Option<u64>,
-    primary_url: Option<String>,
-    members: Vec<Member>,
-    voters: Vec<u64>,
-    last_applied: Option<u64>,
-    committed: Option<u64>,
-    ready: bool,
-    replication: Option<Replication>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Member {
-    id: u64,
-    cluster: Option<String>,
-    gateway_url: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Replication {
-    queue: Queue,
-    received_bytes: u64,
-    sent_bytes: u64,
-    failures: u64,
-    /// Node id → lag, or `{ "error": … }` when lag could not be computed.
-    nodes: serde_json::Map<String, serde_json::Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Queue {
-    blobs: u64,
-    bytes: u64,
-    oldest_seconds: f64,
-    failing: u64,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct NodeLag {
-    missing_blobs: u64,
-    missing_bytes: u64,
-    oldest_missing_seconds: f64,
-}
-
 pub async fn page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let status = state.cluster.status();
-    let view: View = serde_json::from_value(status).unwrap_or_default();
-    let html = render(&state, &view, &mirror_url(&headers, view.primary_url.as_deref()));
+    let facts = match &status {
+        ClusterStatus::Member(facts) => Some(&**facts),
+        ClusterStatus::Standalone => None,
+    };
+    let html = render(&state, facts, &mirror_url(&headers, facts.and_then(|f| f.primary_url.as_deref())));
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], html).into_response()
 }
 
@@ -93,7 +42,8 @@ fn mirror_url(headers: &HeaderMap, fallback: Option<&str>) -> String {
     }
 }
 
-fn render(state: &AppState, view: &View, url: &str) -> String {
+/// The page; `facts` is `None` on a single node.
+fn render(state: &AppState, facts: Option<&ClusterFacts>, url: &str) -> String {
     let node = state.cfg.node_id;
     let mut out = String::with_capacity(8 << 10);
     let _ = write!(
@@ -105,9 +55,11 @@ fn render(state: &AppState, view: &View, url: &str) -> String {
         env!("CARGO_PKG_VERSION"),
         human_duration(state.started.elapsed().as_secs_f64()),
     );
-    summary(&mut out, state, view);
-    members(&mut out, view);
-    cache(&mut out, state, view);
+    summary(&mut out, state, facts);
+    if let Some(facts) = facts {
+        members(&mut out, facts);
+    }
+    cache(&mut out, state, facts);
     recent(&mut out, state);
     client_setup(&mut out, url);
     out.push_str(
@@ -118,32 +70,35 @@ fn render(state: &AppState, view: &View, url: &str) -> String {
     out
 }
 
-fn summary(out: &mut String, state: &AppState, view: &View) {
+fn summary(out: &mut String, state: &AppState, facts: Option<&ClusterFacts>) {
     out.push_str("<section><h2>Cluster</h2><dl>");
-    if view.role == "standalone" || view.role.is_empty() {
-        let _ = write!(out, "<dt>Mode</dt><dd>single node (no cluster): this node fetches and stores every module itself</dd>");
-    } else {
-        let primary = match (view.primary_id, view.acting_primary) {
-            (Some(id), _) if id == state.cfg.node_id && view.acting_primary => format!("node {id} (this node)"),
-            (Some(id), _) if id == state.cfg.node_id => format!("none: node {id} (this node) leads but has lost its quorum"),
-            (Some(id), _) => match &view.primary_url {
-                Some(u) => format!("node {id} at {}", esc(u)),
-                None => format!("node {id}"),
-            },
-            (None, _) => "none (election in progress, or this node is cut off)".to_string(),
-        };
-        let cls = if view.primary_id.is_some() { "ok" } else { "bad" };
-        let _ = write!(out, "<dt>Primary</dt><dd class=\"{cls}\">{primary}</dd>");
-        let _ = write!(out, "<dt>This node</dt><dd>node {} · raft role {}</dd>", state.cfg.node_id, esc(&view.role));
-        let _ = write!(out, "<dt>Term</dt><dd>{}</dd>", opt(view.term));
-        let _ = write!(out, "<dt>Log</dt><dd>applied {} · committed {}</dd>", opt(view.last_applied), opt(view.committed));
-        let (cls, ready) = if view.ready { ("ok", "ready: takes misses") } else { ("bad", "not ready: serves what it holds only") };
-        let _ = write!(out, "<dt>Readiness</dt><dd class=\"{cls}\">{ready}</dd>");
+    match facts {
+        None => out.push_str("<dt>Mode</dt><dd>single node (no cluster): this node fetches and stores every module itself</dd>"),
+        Some(view) => cluster_summary(out, state, view),
     }
     out.push_str("</dl></section>\n");
 }
 
-fn members(out: &mut String, view: &View) {
+fn cluster_summary(out: &mut String, state: &AppState, view: &ClusterFacts) {
+    let primary = match (view.primary_id, view.acting_primary) {
+        (Some(id), _) if id == state.cfg.node_id && view.acting_primary => format!("node {id} (this node)"),
+        (Some(id), _) if id == state.cfg.node_id => format!("none: node {id} (this node) leads but has lost its quorum"),
+        (Some(id), _) => match &view.primary_url {
+            Some(u) => format!("node {id} at {}", esc(u)),
+            None => format!("node {id}"),
+        },
+        (None, _) => "none (election in progress, or this node is cut off)".to_string(),
+    };
+    let cls = if view.primary_id.is_some() { "ok" } else { "bad" };
+    let _ = write!(out, "<dt>Primary</dt><dd class=\"{cls}\">{primary}</dd>");
+    let _ = write!(out, "<dt>This node</dt><dd>node {} · raft role {}</dd>", state.cfg.node_id, view.role.as_str());
+    let _ = write!(out, "<dt>Term</dt><dd>{}</dd>", view.term);
+    let _ = write!(out, "<dt>Log</dt><dd>applied {} · committed {}</dd>", opt(view.last_applied), opt(view.committed));
+    let (cls, ready) = if view.ready { ("ok", "ready: takes misses") } else { ("bad", "not ready: serves what it holds only") };
+    let _ = write!(out, "<dt>Readiness</dt><dd class=\"{cls}\">{ready}</dd>");
+}
+
+fn members(out: &mut String, view: &ClusterFacts) {
     if view.members.is_empty() {
         return;
     }
@@ -151,10 +106,13 @@ fn members(out: &mut String, view: &View) {
         "<section><h2>Members and replication lag</h2><table><thead><tr><th>node</th><th>role</th><th>cluster address</th>\
          <th>gateway</th><th class=\"n\">blobs missing</th><th class=\"n\">bytes missing</th><th class=\"n\">oldest missing</th></tr></thead><tbody>",
     );
-    let lag_of = |id: u64| view.replication.as_ref().and_then(|r| r.nodes.get(&id.to_string()));
+    let lag_of = |id: u64| match &view.replication.nodes {
+        Lag::Nodes(nodes) => nodes.get(&id),
+        Lag::Unavailable { .. } => None,
+    };
     for m in &view.members {
         let role = if Some(m.id) == view.primary_id {
-            if view.acting_primary || view.role != "leader" {
+            if view.acting_primary || view.role != RaftRole::Leader {
                 "primary"
             } else {
                 "leader without quorum"
@@ -165,9 +123,9 @@ fn members(out: &mut String, view: &View) {
             "learner"
         };
         let gateway = m.gateway_url.as_deref().map(|u| format!("<a href=\"{0}/\">{0}</a>", esc(u))).unwrap_or_else(|| "—".into());
-        let _ = write!(out, "<tr><td>{}</td><td>{role}</td><td>{}</td><td>{gateway}</td>", m.id, esc(m.cluster.as_deref().unwrap_or("—")));
-        match lag_of(m.id).map(|v| serde_json::from_value::<NodeLag>(v.clone())) {
-            Some(Ok(lag)) => {
+        let _ = write!(out, "<tr><td>{}</td><td>{role}</td><td>{}</td><td>{gateway}</td>", m.id, esc(&m.cluster));
+        match lag_of(m.id) {
+            Some(lag) => {
                 let cls = if lag.missing_blobs == 0 { "ok" } else { "warn" };
                 let oldest = if lag.missing_blobs == 0 { "—".to_string() } else { human_duration(lag.oldest_missing_seconds) };
                 let _ = write!(
@@ -177,17 +135,17 @@ fn members(out: &mut String, view: &View) {
                     human_bytes(lag.missing_bytes)
                 );
             }
-            _ => out.push_str("<td class=\"n\" colspan=\"3\">unknown</td></tr>"),
+            None => out.push_str("<td class=\"n\" colspan=\"3\">unknown</td></tr>"),
         }
     }
     out.push_str("</tbody></table>");
-    if let Some(err) = view.replication.as_ref().and_then(|r| r.nodes.get("error")).and_then(|e| e.as_str()) {
+    if let Lag::Unavailable { error: err } = &view.replication.nodes {
         let _ = write!(out, "<p class=\"bad\">Lag unavailable: {}</p>", esc(err));
     }
     out.push_str("</section>\n");
 }
 
-fn cache(out: &mut String, state: &AppState, view: &View) {
+fn cache(out: &mut String, state: &AppState, facts: Option<&ClusterFacts>) {
     let stats = state.store.blobs.stats();
     out.push_str("<section><h2>Cache on this node</h2><dl>");
     let _ = write!(out, "<dt>Zips stored</dt><dd>{} · {}</dd>", stats.count, human_bytes(stats.bytes));
@@ -204,7 +162,7 @@ fn cache(out: &mut String, state: &AppState, view: &View) {
         human_duration(state.cfg.negative_ttl.as_secs_f64())
     );
     let _ = write!(out, "<dt>Upstream</dt><dd><code>{}</code></dd>", esc(&state.upstream.describe()));
-    if let Some(r) = &view.replication {
+    if let Some(r) = facts.map(|f| &f.replication) {
         let cls = if r.queue.blobs == 0 { "ok" } else { "warn" };
         let oldest = if r.queue.blobs == 0 { String::new() } else { format!(", oldest {}", human_duration(r.queue.oldest_seconds)) };
         let _ = write!(

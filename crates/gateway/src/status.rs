@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use api::BlobStatus;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -47,22 +48,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     state.metrics.blob_bytes.set(stats.bytes as i64);
     state.metrics.blob_count.set(stats.count as i64);
     state.metrics.hot_zip_bytes.set(state.hot_zips.weight() as i64);
-    let cluster = state.cluster.status();
-    let gauge = |key: &str| cluster.get(key).and_then(|v| v.as_i64().or(v.as_bool().map(i64::from)));
-    let m = &state.metrics;
-    if let Some(replication) = cluster.get("replication") {
-        m.replication(replication);
-    }
-    for (g, key) in [
-        (&m.raft_term, "term"),
-        (&m.raft_primary, "acting_primary"),
-        (&m.raft_last_applied, "last_applied"),
-        (&m.raft_committed, "committed"),
-    ] {
-        if let Some(v) = gauge(key) {
-            g.set(v);
-        }
-    }
+    state.metrics.cluster(&state.cluster.status());
     let mut resp = state.metrics.encode().into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"));
     resp
@@ -107,9 +93,9 @@ pub async fn blob(State(state): State<Arc<AppState>>, Path(sha256): Path<String>
     let Ok(sha) = sha256.parse::<store::Sha256>() else {
         return ApiError::bad_request(format!("{sha256:?} is not a sha256 (64 lowercase hex digits)")).into_response();
     };
-    let value = state.cluster.blob(&sha).unwrap_or_else(|| {
+    let blob = state.cluster.blob(&sha).unwrap_or_else(|| {
         let size = std::fs::metadata(state.store.blobs.path_of(&sha)).ok().map(|m| m.len());
-        json!({ "sha256": sha.to_hex(), "local": size.is_some(), "size": size, "nodes": [], "queued": null })
+        BlobStatus { sha256: sha.to_hex(), local: size.is_some(), size, nodes: Vec::new(), queued: None }
     });
-    Json(value).into_response()
+    Json(blob).into_response()
 }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use api::{BlobStatus, ClusterFacts, ClusterStatus, Member};
 use futures::future::BoxFuture;
-use gateway::{ApiError, Role};
+use gateway::{ClusterError, Role};
 use raft::{Command, ControlPlane, ProposeError, RaftConfig};
 use replicator::Replicator;
 use sha2::Digest;
@@ -34,22 +35,16 @@ impl RaftCluster {
 
     /// With `replication.min_copies` ≥ 2, waits until that many nodes hold
     /// the blob of a zip just committed.
-    async fn wait_min_copies(&self, zip: &ZipRef) -> Result<(), ApiError> {
+    async fn wait_min_copies(&self, zip: &ZipRef) -> Result<(), ClusterError> {
         let copies = self.replicator.min_copies();
         if copies < 2 {
             return Ok(());
         }
-        let sha = zip.sha().map_err(|e| ApiError::internal(format!("catalog entry: {e}")))?;
+        let sha = zip.sha()?;
         let timeout = self.replicator.min_copies_timeout();
         self.replicator.wait_copies(&sha, copies, timeout).await.map_err(|held| {
             tracing::warn!(blob = %zip.sha256, held, copies, "zip not on enough nodes in time; answering 503 (replication goes on)");
-            ApiError::unavailable(
-                format!(
-                    "the zip is stored on {held} node(s) but replication.min_copies is {copies} and no more copies \
-                     were confirmed within {timeout:?}; it will keep replicating; retry"
-                ),
-                2,
-            )
+            ClusterError::TooFewCopies { held, want: copies, waited: timeout }
         })
     }
 
@@ -104,7 +99,7 @@ impl gateway::Cluster for RaftCluster {
         self.control.leader_silent()
     }
 
-    fn commit(&self, op: CatalogOp) -> BoxFuture<'_, Result<(), ApiError>> {
+    fn commit(&self, op: CatalogOp) -> BoxFuture<'_, Result<(), ClusterError>> {
         Box::pin(async move {
             let zip = match &op {
                 CatalogOp::PutVersion { parts, .. } => parts.zip.clone(),
@@ -117,15 +112,9 @@ impl gateway::Cluster for RaftCluster {
                     Some(zip) => self.wait_min_copies(&zip).await,
                     None => Ok(()),
                 },
-                Err(ProposeError::NotLeader { leader }) => Err(ApiError::unavailable(
-                    format!("this node stopped being the primary before the write committed (primary now: {}); retry", fmt_node(leader)),
-                    1,
-                )),
-                Err(ProposeError::Timeout) => Err(ApiError::unavailable(
-                    format!("the catalog write did not commit within {COMMIT_TIMEOUT:?}: no majority reachable; retry"),
-                    2,
-                )),
-                Err(ProposeError::Fatal(e)) => Err(ApiError::internal(format!("raft failed: {e}"))),
+                Err(ProposeError::NotLeader { leader }) => Err(ClusterError::NotPrimary { leader }),
+                Err(ProposeError::Timeout) => Err(ClusterError::Timeout { after: COMMIT_TIMEOUT }),
+                Err(ProposeError::Fatal(e)) => Err(ClusterError::Fatal(e)),
             }
         })
     }
@@ -153,57 +142,56 @@ impl gateway::Cluster for RaftCluster {
         })
     }
 
-    fn ready(&self) -> Result<(), String> {
+    fn ready(&self) -> Result<(), ClusterError> {
         let s = self.control.status();
         if s.leader.is_none() || self.role() == Role::NoPrimary {
-            return Err(format!("no primary known (role {:?}, term {})", s.role, s.term));
+            return Err(ClusterError::Unavailable(format!("no primary known (role {:?}, term {})", s.role, s.term)));
         }
         // A restarted follower remembers the leader of its last term from its
         // stored vote; only a message from a live leader shows how far the
         // cluster has committed.
         let leader_commit = self.control.leader_commit();
         if !self.control.is_acting_primary() && leader_commit.is_none() {
-            return Err("no message from the primary since start-up yet".to_string());
+            return Err(ClusterError::Unavailable("no message from the primary since start-up yet".to_string()));
         }
         // Its own committed index, or what a leader said is committed, which
         // is ahead when this node restarted with an old log.
         let committed = s.committed.max(leader_commit);
         match (s.last_applied, committed) {
             (applied, Some(committed)) if applied.unwrap_or(0) < committed => {
-                Err(format!("catching up: applied {} of {committed} committed entries", applied.unwrap_or(0)))
+                Err(ClusterError::Unavailable(format!("catching up: applied {} of {committed} committed entries", applied.unwrap_or(0))))
             }
             _ => Ok(()),
         }
     }
 
-    fn status(&self) -> serde_json::Value {
+    fn status(&self) -> ClusterStatus {
         let s = self.control.status();
-        serde_json::json!({
-            "role": s.role,
-            "acting_primary": self.control.is_acting_primary(),
-            "term": s.term,
-            "primary_id": s.leader,
-            "primary_url": s.leader.and_then(|id| self.control.gateway_url(id)),
-            "members": self.control.member_addresses().into_iter().map(|(id, cluster, gateway)| {
-                serde_json::json!({ "id": id, "cluster": cluster, "gateway_url": gateway })
-            }).collect::<Vec<_>>(),
-            "last_applied": s.last_applied,
-            "committed": s.committed,
-            "leader_commit": self.control.leader_commit(),
-            "ready": self.ready().is_ok(),
-            "last_log_index": s.last_log_index,
-            "millis_since_quorum_ack": s.millis_since_quorum_ack,
-            "voters": s.voters,
-            "advertise_url": self.advertise_url,
-            "replication": self.replicator.status(),
-        })
+        let members = self.control.member_addresses().into_iter();
+        ClusterStatus::Member(Box::new(ClusterFacts {
+            role: s.role,
+            acting_primary: self.control.is_acting_primary(),
+            term: s.term,
+            primary_id: s.leader,
+            primary_url: s.leader.and_then(|id| self.control.gateway_url(id)),
+            members: members.map(|(id, cluster, gateway_url)| Member { id, cluster, gateway_url }).collect(),
+            last_applied: s.last_applied,
+            committed: s.committed,
+            leader_commit: self.control.leader_commit(),
+            ready: self.ready().is_ok(),
+            last_log_index: s.last_log_index,
+            millis_since_quorum_ack: s.millis_since_quorum_ack,
+            voters: s.voters,
+            advertise_url: self.advertise_url.clone(),
+            replication: self.replicator.status(),
+        }))
     }
 
-    fn fetch_blob(&self, zip: &ZipRef) -> BoxFuture<'_, Result<(), String>> {
+    fn fetch_blob(&self, zip: &ZipRef) -> BoxFuture<'_, Result<(), ClusterError>> {
         let zip = zip.clone();
         Box::pin(async move {
-            let sha = zip.sha().map_err(|e| e.to_string())?;
-            self.replicator.fetch_now(sha, zip.size).await.map_err(|e| e.to_string())
+            let sha = zip.sha()?;
+            self.replicator.fetch_now(sha, zip.size).await.map_err(|e| ClusterError::Unavailable(e.to_string()))
         })
     }
 
@@ -211,13 +199,9 @@ impl gateway::Cluster for RaftCluster {
         self.replicator.corrupt(sha);
     }
 
-    fn blob(&self, sha: &Sha256) -> Option<serde_json::Value> {
-        serde_json::to_value(self.replicator.blob(sha)).ok()
+    fn blob(&self, sha: &Sha256) -> Option<BlobStatus> {
+        Some(self.replicator.blob(sha))
     }
-}
-
-fn fmt_node(id: Option<u64>) -> String {
-    id.map_or("unknown".into(), |id| format!("node {id}"))
 }
 
 /// The raft settings of this node, from its configuration.

@@ -8,15 +8,8 @@ use serde::Serialize;
 
 use crate::types::ClusterNode;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Leader,
-    Follower,
-    Candidate,
-    Learner,
-    Shutdown,
-}
+/// The raft role, as reported in `/api/v1/status` (one type with crate `api`).
+pub use api::RaftRole as Role;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RaftStatus {

@@ -17,9 +17,9 @@ use upstream::Group;
 
 use crate::placement::Placed;
 use crate::queue::Queue;
-use crate::status::Lag;
 use crate::throttle::Throttle;
 use crate::{pull, Error, ReplicationConfig, Result};
+use api::Lag;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::inner::{now_ms, Inner};
-use crate::status::{Lag, NodeLag};
+use api::{Lag, NodeLag};
 
 /// How long a computed per-node lag table is reused.
 const LAG_CACHE: Duration = Duration::from_secs(1);

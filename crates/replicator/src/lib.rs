@@ -16,7 +16,8 @@
 //!   period.
 //! - `scrub` re-hashes stored blobs at a bounded rate; a corrupt one is
 //!   quarantined by the store and queued again.
-//! - `lag`: per-member missing blobs, reported in [`ReplicationStatus`].
+//! - `lag`: per-member missing blobs, reported in `api::ReplicationStatus`
+//!   (the status types live in crate `api`, which the gateway reads too).
 //! - `service` is the `flotilla.v1.Blobs` gRPC service on the cluster port.
 //! - `inner`: the state all of these share.
 
@@ -32,7 +33,6 @@ mod queue;
 mod replicator;
 mod scrub;
 mod service;
-mod status;
 mod throttle;
 mod workers;
 
@@ -41,7 +41,6 @@ pub use error::{Error, Result};
 pub use queue::{Entry as QueueEntry, QueueStats};
 pub use replicator::Replicator;
 pub use service::CHUNK;
-pub use status::{BlobStatus, Lag, NodeLag, QueueStatus, QueuedBlob, ReplicationStatus};
 
 #[cfg(test)]
 mod gc_tests;

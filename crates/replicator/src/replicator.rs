@@ -21,10 +21,10 @@ use crate::placement::report_placement;
 use crate::queue::Queue;
 use crate::scrub::scrub;
 use crate::service::BlobService;
-use crate::status::{BlobStatus, QueueStatus, QueuedBlob, ReplicationStatus};
 use crate::throttle::Throttle;
 use crate::workers::work;
 use crate::{Error, ReplicationConfig, Result};
+use api::{BlobStatus, QueueStatus, QueuedBlob, ReplicationStatus};
 
 /// The replicator of one node. Cheap to clone.
 #[derive(Clone)]

@@ -1,6 +1,5 @@
 //! What the replicator reports: `cluster.replication` of `/api/v1/status`
-//! and the replication part of `/api/v1/blobs/{sha256}`. Serialised to the
-//! JSON keys those endpoints have always shown.
+//! and the answer of `/api/v1/blobs/{sha256}`.
 
 use std::collections::BTreeMap;
 
