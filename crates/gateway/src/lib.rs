@@ -29,4 +29,4 @@ pub use error::ApiError;
 pub use metrics::Metrics;
 pub use router::router;
 pub use state::AppState;
-pub use sumdb::{SumdbConfig, SUM_GOLANG_ORG};
+pub use sumdb::{SumdbConfig, SumdbConfigError, SUM_GOLANG_ORG};

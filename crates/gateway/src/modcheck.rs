@@ -30,9 +30,9 @@ pub async fn check_matches_zip(state: &AppState, module: &ModulePath, version: &
     let Some(zip) = state.store.catalog.zip(module, version)? else { return Ok(()) };
     let Ok(sha) = zip.sha() else { return Ok(()) };
     let (blobs, m, v, limit) = (state.store.blobs.clone(), module.clone(), version.clone(), state.cfg.zip_limits.max_go_mod);
-    let read = tokio::task::spawn_blocking(move || -> Result<Option<Vec<u8>>, String> {
-        let Some(blob) = blobs.open(&sha).map_err(|e| e.to_string())? else { return Ok(None) };
-        gomod::zip_go_mod(BufReader::new(blob.file), &m, &v, limit).map_err(|e| e.to_string())
+    let read = tokio::task::spawn_blocking(move || -> Result<Option<Vec<u8>>, ReadError> {
+        let Some(blob) = blobs.open(&sha)? else { return Ok(None) };
+        Ok(gomod::zip_go_mod(BufReader::new(blob.file), &m, &v, limit)?)
     })
     .await
     .map_err(|e| ApiError::internal(format!("go.mod read task failed: {e}")))?;
@@ -47,6 +47,15 @@ pub async fn check_matches_zip(state: &AppState, module: &ModulePath, version: &
             Ok(())
         }
     }
+}
+
+/// Why the recorded zip's go.mod could not be read.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error(transparent)]
+    Zip(#[from] gomod::Error),
 }
 
 /// Refuses a zip whose go.mod differs from the `.mod` already recorded.

@@ -24,11 +24,11 @@ pub fn go_mod_module_path(data: &[u8]) -> Result<String> {
     let mut found: Option<String> = None;
     let mut block: Option<Block> = None;
     for (n, line) in text.lines().enumerate() {
-        let tokens = tokens(line).map_err(|why| invalid(format!("line {}: {why}", n + 1)))?;
+        let tokens = tokens(line, n + 1)?;
         let Some(current) = block.as_mut() else {
             match tokens.as_slice() {
                 [verb, open] if open == "(" => block = Some(Block { module: verb == "module", paths: Vec::new(), line: n + 1 }),
-                [verb, rest @ ..] if verb == "module" => record(&mut found, module_args(rest), n + 1)?,
+                [verb, rest @ ..] if verb == "module" => record(&mut found, module_args(rest, n + 1)?, n + 1)?,
                 _ => {}
             }
             continue;
@@ -37,14 +37,14 @@ pub fn go_mod_module_path(data: &[u8]) -> Result<String> {
             let done = block.take().filter(|b| b.module);
             if let Some(b) = done {
                 let path = match b.paths.as_slice() {
-                    [one] => Ok(one.clone()),
-                    [] => Err("module ( ) block names no path".to_string()),
-                    _ => Err("module ( ) block names more than one path".to_string()),
+                    [one] => one.clone(),
+                    [] => return Err(invalid(format!("line {}: module ( ) block names no path", b.line))),
+                    _ => return Err(invalid(format!("line {}: module ( ) block names more than one path", b.line))),
                 };
                 record(&mut found, path, b.line)?;
             }
         } else if current.module && !tokens.is_empty() {
-            current.paths.push(module_args(&tokens).map_err(|why| invalid(format!("line {}: {why}", n + 1)))?);
+            current.paths.push(module_args(&tokens, n + 1)?);
         }
     }
     if let Some(b) = block {
@@ -60,8 +60,7 @@ struct Block {
     line: usize,
 }
 
-fn record(found: &mut Option<String>, path: std::result::Result<String, String>, line: usize) -> Result<()> {
-    let path = path.map_err(|why| invalid(format!("line {line}: {why}")))?;
+fn record(found: &mut Option<String>, path: String, line: usize) -> Result<()> {
     if found.is_some() {
         return Err(invalid(format!("line {line}: repeated module directive")));
     }
@@ -69,20 +68,21 @@ fn record(found: &mut Option<String>, path: std::result::Result<String, String>,
     Ok(())
 }
 
-/// The arguments of a `module` directive: exactly one path.
-fn module_args(args: &[String]) -> std::result::Result<String, String> {
-    match args {
-        [] => Err("module directive without a path".into()),
-        [path] if path.is_empty() => Err("module directive with an empty path".into()),
-        [path] if path.chars().any(char::is_control) => Err(format!("module path {:?} contains a control character", clip(path))),
-        [path] => Ok(path.clone()),
-        _ => Err("module directive with more than one path".into()),
-    }
+/// The arguments of a `module` directive on line `line`: exactly one path.
+fn module_args(args: &[String], line: usize) -> Result<String> {
+    let why = match args {
+        [] => "module directive without a path".to_string(),
+        [path] if path.is_empty() => "module directive with an empty path".to_string(),
+        [path] if path.chars().any(char::is_control) => format!("module path {:?} contains a control character", clip(path)),
+        [path] => return Ok(path.clone()),
+        _ => "module directive with more than one path".to_string(),
+    };
+    Err(invalid(format!("line {line}: {why}")))
 }
 
-/// Splits one line into tokens: words, unquoted strings, `(` and `)`; a
-/// `//` at the start of a token begins a comment.
-fn tokens(line: &str) -> std::result::Result<Vec<String>, String> {
+/// Splits line number `n` into tokens: words, unquoted strings, `(` and
+/// `)`; a `//` at the start of a token begins a comment.
+fn tokens(line: &str, n: usize) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let mut chars = line.char_indices().peekable();
     while let Some(&(i, c)) = chars.peek() {
@@ -95,7 +95,7 @@ fn tokens(line: &str) -> std::result::Result<Vec<String>, String> {
             chars.next();
         } else if c == '"' || c == '`' {
             chars.next();
-            out.push(quoted(&mut chars, c)?);
+            out.push(quoted(&mut chars, c).map_err(|why| invalid(format!("line {n}: {why}")))?);
         } else {
             let mut word = String::new();
             while let Some(&(_, c)) = chars.peek() {
@@ -112,20 +112,29 @@ fn tokens(line: &str) -> std::result::Result<Vec<String>, String> {
 }
 
 /// The rest of a string opened by `quote`; `"` strings take `\"` and `\\`.
-fn quoted(chars: &mut impl Iterator<Item = (usize, char)>, quote: char) -> std::result::Result<String, String> {
+fn quoted(chars: &mut impl Iterator<Item = (usize, char)>, quote: char) -> std::result::Result<String, Quoted> {
     let mut out = String::new();
     while let Some((_, c)) = chars.next() {
         match c {
             c if c == quote => return Ok(out),
             '\\' if quote == '"' => match chars.next() {
                 Some((_, e @ ('"' | '\\'))) => out.push(e),
-                Some((_, e)) => return Err(format!("unsupported escape \\{e} in a quoted string")),
+                Some((_, e)) => return Err(Quoted::Escape(e)),
                 None => break,
             },
             c => out.push(c),
         }
     }
-    Err("unterminated quoted string".into())
+    Err(Quoted::Unterminated)
+}
+
+/// What is wrong with a quoted string.
+#[derive(Debug, thiserror::Error)]
+enum Quoted {
+    #[error("unsupported escape \\{0} in a quoted string")]
+    Escape(char),
+    #[error("unterminated quoted string")]
+    Unterminated,
 }
 
 fn invalid(reason: String) -> Error {

@@ -26,7 +26,7 @@ pub struct ModulePath(String);
 impl ModulePath {
     /// Validates a raw (decoded) module path.
     pub fn new(raw: &str) -> Result<Self> {
-        check_module_path(raw).map_err(|reason| Error::path(raw, reason))?;
+        check_module_path(raw).map_err(|reason| Error::path(raw, reason.to_string()))?;
         Ok(ModulePath(raw.to_string()))
     }
 
@@ -133,69 +133,101 @@ pub(crate) fn unescape(escaped: &str) -> std::result::Result<String, &'static st
     Ok(out)
 }
 
-/// x/mod `CheckPath`; the error is the reason.
-pub(crate) fn check_module_path(path: &str) -> std::result::Result<(), String> {
+/// The x/mod path rule a module or file path breaks; becomes the reason of
+/// an [`Error`] that names the path.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum PathRule {
+    #[error("empty string")]
+    Empty,
+    #[error("leading dash")]
+    LeadingDash,
+    #[error("double slash")]
+    DoubleSlash,
+    #[error("trailing slash")]
+    TrailingSlash,
+    #[error("empty path element")]
+    EmptyElement,
+    #[error("invalid path element {0:?}")]
+    DotsElement(String),
+    #[error("leading dot in path element")]
+    LeadingDot,
+    #[error("trailing dot in path element")]
+    TrailingDot,
+    #[error("invalid char {0:?}")]
+    Char(char),
+    #[error("{0:?} disallowed as path element component on Windows")]
+    WindowsReserved(String),
+    #[error("trailing tilde and digits in path element")]
+    TildeDigits,
+    #[error("missing dot in first path element")]
+    FirstElementDot,
+    #[error("invalid char {0:?} in first path element")]
+    FirstElementChar(char),
+    #[error("invalid version (a major version suffix must be /vN with N >= 2 and no leading zero; gopkg.in paths must end in .vN)")]
+    MajorSuffix,
+}
+
+/// x/mod `CheckPath`.
+pub(crate) fn check_module_path(path: &str) -> std::result::Result<(), PathRule> {
     check_path(path, Kind::Module)?;
     let first = path.split('/').next().unwrap_or(path);
     if !first.contains('.') {
-        return Err("missing dot in first path element".into());
+        return Err(PathRule::FirstElementDot);
     }
     if let Some(c) = first.chars().find(|&c| !first_elem_ok(c)) {
-        return Err(format!("invalid char {c:?} in first path element"));
+        return Err(PathRule::FirstElementChar(c));
     }
     if split_path_version(path).is_none() {
-        return Err("invalid version (a major version suffix must be /vN with N >= 2 \
-                    and no leading zero; gopkg.in paths must end in .vN)"
-            .into());
+        return Err(PathRule::MajorSuffix);
     }
     Ok(())
 }
 
 /// x/mod `CheckFilePath` for a file name inside a module zip.
-pub(crate) fn check_file_path(path: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_file_path(path: &str) -> std::result::Result<(), PathRule> {
     check_path(path, Kind::File)
 }
 
 /// x/mod `checkPath` (without the module-only first-element rules).
-fn check_path(path: &str, kind: Kind) -> std::result::Result<(), String> {
+fn check_path(path: &str, kind: Kind) -> std::result::Result<(), PathRule> {
     if path.is_empty() {
-        return Err("empty string".into());
+        return Err(PathRule::Empty);
     }
     if path.starts_with('-') && kind != Kind::File {
-        return Err("leading dash".into());
+        return Err(PathRule::LeadingDash);
     }
     if path.contains("//") {
-        return Err("double slash".into());
+        return Err(PathRule::DoubleSlash);
     }
     if path.ends_with('/') {
-        return Err("trailing slash".into());
+        return Err(PathRule::TrailingSlash);
     }
     path.split('/').try_for_each(|elem| check_elem(elem, kind))
 }
 
 /// x/mod `checkElem`.
-pub(crate) fn check_elem(elem: &str, kind: Kind) -> std::result::Result<(), String> {
+pub(crate) fn check_elem(elem: &str, kind: Kind) -> std::result::Result<(), PathRule> {
     if elem.is_empty() {
-        return Err("empty path element".into());
+        return Err(PathRule::EmptyElement);
     }
     if elem.bytes().all(|b| b == b'.') {
-        return Err(format!("invalid path element {elem:?}"));
+        return Err(PathRule::DotsElement(elem.to_string()));
     }
     if elem.starts_with('.') && kind == Kind::Module {
-        return Err("leading dot in path element".into());
+        return Err(PathRule::LeadingDot);
     }
     if elem.ends_with('.') {
-        return Err("trailing dot in path element".into());
+        return Err(PathRule::TrailingDot);
     }
     if let Some(c) = elem.chars().find(|&c| !char_ok(c, kind)) {
-        return Err(format!("invalid char {c:?}"));
+        return Err(PathRule::Char(c));
     }
     let short = elem.find('.').map_or(elem, |i| &elem[..i]);
     if WINDOWS_RESERVED.iter().any(|bad| bad.eq_ignore_ascii_case(short)) {
-        return Err(format!("{short:?} disallowed as path element component on Windows"));
+        return Err(PathRule::WindowsReserved(short.to_string()));
     }
     if kind == Kind::Module && has_tilde_digits(short) {
-        return Err("trailing tilde and digits in path element".into());
+        return Err(PathRule::TildeDigits);
     }
     Ok(())
 }

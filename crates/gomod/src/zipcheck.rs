@@ -220,7 +220,7 @@ fn classify<'a>(name: &'a str, prefix: &str, collisions: &mut Collisions) -> Res
         return Err(invalid("file path is not clean".into()));
     }
     check_file_path(rel).map_err(|why| invalid(format!("invalid file path: {why}")))?;
-    collisions.check(rel, is_dir).map_err(invalid)?;
+    collisions.check(rel, is_dir).map_err(|e| invalid(e.to_string()))?;
     if is_dir {
         return Ok(Kind::Dir);
     }
@@ -306,6 +306,17 @@ fn hash_file<R: Read + Seek>(archive: &mut ZipArchive<R>, entry: &FileEntry) -> 
     Ok((hasher.finalize().into(), kept))
 }
 
+/// Two entries of a zip that cannot both be extracted.
+#[derive(Debug, thiserror::Error)]
+enum Collision {
+    #[error("case-insensitive file name collision: {first:?} and {second:?}")]
+    Case { first: String, second: String },
+    #[error("entry {0:?} is both a file and a directory")]
+    FileAndDir(String),
+    #[error("multiple entries for file {0:?}")]
+    Duplicate(String),
+}
+
 /// x/mod's collision checker: no two paths equal under case folding, no path
 /// both file and directory, no duplicate files.
 #[derive(Default)]
@@ -315,7 +326,7 @@ struct Collisions {
 }
 
 impl Collisions {
-    fn check(&mut self, path: &str, is_dir: bool) -> std::result::Result<(), String> {
+    fn check(&mut self, path: &str, is_dir: bool) -> std::result::Result<(), Collision> {
         let (mut path, mut is_dir) = (path, is_dir);
         loop {
             if is_dir && self.dirs.contains(path) {
@@ -329,12 +340,12 @@ impl Collisions {
         }
     }
 
-    fn check_one(&mut self, path: &str, is_dir: bool) -> std::result::Result<(), String> {
+    fn check_one(&mut self, path: &str, is_dir: bool) -> std::result::Result<(), Collision> {
         let fold = fold_case(path);
         match self.seen.get(&fold) {
-            Some((other, _)) if other != path => Err(format!("case-insensitive file name collision: {other:?} and {path:?}")),
-            Some((_, other_dir)) if *other_dir != is_dir => Err(format!("entry {path:?} is both a file and a directory")),
-            Some(_) => Err(format!("multiple entries for file {path:?}")),
+            Some((other, _)) if other != path => Err(Collision::Case { first: other.clone(), second: path.to_string() }),
+            Some((_, other_dir)) if *other_dir != is_dir => Err(Collision::FileAndDir(path.to_string())),
+            Some(_) => Err(Collision::Duplicate(path.to_string())),
             None => {
                 self.seen.insert(fold, (path.to_string(), is_dir));
                 if is_dir {

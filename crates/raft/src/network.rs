@@ -100,7 +100,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
                 let channel = endpoint.connect_timeout(CONNECT_TIMEOUT).connect_lazy();
                 RaftClient::new(channel).max_decoding_message_size(MAX_MESSAGE_SIZE).max_encoding_message_size(MAX_MESSAGE_SIZE)
             })
-            .map_err(|e| format!("invalid cluster address {addr:?} of node {target}: {e}"));
+            .map_err(|e| Arc::new(Error::BadAddress { reason: format!("invalid cluster address of node {target}: {e}"), addr }));
         PeerClient { from: self.node_id, target, client, auth: self.auth.clone() }
     }
 }
@@ -108,7 +108,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub(crate) struct PeerClient {
     from: u64,
     target: u64,
-    client: Result<RaftClient<Channel>, String>,
+    client: Result<RaftClient<Channel>, Arc<Error>>,
     auth: Arc<ClusterAuth>,
 }
 

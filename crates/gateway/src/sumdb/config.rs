@@ -24,6 +24,15 @@ fn verifier<'de, D: Deserializer<'de>>(d: D) -> Result<Verifier, D::Error> {
     Verifier::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
 }
 
+/// What is wrong with a `[[sumdb]]` table.
+#[derive(Debug, thiserror::Error)]
+pub enum SumdbConfigError {
+    #[error("sumdb {name:?}: key {key:?} is for {key_name:?}; name and key must belong together")]
+    KeyName { name: String, key: String, key_name: String },
+    #[error("sumdb {name:?}: url {url:?} must be http:// or https://")]
+    Url { name: String, url: String },
+}
+
 impl SumdbConfig {
     pub fn sum_golang_org() -> SumdbConfig {
         let (name, key, url) = SUM_GOLANG_ORG;
@@ -35,17 +44,16 @@ impl SumdbConfig {
     }
 
     /// `Err` says what is wrong with the table.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SumdbConfigError> {
         if self.key.name() != self.name {
-            return Err(format!(
-                "sumdb {:?}: key {:?} is for {:?}; name and key must belong together",
-                self.name,
-                self.key.as_str(),
-                self.key.name()
-            ));
+            return Err(SumdbConfigError::KeyName {
+                name: self.name.clone(),
+                key: self.key.as_str().to_string(),
+                key_name: self.key.name().to_string(),
+            });
         }
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            return Err(format!("sumdb {:?}: url {:?} must be http:// or https://", self.name, self.url));
+            return Err(SumdbConfigError::Url { name: self.name.clone(), url: self.url.clone() });
         }
         Ok(())
     }

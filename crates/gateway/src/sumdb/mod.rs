@@ -8,6 +8,6 @@ mod log;
 mod serve;
 mod verify;
 
-pub use config::{SumdbConfig, SUM_GOLANG_ORG};
+pub use config::{SumdbConfig, SumdbConfigError, SUM_GOLANG_ORG};
 pub(crate) use serve::handle;
 pub(crate) use verify::{check_go_mod, check_zip};
