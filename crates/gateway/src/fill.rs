@@ -157,7 +157,7 @@ async fn fetch_zip(state: &Arc<AppState>, module: &ModulePath, version: &Version
             )));
         }
     }
-    let zip = ZipRef { sha256: sha.to_hex(), size, h1: summary.h1 };
+    let zip = ZipRef { sha256: sha, size, h1: summary.h1 };
     put(state, module, version, VersionParts { zip: Some(zip.clone()), ..Default::default() }).await?;
     tracing::info!(%module, %version, size, sha256 = %zip.sha256, h1 = %zip.h1, took_ms = started.elapsed().as_millis() as u64, "cached .zip");
     Ok(recorded(&what, zip, state.store.catalog.zip(module, version)?))
@@ -178,8 +178,7 @@ fn recorded<T: PartialEq>(what: &str, ours: T, stored: Option<T>) -> T {
 /// A zip another fill stored while this one waited, if its blob is here.
 fn stored_zip(state: &AppState, module: &ModulePath, version: &Version) -> Result<Option<ZipRef>, ApiError> {
     let Some(zip) = state.store.catalog.zip(module, version)? else { return Ok(None) };
-    let Ok(sha) = zip.sha() else { return Ok(None) };
-    Ok(state.store.blobs.exists(&sha).then_some(zip))
+    Ok(state.store.blobs.exists(&zip.sha256).then_some(zip))
 }
 
 async fn put(state: &AppState, module: &ModulePath, version: &Version, parts: VersionParts) -> Result<(), ApiError> {

@@ -28,7 +28,7 @@ pub async fn check_matches_zip(state: &AppState, module: &ModulePath, version: &
         return Ok(());
     }
     let Some(zip) = state.store.catalog.zip(module, version)? else { return Ok(()) };
-    let Ok(sha) = zip.sha() else { return Ok(()) };
+    let sha = zip.sha256;
     let (blobs, m, v, limit) = (state.store.blobs.clone(), module.clone(), version.clone(), state.cfg.zip_limits.max_go_mod);
     let read = tokio::task::spawn_blocking(move || -> Result<Option<Vec<u8>>, ReadError> {
         let Some(blob) = blobs.open(&sha)? else { return Ok(None) };

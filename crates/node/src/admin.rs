@@ -131,7 +131,7 @@ impl proto::Admin for AdminService {
             }
             ProposeError::Fatal(e) => Status::internal(format!("raft failed: {e}")),
         })?;
-        let zip_sha256 = zip.map(|z| z.sha256).unwrap_or_default();
+        let zip_sha256 = zip.map(|z| z.sha256.to_hex()).unwrap_or_default();
         tracing::info!(%module, %version, blob = %zip_sha256, index, "purged a module version from the catalog");
         Ok(Response::new(PurgeReply { zip_sha256, index, primary: me, grace_seconds: self.purge_grace.as_secs() }))
     }

@@ -40,9 +40,8 @@ impl RaftCluster {
         if copies < 2 {
             return Ok(());
         }
-        let sha = zip.sha()?;
         let timeout = self.replicator.min_copies_timeout();
-        self.replicator.wait_copies(&sha, copies, timeout).await.map_err(|held| {
+        self.replicator.wait_copies(&zip.sha256, copies, timeout).await.map_err(|held| {
             tracing::warn!(blob = %zip.sha256, held, copies, "zip not on enough nodes in time; answering 503 (replication goes on)");
             ClusterError::TooFewCopies { held, want: copies, waited: timeout }
         })
@@ -188,11 +187,8 @@ impl gateway::Cluster for RaftCluster {
     }
 
     fn fetch_blob(&self, zip: &ZipRef) -> BoxFuture<'_, Result<(), ClusterError>> {
-        let zip = zip.clone();
-        Box::pin(async move {
-            let sha = zip.sha()?;
-            self.replicator.fetch_now(sha, zip.size).await.map_err(|e| ClusterError::Unavailable(e.to_string()))
-        })
+        let (sha, size) = (zip.sha256, zip.size);
+        Box::pin(async move { self.replicator.fetch_now(sha, size).await.map_err(|e| ClusterError::Unavailable(e.to_string())) })
     }
 
     fn blob_corrupt(&self, sha: Sha256) {

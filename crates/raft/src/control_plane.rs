@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::RaftMetrics;
 use proto::{AnnounceRequest, RaftClient};
+use store::Sha256;
 use tokio::sync::watch;
 use tonic::transport::Endpoint;
 
@@ -79,15 +80,15 @@ impl ControlPlane {
     }
 
     /// Nodes recorded (through raft) as holding blob `sha256`, ascending.
-    pub fn placement(&self, sha256: &str) -> Vec<u64> {
+    pub fn placement(&self, sha256: &Sha256) -> Vec<u64> {
         self.inner.state.placement(sha256).unwrap_or_else(|e| {
-            tracing::warn!(blob = sha256, error = %e, "reading blob placement failed");
+            tracing::warn!(blob = %sha256, error = %e, "reading blob placement failed");
             Vec::new()
         })
     }
 
     /// Every placement record: (blob sha256, node id).
-    pub fn placements(&self) -> Vec<(String, u64)> {
+    pub fn placements(&self) -> Vec<(Sha256, u64)> {
         self.inner.state.placements().unwrap_or_else(|e| {
             tracing::warn!(error = %e, "reading blob placement failed");
             Vec::new()

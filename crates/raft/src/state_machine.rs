@@ -31,7 +31,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use openraft::storage::RaftStateMachine;
 use openraft::{AnyError, EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
-use store::{Catalog, Db, DbOp, Pending, CF_CATALOG, CF_RAFT_META, PART_ZIP};
+use store::{Catalog, Db, DbOp, Pending, Sha256, CF_CATALOG, CF_RAFT_META, PART_ZIP};
 
 use crate::codec::{from_json, read_err, to_json};
 use crate::snapshot::{self, PairReader};
@@ -100,22 +100,23 @@ impl StateMachine {
         self.events.subscribe()
     }
 
-    /// The nodes recorded as holding blob `sha256` (hex), ascending.
-    pub fn placement(&self, sha256: &str) -> Result<Vec<u64>, store::Error> {
+    /// The nodes recorded as holding blob `sha256`, ascending.
+    pub fn placement(&self, sha256: &Sha256) -> Result<Vec<u64>, store::Error> {
         let prefix = blob_prefix(sha256);
         let pairs = self.db.scan_prefix(CF_CATALOG, &prefix)?;
         Ok(pairs.iter().filter_map(|(k, _)| Some(u64::from_be_bytes(k[prefix.len()..].try_into().ok()?))).collect())
     }
 
-    /// Every placement record: (blob sha256 hex, node id).
-    pub fn placements(&self) -> Result<Vec<(String, u64)>, store::Error> {
+    /// Every placement record: (blob sha256, node id).
+    pub fn placements(&self) -> Result<Vec<(Sha256, u64)>, store::Error> {
         let pairs = self.db.scan_prefix(CF_CATALOG, BLOB_PREFIX)?;
         Ok(pairs
             .iter()
             .filter_map(|(k, _)| {
                 let rest = &k[BLOB_PREFIX.len()..];
                 let (hex, node) = (rest.get(..64)?, rest.get(65..)?);
-                Some((String::from_utf8(hex.to_vec()).ok()?, u64::from_be_bytes(node.try_into().ok()?)))
+                let sha = std::str::from_utf8(hex).ok()?.parse().ok()?;
+                Some((sha, u64::from_be_bytes(node.try_into().ok()?)))
             })
             .collect())
     }
@@ -307,7 +308,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         // about to be deleted everywhere, and min_copies
                         // must not count those copies if it comes back.
                         let zip = catalog.zip_pending(module, version, &pending).map_err(read_err)?;
-                        if let Some(sha) = zip.map(|z| z.sha256).filter(|s| is_sha_hex(s)) {
+                        if let Some(sha) = zip.map(|z| z.sha256) {
                             let held = self.db.scan_prefix(CF_CATALOG, &blob_prefix(&sha)).map_err(read_err)?;
                             ops.extend(held.into_iter().map(|(key, _)| DbOp::Delete { cf: CF_CATALOG, key }));
                         }
@@ -315,7 +316,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     let plan = catalog.plan(&op, &mut pending).map_err(read_err)?;
                     if let CatalogOp::PutVersion { module, version, parts } = &op {
                         if let Some(zip) = parts.zip.as_ref().filter(|_| plan.written.contains(&PART_ZIP)) {
-                            events.push(StateEvent::Zip { sha256: zip.sha256.clone(), size: zip.size });
+                            events.push(StateEvent::Zip { sha256: zip.sha256, size: zip.size });
                         }
                         if !plan.kept.is_empty() {
                             tracing::warn!(%module, %version, parts = ?plan.kept, index = entry.log_id.index,
@@ -329,13 +330,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     ops.push(put(node_key(node_id), gateway_url.into_bytes()));
                 }
                 EntryPayload::Normal(Command::BlobStored { node_id, blobs }) => {
-                    for sha256 in blobs.iter().filter(|s| is_sha_hex(s)) {
-                        ops.push(put(placement_key(sha256, node_id), Vec::new()));
-                        events.push(StateEvent::Stored { sha256: sha256.clone(), node_id });
+                    for sha256 in blobs {
+                        ops.push(put(placement_key(&sha256, node_id), Vec::new()));
+                        events.push(StateEvent::Stored { sha256, node_id });
                     }
                 }
                 EntryPayload::Normal(Command::BlobLost { node_id, blobs }) => {
-                    for sha256 in blobs.iter().filter(|s| is_sha_hex(s)) {
+                    for sha256 in &blobs {
                         ops.push(DbOp::Delete { cf: CF_CATALOG, key: placement_key(sha256, node_id) });
                     }
                 }
@@ -405,16 +406,12 @@ fn node_key(node_id: u64) -> Vec<u8> {
     [NODE_PREFIX, &node_id.to_be_bytes()].concat()
 }
 
-fn blob_prefix(sha256: &str) -> Vec<u8> {
-    [BLOB_PREFIX, sha256.as_bytes(), b"/"].concat()
+fn blob_prefix(sha256: &Sha256) -> Vec<u8> {
+    [BLOB_PREFIX, sha256.to_hex().as_bytes(), b"/"].concat()
 }
 
-fn placement_key(sha256: &str, node_id: u64) -> Vec<u8> {
+fn placement_key(sha256: &Sha256, node_id: u64) -> Vec<u8> {
     [blob_prefix(sha256), node_id.to_be_bytes().to_vec()].concat()
-}
-
-fn is_sha_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ async fn an_install_cut_short_by_a_crash_is_finished_at_start_up() {
 }
 
 fn put_version(index: u64, info: &str, sha: char) -> Entry {
-    let zip = store::ZipRef { sha256: sha.to_string().repeat(64), size: 10, h1: format!("h1:{sha}") };
+    let zip = store::ZipRef { sha256: sha.to_string().repeat(64).parse().unwrap(), size: 10, h1: format!("h1:{sha}") };
     let parts = store::VersionParts { info: Some(info.as_bytes().to_vec()), go_mod: None, zip: Some(zip) };
     let op = CatalogOp::PutVersion {
         module: gomod::ModulePath::new("example.com/m").unwrap(),
@@ -101,7 +101,7 @@ async fn a_later_entry_never_changes_a_recorded_version() {
     while let Ok(event) = events.try_recv() {
         announced.push(event);
     }
-    assert_eq!(announced, [StateEvent::Zip { sha256: "a".repeat(64), size: 10 }]);
+    assert_eq!(announced, [StateEvent::Zip { sha256: "a".repeat(64).parse().unwrap(), size: 10 }]);
 
     // Applying the first entry again (a replay) changes nothing either.
     let replies = sm.apply([put_version(46, "first", 'a')]).await.unwrap();

@@ -5,7 +5,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use store::CatalogOp;
+use store::{CatalogOp, Sha256};
 
 openraft::declare_raft_types!(
     /// Flotilla's openraft type configuration.
@@ -53,16 +53,17 @@ pub enum Command {
         node_id: u64,
         gateway_url: String,
     },
-    /// Placement: `node_id` holds verified copies of these blobs (sha256 hex).
+    /// Placement: `node_id` holds verified copies of these blobs (sha256,
+    /// hex in the log).
     BlobStored {
         node_id: u64,
-        blobs: Vec<String>,
+        blobs: Vec<Sha256>,
     },
     /// Placement: `node_id` no longer holds these blobs (it lost its data
     /// directory, or found its copy corrupt); it pulls them again.
     BlobLost {
         node_id: u64,
-        blobs: Vec<String>,
+        blobs: Vec<Sha256>,
     },
 }
 
@@ -70,11 +71,11 @@ pub enum Command {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StateEvent {
     /// An applied catalog entry references this zip blob.
-    Zip { sha256: String, size: u64 },
+    Zip { sha256: Sha256, size: u64 },
     /// The catalog was replaced by a snapshot: rescan everything.
     Reset,
     /// Placement now lists `node_id` as holding this blob.
-    Stored { sha256: String, node_id: u64 },
+    Stored { sha256: Sha256, node_id: u64 },
 }
 
 /// The state machine's answer to one applied entry.

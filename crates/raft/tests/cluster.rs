@@ -336,9 +336,9 @@ async fn data_dir_of_another_cluster_is_refused() {
 async fn a_purge_removes_the_version_and_its_zip_placement_everywhere() {
     let cluster = Cluster::start(raft::DEFAULT_SNAPSHOT_EVERY, |_| {}).await;
     let (module, version) = ("example.com/p", "v1.0.0");
-    let (sha, other) = ("ab".repeat(32), "cd".repeat(32));
-    let with_zip = |v: &str, sha: &str| {
-        let zip = store::ZipRef { sha256: sha.to_owned(), size: 10, h1: "h1:x".into() };
+    let (sha, other): (store::Sha256, store::Sha256) = ("ab".repeat(32).parse().unwrap(), "cd".repeat(32).parse().unwrap());
+    let with_zip = |v: &str, sha: &store::Sha256| {
+        let zip = store::ZipRef { sha256: *sha, size: 10, h1: "h1:x".into() };
         Command::Catalog(CatalogOp::PutVersion {
             module: ModulePath::new(module).unwrap(),
             version: Version::new(v).unwrap(),
@@ -348,7 +348,7 @@ async fn a_purge_removes_the_version_and_its_zip_placement_everywhere() {
     cluster.write(&[1, 2, 3], with_zip(version, &sha)).await;
     cluster.write(&[1, 2, 3], with_zip("v1.0.1", &other)).await;
     for node_id in [1, 2] {
-        cluster.write(&[1, 2, 3], Command::BlobStored { node_id, blobs: vec![sha.clone(), other.clone()] }).await;
+        cluster.write(&[1, 2, 3], Command::BlobStored { node_id, blobs: vec![sha, other] }).await;
     }
     for node in &cluster.nodes {
         wait_until("placement everywhere", || (node.cp.placement(&sha) == [1, 2]).then_some(())).await;

@@ -36,9 +36,7 @@ pub(crate) async fn anti_entropy(inner: Arc<Inner>, mut stop: watch::Receiver<bo
 pub(crate) fn referenced(catalog: &Catalog) -> Result<BTreeMap<Sha256, u64>, store::Error> {
     let mut out = BTreeMap::new();
     for (_, _, zip) in catalog.all_zips()? {
-        if let Ok(sha) = zip.sha() {
-            out.insert(sha, zip.size);
-        }
+        out.insert(zip.sha256, zip.size);
     }
     Ok(out)
 }
@@ -46,13 +44,13 @@ pub(crate) fn referenced(catalog: &Catalog) -> Result<BTreeMap<Sha256, u64>, sto
 fn anti_entropy_pass(inner: &Inner) -> Result<(), store::Error> {
     let started = Instant::now();
     let wanted = referenced(&inner.catalog)?;
-    let mut placement: HashMap<String, Vec<u64>> = HashMap::new();
+    let mut placement: HashMap<Sha256, Vec<u64>> = HashMap::new();
     for (sha, node) in inner.control.placements() {
         placement.entry(sha).or_default().push(node);
     }
     let (mut queued, mut reported) = (0, 0);
     for (sha, size) in &wanted {
-        let nodes = placement.get(&sha.to_hex()).map(Vec::as_slice).unwrap_or(&[]);
+        let nodes = placement.get(sha).map(Vec::as_slice).unwrap_or(&[]);
         match inner.want(*sha, *size, Some(nodes)) {
             Want::Queued => queued += 1,
             Want::Reported => reported += 1,

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use raft::StateEvent;
-use store::Sha256;
 use tokio::sync::{broadcast, watch};
 
 use crate::inner::Inner;
@@ -18,20 +17,15 @@ pub(crate) async fn follow_events(inner: Arc<Inner>, mut events: broadcast::Rece
             _ = stop.changed() => return,
         };
         match event {
-            Ok(StateEvent::Zip { sha256, size }) => match sha256.parse::<Sha256>() {
-                Ok(sha) => {
-                    inner.seen(&sha256);
-                    inner.want(sha, size, None);
-                }
-                Err(_) => tracing::warn!(blob = %sha256, "catalog names a malformed blob sha256; ignored"),
-            },
+            Ok(StateEvent::Zip { sha256, size }) => {
+                inner.seen(sha256);
+                inner.want(sha256, size, None);
+            }
             // A node catching up applies its own placement from before it
             // lost its data: correct what it no longer holds.
             Ok(StateEvent::Stored { sha256, node_id }) if node_id == inner.me => {
-                if let Ok(sha) = sha256.parse::<Sha256>() {
-                    if !inner.blobs.exists(&sha) {
-                        let _ = inner.reports.send(Placed::Lost(sha));
-                    }
+                if !inner.blobs.exists(&sha256) {
+                    let _ = inner.reports.send(Placed::Lost(sha256));
                 }
             }
             Ok(StateEvent::Stored { .. }) => {}

@@ -55,7 +55,7 @@ pub(crate) struct Inner {
     /// When this node first saw each blob that some member still lacks (ms
     /// since the epoch): from the applied entry when it saw that, else from
     /// the first lag computation that found it missing.
-    pub first_seen: Mutex<HashMap<String, u64>>,
+    pub first_seen: Mutex<HashMap<Sha256, u64>>,
 }
 
 /// What [`Inner::want`] did about a referenced blob.
@@ -92,7 +92,7 @@ impl Inner {
     /// different one on each node, to spread the load), then the primary,
     /// then everyone else.
     pub(crate) fn sources(&self, sha: &Sha256) -> Vec<u64> {
-        let mut holders: Vec<u64> = self.control.placement(&sha.to_hex()).into_iter().filter(|&n| n != self.me).collect();
+        let mut holders: Vec<u64> = self.control.placement(sha).into_iter().filter(|&n| n != self.me).collect();
         if !holders.is_empty() {
             let turn = (self.me as usize) % holders.len();
             holders.rotate_left(turn);
@@ -135,7 +135,7 @@ impl Inner {
             let catalog = inner.catalog.clone();
             let zips = tokio::task::spawn_blocking(move || catalog.all_zips()).await;
             let size = match zips {
-                Ok(Ok(zips)) => zips.into_iter().find(|(_, _, z)| z.sha256 == sha.to_hex()).map(|(_, _, z)| z.size),
+                Ok(Ok(zips)) => zips.into_iter().find(|(_, _, z)| z.sha256 == sha).map(|(_, _, z)| z.size),
                 _ => None,
             };
             match size {
@@ -153,7 +153,7 @@ impl Inner {
     pub(crate) fn want(&self, sha: Sha256, size: u64, placement: Option<&[u64]>) -> Want {
         let listed = match placement {
             Some(nodes) => nodes.contains(&self.me),
-            None => self.control.placement(&sha.to_hex()).contains(&self.me),
+            None => self.control.placement(&sha).contains(&self.me),
         };
         if self.blobs.exists(&sha) {
             if listed {

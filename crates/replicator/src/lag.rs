@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::inner::{now_ms, Inner};
 use api::{Lag, NodeLag};
+use store::Sha256;
 
 /// How long a computed per-node lag table is reused.
 const LAG_CACHE: Duration = Duration::from_secs(1);
@@ -17,10 +18,10 @@ impl Inner {
     /// Notes when a zip entry was applied here, for the per-member age of
     /// the oldest missing blob (bounded: past the cap, the lag computation
     /// records what it finds missing instead).
-    pub(crate) fn seen(&self, sha: &str) {
+    pub(crate) fn seen(&self, sha: Sha256) {
         let mut first = self.first_seen.lock();
         if first.len() < FIRST_SEEN_CAP {
-            first.entry(sha.to_owned()).or_insert_with(now_ms);
+            first.entry(sha).or_insert_with(now_ms);
         }
     }
 
@@ -32,11 +33,11 @@ impl Inner {
                 return lag.clone();
             }
         }
-        let zips: BTreeMap<String, u64> = match self.catalog.all_zips() {
+        let zips: BTreeMap<Sha256, u64> = match self.catalog.all_zips() {
             Ok(zips) => zips.into_iter().map(|(_, _, z)| (z.sha256, z.size)).collect(),
             Err(e) => return Lag::Unavailable { error: e.to_string() },
         };
-        let mut held: HashMap<u64, HashSet<String>> = HashMap::new();
+        let mut held: HashMap<u64, HashSet<Sha256>> = HashMap::new();
         for (sha, node) in self.control.placements() {
             held.entry(node).or_default().insert(sha);
         }
@@ -51,15 +52,15 @@ impl Inner {
                 if !theirs.is_some_and(|h| h.contains(sha)) {
                     blobs += 1;
                     bytes += size;
-                    let since = *first_seen.entry(sha.clone()).or_insert(now);
+                    let since = *first_seen.entry(*sha).or_insert(now);
                     oldest = oldest.min(since);
-                    still_missing.insert(sha.as_str());
+                    still_missing.insert(*sha);
                 }
             }
             let age = now.saturating_sub(oldest) as f64 / 1000.0;
             out.insert(node, NodeLag { missing_blobs: blobs, missing_bytes: bytes, oldest_missing_seconds: age });
         }
-        first_seen.retain(|sha, _| still_missing.contains(sha.as_str()));
+        first_seen.retain(|sha, _| still_missing.contains(sha));
         let lag = Lag::Nodes(out);
         *self.lag.lock() = Some((Instant::now(), lag.clone()));
         lag

@@ -49,7 +49,7 @@ pub(crate) async fn report_placement(inner: Arc<Inner>, mut rx: mpsc::UnboundedR
                 Placed::Stored(sha) => (sha, true),
                 Placed::Lost(sha) => (sha, false),
             };
-            let listed = inner.control.placement(&sha.to_hex()).contains(&inner.me);
+            let listed = inner.control.placement(sha).contains(&inner.me);
             seen.insert(*placed) && inner.blobs.exists(sha) == held && listed != held
         });
         if pending.is_empty() {
@@ -78,14 +78,15 @@ async fn send_report(inner: &Inner, placed: &[Placed]) -> Result<()> {
     let (mut stored, mut lost) = (Vec::new(), Vec::new());
     for p in placed {
         match p {
-            Placed::Stored(sha) => stored.push(sha.to_hex()),
-            Placed::Lost(sha) => lost.push(sha.to_hex()),
+            Placed::Stored(sha) => stored.push(*sha),
+            Placed::Lost(sha) => lost.push(*sha),
         }
     }
     let control = &inner.control;
     if control.is_acting_primary() {
         return Ok(propose_placement(control, inner.me, lost, stored).await.map(|_| ())?);
     }
+    let (stored, lost) = (stored.iter().map(Sha256::to_hex).collect(), lost.iter().map(Sha256::to_hex).collect());
     let leader = match control.leader() {
         Some(l) => l,
         None => control.wait_for_leader(Duration::from_secs(5)).await.ok_or_else(|| Error::Report("no primary".into()))?,
@@ -103,8 +104,8 @@ async fn send_report(inner: &Inner, placed: &[Placed]) -> Result<()> {
 pub(crate) async fn propose_placement(
     control: &ControlPlane,
     node: u64,
-    lost: Vec<String>,
-    stored: Vec<String>,
+    lost: Vec<Sha256>,
+    stored: Vec<Sha256>,
 ) -> Result<u64, ProposeError> {
     let mut index = 0;
     if !lost.is_empty() {

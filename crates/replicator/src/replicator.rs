@@ -112,11 +112,10 @@ impl Replicator {
     /// Waits until at least `copies` nodes hold `sha` according to placement.
     /// `Err(n)`: only `n` did within `timeout`.
     pub async fn wait_copies(&self, sha: &Sha256, copies: usize, timeout: Duration) -> Result<(), usize> {
-        let hex = sha.to_hex();
         let deadline = tokio::time::Instant::now() + timeout;
         let mut status = self.inner.control.watch();
         loop {
-            let held = self.inner.control.placement(&hex).len();
+            let held = self.inner.control.placement(sha).len();
             if held >= copies {
                 return Ok(());
             }
@@ -147,7 +146,7 @@ impl Replicator {
             let done = std::fs::metadata(inner.blobs.partial_path(sha)).map(|m| m.len()).unwrap_or(0);
             QueuedBlob { attempts: e.attempts, last_error: e.last_error, bytes_done: done, size: e.size }
         });
-        BlobStatus { sha256: sha.to_hex(), local: size.is_some(), size, nodes: inner.control.placement(&sha.to_hex()), queued }
+        BlobStatus { sha256: sha.to_hex(), local: size.is_some(), size, nodes: inner.control.placement(sha), queued }
     }
 
     /// Replication facts for `/api/v1/status` (`cluster.replication`).

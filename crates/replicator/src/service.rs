@@ -92,9 +92,8 @@ impl proto::Blobs for BlobService {
         if shas.len() + lost.len() > MAX_REPORT {
             return Err(Status::invalid_argument(format!("at most {MAX_REPORT} blobs per report, not {}", shas.len() + lost.len())));
         }
-        for sha in shas.iter().chain(lost) {
-            parse_sha(sha)?;
-        }
+        let parse = |list: &[String]| list.iter().map(|sha| parse_sha(sha)).collect::<Result<Vec<_>, Status>>();
+        let (shas, lost) = (parse(shas)?, parse(lost)?);
         let control = &self.inner.control;
         if !control.is_acting_primary() {
             let leader = control.leader().map_or("unknown".to_string(), |l| format!("node {l}"));
@@ -103,7 +102,7 @@ impl proto::Blobs for BlobService {
                 self.inner.me
             )));
         }
-        match crate::placement::propose_placement(control, from, lost.clone(), shas.clone()).await {
+        match crate::placement::propose_placement(control, from, lost, shas).await {
             Ok(index) => Ok(Response::new(ReportReply { index })),
             Err(ProposeError::NotLeader { .. }) => Err(Status::failed_precondition("stopped being the primary; retry")),
             Err(e) => Err(Status::unavailable(format!("placement did not commit: {e}"))),

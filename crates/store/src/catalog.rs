@@ -32,16 +32,11 @@ use crate::{Error, Result, Sha256};
 /// Where a version's zip lives and what it hashes to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZipRef {
-    pub sha256: String,
+    /// Serialised as hex, as always.
+    pub sha256: Sha256,
     pub size: u64,
     /// Go's `h1:` dirhash of the zip, as in go.sum.
     pub h1: String,
-}
-
-impl ZipRef {
-    pub fn sha(&self) -> Result<Sha256> {
-        self.sha256.parse()
-    }
 }
 
 /// A cached `@v/list` answer from upstream and when it was fetched.
@@ -428,7 +423,7 @@ mod tests {
     }
 
     fn put_version(info: &str, go_mod: &str, sha: char) -> CatalogOp {
-        let zip = ZipRef { sha256: sha.to_string().repeat(64), size: 1, h1: format!("h1:{sha}") };
+        let zip = ZipRef { sha256: sha.to_string().repeat(64).parse().unwrap(), size: 1, h1: format!("h1:{sha}") };
         let parts = VersionParts { info: Some(info.into()), go_mod: Some(go_mod.into()), zip: Some(zip) };
         CatalogOp::PutVersion { module: ModulePath::new("example.com/m").unwrap(), version: Version::new("v1.0.0").unwrap(), parts }
     }

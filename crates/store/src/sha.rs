@@ -3,6 +3,7 @@ use std::pin::Pin;
 use std::str::FromStr;
 use std::task::{Context, Poll};
 
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use sha2::Digest;
 use tokio::io::AsyncWrite;
 
@@ -45,6 +46,21 @@ impl FromStr for Sha256 {
         let mut out = [0u8; 32];
         hex::decode_to_slice(s, &mut out).map_err(|_| bad())?;
         Ok(Sha256(out))
+    }
+}
+
+/// Serialised as its hex string, as the catalog and the raft log always
+/// stored it.
+impl Serialize for Sha256 {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Sha256 {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let hex = String::deserialize(deserializer)?;
+        hex.parse().map_err(de::Error::custom)
     }
 }
 
@@ -102,5 +118,14 @@ mod tests {
         assert!("E3B0".parse::<Sha256>().is_err());
         assert!("zz".repeat(32).parse::<Sha256>().is_err());
         assert!("E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855".parse::<Sha256>().is_err());
+    }
+
+    #[test]
+    fn serde_is_the_hex_string() {
+        let s = Sha256::of(b"");
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(json, format!("\"{}\"", s.to_hex()));
+        assert_eq!(serde_json::from_str::<Sha256>(&json).unwrap(), s);
+        assert!(serde_json::from_str::<Sha256>("\"abc\"").is_err());
     }
 }
