@@ -33,6 +33,8 @@ pub enum Tamper {
     Status(u16),
     /// Never answer (the connection stays open until the origin stops).
     Hang,
+    /// Answer as usual, after this pause.
+    Delay(std::time::Duration),
 }
 
 #[derive(Default)]
@@ -185,6 +187,10 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             return text(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "tampered by test")
         }
         Some(Tamper::Body(bytes)) => Some(("application/octet-stream", bytes)),
+        Some(Tamper::Delay(pause)) => {
+            tokio::time::sleep(pause).await;
+            lookup(&shared.modules.read(), &key)
+        }
         None => lookup(&shared.modules.read(), &key),
     };
     let Some((content_type, body)) = found else {

@@ -57,21 +57,19 @@ fn fall_back_list(state: &AppState, module: &ModulePath, cached: Option<ListReco
 async fn refresh_list(state: &Arc<AppState>, module: &ModulePath) -> Result<ListRecord, ApiError> {
     let key = format!("list {}", module.escaped());
     let (st, m) = (state.clone(), module.clone());
-    let body = state
-        .file_fills
-        .run(key.clone(), move || async move {
+    state
+        .list_fills
+        .run(module.clone(), move || async move {
             negative_guard(&st, key, async {
                 let what = format!("{m}/@v/list");
                 let body = fetch_small(&st, "list", &m, "@v/list", MAX_LIST, &what).await?;
                 let rec = ListRecord { versions: parse_list(&body), fetched_at_ms: now_ms() };
                 st.cluster.commit(CatalogOp::PutList { module: m.clone(), list: rec.clone() }).await?;
-                Ok(serde_json_vec(&rec.versions))
+                Ok(rec)
             })
             .await
         })
-        .await?;
-    let versions: Vec<String> = serde_json::from_slice(&body).unwrap_or_default();
-    Ok(ListRecord { versions, fetched_at_ms: now_ms() })
+        .await
 }
 
 pub async fn latest(state: &Arc<AppState>, module: &ModulePath, req: &Incoming<'_>) -> Result<Response, ApiError> {
@@ -134,7 +132,12 @@ pub async fn query(state: &Arc<AppState>, module: &ModulePath, query: &str, req:
     let what = format!("{module}@{query}.info");
     let suffix = format!("@v/{}.info", gomod::escape_string(query));
     let key = format!("query {}@{}", module.escaped(), gomod::escape_string(query));
-    let body = negative_guard(state, key, fetch_small(state, "query", module, &suffix, MAX_INFO, &what)).await?;
+    let (st, m, k, w) = (state.clone(), module.clone(), key.clone(), what.clone());
+    // Once per query however many ask at the same time; never stored.
+    let body = state
+        .file_fills
+        .run(key, move || async move { negative_guard(&st, k, fetch_small(&st, "query", &m, &suffix, MAX_INFO, &w)).await })
+        .await?;
     gomod::parse_info(&body).map_err(|e| ApiError::bad_gateway(format!("upstream sent an invalid {what}: {e}")))?;
     Ok(respond(JSON, mutable_cache(state), body))
 }
@@ -187,10 +190,6 @@ fn fresh_at(now_ms: u64, fetched_at_ms: u64, ttl: Duration) -> bool {
 
 fn mutable_cache(state: &AppState) -> String {
     format!("public, max-age={}", state.cfg.list_ttl.as_secs())
-}
-
-fn serde_json_vec(versions: &[String]) -> Vec<u8> {
-    serde_json::to_vec(versions).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use store::{Store, ZipRef};
+use gomod::ModulePath;
+use store::{ListRecord, Store, ZipRef};
 use upstream::{Group, Upstream};
 
 use crate::cluster::Cluster;
@@ -22,6 +23,7 @@ pub struct AppState {
     /// One upstream fill per key, however many clients ask at once.
     pub(crate) zip_fills: Group<String, Result<ZipRef, ApiError>>,
     pub(crate) file_fills: Group<String, Result<Vec<u8>, ApiError>>,
+    pub(crate) list_fills: Group<ModulePath, Result<ListRecord, ApiError>>,
     /// One checksum database fetch per path however many ask.
     pub(crate) sumdb_fetches: Group<String, Result<Vec<u8>, ApiError>>,
     /// Serialises tile reads, so a tile one read fetched is recorded before the next looks.
@@ -45,6 +47,7 @@ impl AppState {
             metrics: Metrics::default(),
             zip_fills: Group::new(),
             file_fills: Group::new(),
+            list_fills: Group::new(),
             sumdb_fetches: Group::new(),
             sumdb_tiles: tokio::sync::Mutex::new(()),
             started: Instant::now(),

@@ -3,7 +3,6 @@
 
 use crate::chain::{Chain, Failures, Target as Entry};
 use crate::http::{Http, Target};
-use crate::singleflight::Group;
 use crate::{Config, Error, Result};
 use bytes::Bytes;
 use gomod::ModulePath;
@@ -37,7 +36,6 @@ struct Inner {
     private_globs: String,
     private: Option<Chain>,
     http: Http,
-    flights: Group<(String, String, u64), Result<Fetched>>,
 }
 
 impl Upstream {
@@ -52,21 +50,7 @@ impl Upstream {
             list => Some(Chain::parse("upstream.private_proxies", list)?),
         };
         let http = Http::new(&cfg)?;
-        Ok(Upstream {
-            inner: Arc::new(Inner { public, private_globs: cfg.private.trim().to_string(), private, http, flights: Group::new() }),
-        })
-    }
-
-    /// Fetches `<base>/<module>/<suffix>` (suffix like `@v/list`,
-    /// `@v/v1.0.0.info` with the version escaped, `@latest`) and reads it
-    /// whole, at most `limit` bytes. Concurrent identical requests share one
-    /// fetch.
-    pub async fn get(&self, module: &ModulePath, suffix: &str, limit: u64) -> Result<Fetched> {
-        let key = (module.escaped(), suffix.to_string(), limit);
-        let this = self.clone();
-        let module = module.clone();
-        let suffix = suffix.to_string();
-        self.inner.flights.run(key, move || async move { this.get_uncached(&module, &suffix, limit).await }).await
+        Ok(Upstream { inner: Arc::new(Inner { public, private_globs: cfg.private.trim().to_string(), private, http }) })
     }
 
     /// Streams `<base>/<module>/<suffix>` into `sink`, at most `limit` bytes
@@ -140,7 +124,12 @@ impl Upstream {
         out
     }
 
-    async fn get_uncached(&self, module: &ModulePath, suffix: &str, limit: u64) -> Result<Fetched> {
+    /// Fetches `<base>/<module>/<suffix>` (suffix like `@v/list`,
+    /// `@v/v1.0.0.info` with the version escaped, `@latest`) and reads it
+    /// whole, at most `limit` bytes. Every call is a request: concurrent
+    /// identical ones are shared by the caller's singleflight (the gateway
+    /// runs each fill once per key), not here.
+    pub async fn get(&self, module: &ModulePath, suffix: &str, limit: u64) -> Result<Fetched> {
         let chain = self.chain_for(module)?;
         let path = request_path(module, suffix);
         let mut failures = Failures::default();

@@ -1,6 +1,8 @@
 //! The GOPROXY chain client: the go command's `,` / `|` fallback rules over
 //! a list of upstream proxies, private-path routing to a separate chain,
-//! custom CA bundles, deadlines and size caps, and per-key singleflight.
+//! custom CA bundles, deadlines and size caps; and `Group`, the per-key
+//! singleflight the gateway runs each fill through (the client itself does
+//! not deduplicate: a fill is shared once, around the whole of it).
 
 mod chain;
 mod client;

@@ -150,19 +150,3 @@ async fn off_disables_every_fetch() {
     let err = upstream(&format!("{},off", a.base)).get(&m, "@v/list", LIMIT).await.unwrap_err();
     assert!(matches!(err, Error::Disabled), "a 404 walks on into off: {err:?}");
 }
-
-#[tokio::test]
-async fn concurrent_identical_gets_share_one_request() {
-    let fake = Fake::answering(200, "v1.0.0\n").await;
-    let up = upstream(&fake.base);
-    let m = module("example.com/m");
-
-    // join_all polls every get once before the current-thread runtime can
-    // run the shared fetch, so all of them join the same flight.
-    let results = futures::future::join_all((0..50).map(|_| up.get(&m, "@v/list", LIMIT))).await;
-
-    assert!(results.iter().all(|r| r.as_ref().is_ok_and(|f| &f.body[..] == b"v1.0.0\n")));
-    assert_eq!(fake.hits(), 1);
-    up.get(&m, "@v/list", LIMIT).await.unwrap();
-    assert_eq!(fake.hits(), 2, "a finished fetch is not cached");
-}
