@@ -145,7 +145,8 @@ async fn fetch_zip(state: &Arc<AppState>, module: &ModulePath, version: &Version
     modcheck::check_zip_matches_mod(state, module, version, summary.go_mod.as_deref(), &what)?;
     sumdb::check_zip(state, module, version, &summary.h1, &what).await?;
     let blobs = state.store.blobs.clone();
-    tokio::task::spawn_blocking(move || blobs.commit(temp, &sha))
+    // Hashed while it streamed in: committed without reading it again.
+    tokio::task::spawn_blocking(move || blobs.commit_hashed(temp, sha))
         .await
         .map_err(|e| ApiError::internal(format!("blob commit task failed: {e}")))??;
     if let Some(known) = state.store.catalog.zip(module, version)? {

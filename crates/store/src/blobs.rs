@@ -182,6 +182,14 @@ impl BlobStore {
         Ok(len)
     }
 
+    /// Like [`commit`](Self::commit) for a temp file whose every byte went
+    /// through a [`Sha256Writer`](crate::Sha256Writer): `hashed` is what it
+    /// computed, so the file is not read again.
+    pub fn commit_hashed(&self, mut temp: TempBlob, hashed: Sha256) -> Result<u64> {
+        drop(temp.take_file());
+        self.commit_file(&temp.path, &hashed, Some(hashed))
+    }
+
     /// Where an interrupted transfer of blob `sha` keeps the bytes it has so
     /// far. Unlike `tmp/`, this survives restarts so a transfer can resume.
     pub fn partial_path(&self, sha: &Sha256) -> PathBuf {

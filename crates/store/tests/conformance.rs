@@ -65,6 +65,24 @@ fn commit_under_wrong_name_is_refused_and_leaves_nothing() {
     assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
 }
 
+#[tokio::test]
+async fn a_blob_hashed_while_it_was_written_commits_under_that_hash() {
+    use tokio::io::AsyncWriteExt;
+    let (_dir, store) = open();
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+    let mut temp = store.blobs.temp().unwrap();
+    let file = tokio::fs::File::from_std(temp.take_file().unwrap());
+    let mut writer = store::Sha256Writer::new(file);
+    writer.write_all(&content).await.unwrap();
+    writer.flush().await.unwrap();
+    let (file, sha, size) = writer.finish();
+    temp.put_back(file.into_std().await);
+    assert_eq!((sha, size), (Sha256::of(&content), content.len() as u64));
+    assert_eq!(store.blobs.commit_hashed(temp, sha).unwrap(), content.len() as u64);
+    assert_eq!(read_blob(&store, &sha).unwrap(), content);
+    assert_eq!(store.blobs.stats().count, 1);
+}
+
 #[test]
 fn dropped_temp_blob_is_removed() {
     let (dir, store) = open();
