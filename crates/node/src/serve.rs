@@ -85,12 +85,13 @@ type Clustered = (Arc<cluster::RaftCluster>, Vec<tokio::task::JoinHandle<()>>);
 /// Opens the raft control plane on the node's database, starts the blob
 /// replicator, serves the cluster port and keeps this node's gateway URL
 /// recorded through the primary.
-async fn start_cluster(config: &Config, store: &store::Store, stop: watch::Receiver<bool>) -> Result<Clustered> {
+async fn start_cluster(config: &Config, store: &Arc<store::Store>, stop: watch::Receiver<bool>) -> Result<Clustered> {
     let raft_cfg = cluster::raft_config(config)?;
     // Read before anything starts, so a bad token file stops the node at once.
-    let token = config.admin.token_file.as_deref().map(|p| crate::config::read_secret_file(p, "admin.token_file")).transpose()?;
-    if token.is_none() {
-        tracing::info!("admin API disabled: no admin.token_file");
+    let tokens = config.admin.token_file.as_deref().map(admin::Tokens::load).transpose()?;
+    match &tokens {
+        None => tracing::info!("admin API disabled: no admin.token_file"),
+        Some(tokens) => tracing::info!(tokens = tokens.count(), "admin API enabled"),
     }
     let cluster_id = raft_cfg.cluster_id.clone();
     let addr = cluster::listen_addr(config, &raft_cfg)?;
@@ -101,8 +102,15 @@ async fn start_cluster(config: &Config, store: &store::Store, stop: watch::Recei
     tracing::info!(node_id = config.node_id, ?peers, %advertise_url, "cluster mode");
     let (replicator, mut tasks) = replicator::Replicator::start(config.replication.clone(), store, control.clone(), stop.clone())
         .map_err(|e| anyhow::anyhow!("cannot start the blob replicator: {e}"))?;
-    let admin =
-        admin::AdminService::new(control.clone(), store.catalog.clone(), token, config.gateway.leader_wait, config.replication.purge_grace);
+    let admin = admin::AdminService::new(admin::AdminParts {
+        control: control.clone(),
+        store: store.clone(),
+        replicator: replicator.clone(),
+        tokens,
+        leader_wait: config.gateway.leader_wait,
+        purge_grace: config.replication.purge_grace,
+        advertise_url: advertise_url.clone(),
+    });
     let grpc = {
         let (control, replicator, stop) = (control.clone(), replicator.clone(), stop.clone());
         tokio::spawn(async move {

@@ -94,6 +94,11 @@ impl ControlPlane {
         })
     }
 
+    /// The last `limit` records of the audit log, oldest first.
+    pub fn audit(&self, limit: usize) -> Result<Vec<crate::AuditRecord>, store::Error> {
+        self.inner.state.audit(limit)
+    }
+
     /// Ids of every configured cluster member.
     pub fn members(&self) -> Vec<u64> {
         self.inner.cfg.peers.keys().copied().collect()

@@ -12,6 +12,7 @@
 //! 0xFF "membership"            → JSON StoredMembership
 //! 0xFF "node/" <u64be node id> → announced gateway URL (UTF-8)
 //! 0xFF "blob/" <sha256 hex> "/" <u64be node id> → empty: placement
+//! 0xFF "audit/" <u64be log index> → JSON AuditRecord (the audit log)
 //! ```
 //!
 //! Each applied entry that references a zip, and each installed snapshot, is
@@ -40,12 +41,15 @@ use store::CatalogOp;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast;
 
-use crate::types::{Applied, Command, Entry, LogId, Snapshot, SnapshotMeta, StateEvent, StorageError, StoredMembership, TypeConfig};
+use crate::types::{
+    Applied, AuditRecord, Command, Entry, LogId, Snapshot, SnapshotMeta, StateEvent, StorageError, StoredMembership, TypeConfig,
+};
 
 const KEY_LAST_APPLIED: &[u8] = b"\xFFlast_applied";
 const KEY_MEMBERSHIP: &[u8] = b"\xFFmembership";
 const NODE_PREFIX: &[u8] = b"\xFFnode/";
 const BLOB_PREFIX: &[u8] = b"\xFFblob/";
+const AUDIT_PREFIX: &[u8] = b"\xFFaudit/";
 /// Events buffered for a slow replicator before it is told to rescan.
 const EVENT_BUFFER: usize = 16_384;
 const KEY_SNAPSHOT_META: &[u8] = b"snapshot_meta";
@@ -124,6 +128,21 @@ impl StateMachine {
     pub fn gateway_url(&self, node_id: u64) -> Result<Option<String>, store::Error> {
         let url = self.db.get(CF_CATALOG, &node_key(node_id))?;
         Ok(url.map(|u| String::from_utf8_lossy(&u).into_owned()))
+    }
+
+    /// The last `limit` audit records, oldest first.
+    pub fn audit(&self, limit: usize) -> Result<Vec<AuditRecord>, store::Error> {
+        let pairs = self.db.scan_prefix(CF_CATALOG, AUDIT_PREFIX)?;
+        let skip = pairs.len().saturating_sub(limit);
+        Ok(pairs
+            .iter()
+            .skip(skip)
+            .filter_map(|(k, v)| {
+                let index = u64::from_be_bytes(k.get(AUDIT_PREFIX.len()..)?.try_into().ok()?);
+                let record: AuditRecord = serde_json::from_slice(v).ok()?;
+                Some(AuditRecord { index, ..record })
+            })
+            .collect())
     }
 
     /// Index of the last entry applied to the catalog.
@@ -338,6 +357,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     for sha256 in blobs.iter().filter(|s| is_sha_hex(s)) {
                         ops.push(DbOp::Delete { cf: CF_CATALOG, key: placement_key(sha256, node_id) });
                     }
+                }
+                EntryPayload::Normal(Command::Audit(record)) => {
+                    ops.push(put([AUDIT_PREFIX, &entry.log_id.index.to_be_bytes()].concat(), to_json(&record)?));
                 }
                 EntryPayload::Membership(m) => membership = Some(StoredMembership::new(Some(entry.log_id), m)),
             }
