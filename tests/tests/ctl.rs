@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use harness::cluster::{get_following, write_secret, Cluster, ClusterOptions};
 use harness::ctl::{flotillactl, CtlRun, ADMIN_TOKEN};
-use harness::{wait_until, ModuleSet, Origin};
+use harness::{wait_until, ModuleSet, Node, NodeOptions, Origin};
 
 const CONVERGE: Duration = Duration::from_secs(20);
 const OTHER_TOKEN: &str = "ci-bot-token-abcdef0123456789";
@@ -224,4 +224,64 @@ fn ctl_without_a_cluster_says_what_to_do() {
     }
     let help = flotillactl(&dead, None, &["warm", "--help"]);
     assert!(help.success && help.stdout.contains("Examples:") && help.stdout.contains("--file go.sum"), "{}", help.summary());
+}
+
+#[test]
+fn ctl_works_against_a_single_node_on_admin_listen() {
+    let v = ModuleSet::make_version("example.com/one/m", "m", "v1.0.0");
+    let mut set = ModuleSet::default();
+    set.insert(v.clone());
+    let origin = Origin::start(set);
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The first token file format: one bare token, named `admin`.
+    let token_file = write_secret(dir.path(), "admin.token", ADMIN_TOKEN).display().to_string();
+    let admin = format!("127.0.0.1:{}", harness::node::free_port());
+    let node =
+        Node::start(NodeOptions::new(origin.url()).env("FLOTILLA_ADMIN__TOKEN_FILE", &token_file).env("FLOTILLA_ADMIN__LISTEN", &admin));
+    let ctl = |args: &[&str]| flotillactl(&admin, Some(ADMIN_TOKEN), args);
+
+    let status = ctl(&["status"]);
+    ok(&status, "status");
+    assert!(status.stdout.contains("standalone") && status.stdout.contains(&node.url()), "{}", status.summary());
+    assert!(status.last_line().starts_with("healthy: 1 of 1 members reachable"), "{}", status.summary());
+    let me = ctl(&["status", "--json"]).json()["members"][0]["node_id"].clone();
+
+    let warmed = ctl(&["warm", &v.spec()]);
+    ok(&warmed, "warm");
+    assert!(warmed.stdout.contains("1 fetched"), "{}", warmed.summary());
+    let again = ctl(&["warm", &v.spec()]);
+    assert!(again.success && again.stdout.contains("0 fetched (0 B), 1 already cached"), "{}", again.summary());
+    assert_eq!(origin.count(&v.url_path("zip")), 1, "{:?}", origin.requests());
+    let shown = ctl(&["modules", "show", &v.spec(), "--json"]).json();
+    assert_eq!(shown["versions"][0]["zip"]["holders"], serde_json::json!([me]), "{shown}");
+    assert_eq!(shown["versions"][0]["zip"]["sha256"], v.zip_sha256(), "{shown}");
+
+    // Corrupt: verify quarantines it; with no peer, the next request refetches it.
+    let blob = node.blob_path(&v.zip_sha256());
+    std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).expect("make the blob writable");
+    std::fs::write(&blob, b"rotten").expect("corrupt the blob");
+    let verified = ctl(&["verify"]);
+    assert_eq!(verified.code, Some(1), "{}", verified.summary());
+    assert!(
+        verified.stdout.contains("quarantined") && verified.stderr.contains("1 corrupt blob(s) not repaired"),
+        "{}",
+        verified.summary()
+    );
+    let zip = node.get(&v.url_path("zip"));
+    assert_eq!(zip.status, 200, "zip after verify");
+    assert!(zip.body == v.zip, "the refetched zip differs");
+    assert_eq!(origin.count(&v.url_path("zip")), 2, "{:?}", origin.requests());
+
+    let purged = ctl(&["purge", "--yes", &v.spec()]);
+    ok(&purged, "purge");
+    let gone = ctl(&["modules", "show", &v.spec()]);
+    assert!(!gone.success && gone.stderr.contains("not in the catalog"), "{}", gone.summary());
+    let audit = ctl(&["audit", "--json"]).json();
+    let actions: Vec<(String, String)> = audit["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| (e["who"].as_str().unwrap_or("").to_string(), e["action"].as_str().unwrap_or("").to_string()))
+        .collect();
+    assert_eq!(actions, [("admin".to_string(), "verify".to_string()), ("admin".to_string(), "purge".to_string())], "{audit}");
 }

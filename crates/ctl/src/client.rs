@@ -140,7 +140,7 @@ fn explain(status: &Status) -> String {
     if not_grpc {
         return format!(
             "{} (is this the cluster port of a Flotilla node? the gateway port does not serve the admin API; \
-             use cluster.listen, 7000 by default)",
+             use cluster.listen, 7000 by default, or admin.listen of a single node)",
             status.message()
         );
     }

@@ -26,8 +26,13 @@ pub async fn purge(admin: &Admin, json: bool, target: &str, yes: bool) -> Result
         });
         println!("{json}");
     } else {
-        println!("purged {module}@{version} (raft index {}, primary node {})", reply.index, reply.primary);
-        if !reply.zip_sha256.is_empty() {
+        match reply.index {
+            0 => println!("purged {module}@{version} (node {})", reply.primary),
+            index => println!("purged {module}@{version} (raft index {index}, primary node {})", reply.primary),
+        }
+        if reply.index == 0 {
+            println!("(a single node keeps the zip's blob and reuses it if the version is fetched again)");
+        } else if !reply.zip_sha256.is_empty() {
             println!(
                 "its zip blob {} is deleted on every node in {} s unless another version uses it",
                 reply.zip_sha256, reply.grace_seconds

@@ -71,6 +71,7 @@ fn print_status(reply: &ClusterStatusReply) {
 fn role(m: &MemberStatus, primary: u64) -> String {
     let Some(s) = &m.status else { return "-".to_string() };
     match s.role.as_str() {
+        "standalone" => "standalone".to_string(),
         _ if m.node_id == primary => "primary".to_string(),
         "leader" if !s.acting_primary => "leader (no quorum)".to_string(),
         other => other.to_string(),

@@ -50,6 +50,7 @@ async fn serve(config: Config) -> Result<()> {
         None => gateway::Standalone::new(store.clone()),
     };
 
+    let single_admin = if clustered.is_none() { start_single_admin(&config, &store, stop_rx.clone()).await? } else { None };
     let state = gateway::AppState::new(gateway_config(&config), store, upstream, cluster);
     let listener = TcpListener::bind(config.gateway.listen)
         .await
@@ -67,6 +68,9 @@ async fn serve(config: Config) -> Result<()> {
     let served = server.await.context("gateway server failed");
 
     let _ = stop_tx.send(true);
+    if let Some(task) = single_admin {
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
+    }
     if let Some((raft, tasks)) = clustered {
         for task in tasks {
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
@@ -103,9 +107,8 @@ async fn start_cluster(config: &Config, store: &Arc<store::Store>, stop: watch::
     let (replicator, mut tasks) = replicator::Replicator::start(config.replication.clone(), store, control.clone(), stop.clone())
         .map_err(|e| anyhow::anyhow!("cannot start the blob replicator: {e}"))?;
     let admin = admin::AdminService::new(admin::AdminParts {
-        control: control.clone(),
+        node: admin::Node::Cluster { control: control.clone(), replicator: replicator.clone() },
         store: store.clone(),
-        replicator: replicator.clone(),
         tokens,
         leader_wait: config.gateway.leader_wait,
         purge_grace: config.replication.purge_grace,
@@ -123,6 +126,42 @@ async fn start_cluster(config: &Config, store: &Arc<store::Store>, stop: watch::
     tasks.push(grpc);
     tasks.push(tokio::spawn(raft.clone().announce_gateway_url(stop)));
     Ok((raft, tasks))
+}
+
+/// A single node's admin API on `admin.listen` (if set), served until
+/// `stop` turns true. A bad token file or a busy address stops start-up.
+async fn start_single_admin(
+    config: &Config,
+    store: &Arc<store::Store>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(addr) = config.admin.listen else { return Ok(None) };
+    let tokens = config.admin.token_file.as_deref().map(admin::Tokens::load).transpose()?;
+    if tokens.is_none() {
+        tracing::info!("admin API refuses every call: no admin.token_file");
+    }
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (admin.listen)"))?;
+    tracing::info!(%addr, "admin API listening");
+    let service = admin::AdminService::new(admin::AdminParts {
+        node: admin::Node::Single { node_id: config.node_id, listen: addr.to_string() },
+        store: store.clone(),
+        tokens,
+        leader_wait: config.gateway.leader_wait,
+        purge_grace: config.replication.purge_grace,
+        advertise_url: advertise_url(config),
+    });
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    Ok(Some(tokio::spawn(async move {
+        let served = tonic::transport::Server::builder()
+            .add_service(service.server())
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!("admin API failed: {e}");
+        }
+    })))
 }
 
 /// `gateway.advertise_url`, or `http://<listen address>` with the host name

@@ -31,7 +31,8 @@ pub use error::{Error, ProposeError};
 pub use network::ClusterAuth;
 pub use peer_conn::PeerConn;
 pub use status::{RaftStatus, Role};
-pub use types::{Applied, AuditRecord, ClusterNode, Command, StateEvent};
+pub use store::AuditRecord;
+pub use types::{Applied, ClusterNode, Command, StateEvent};
 
 /// openraft's storage traits as implemented here, for openraft's
 /// conformance suite (`openraft::testing::Suite`); the rest of Flotilla uses

@@ -32,7 +32,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use openraft::storage::RaftStateMachine;
 use openraft::{AnyError, EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
-use store::{Catalog, Db, DbOp, Pending, CF_CATALOG, CF_RAFT_META, PART_ZIP};
+use store::{AuditRecord, Catalog, Db, DbOp, Pending, CF_CATALOG, CF_RAFT_META, PART_ZIP};
 
 use crate::codec::{from_json, read_err, to_json};
 use crate::snapshot::{self, PairReader};
@@ -41,15 +41,12 @@ use store::CatalogOp;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast;
 
-use crate::types::{
-    Applied, AuditRecord, Command, Entry, LogId, Snapshot, SnapshotMeta, StateEvent, StorageError, StoredMembership, TypeConfig,
-};
+use crate::types::{Applied, Command, Entry, LogId, Snapshot, SnapshotMeta, StateEvent, StorageError, StoredMembership, TypeConfig};
 
 const KEY_LAST_APPLIED: &[u8] = b"\xFFlast_applied";
 const KEY_MEMBERSHIP: &[u8] = b"\xFFmembership";
 const NODE_PREFIX: &[u8] = b"\xFFnode/";
 const BLOB_PREFIX: &[u8] = b"\xFFblob/";
-const AUDIT_PREFIX: &[u8] = b"\xFFaudit/";
 /// Events buffered for a slow replicator before it is told to rescan.
 const EVENT_BUFFER: usize = 16_384;
 const KEY_SNAPSHOT_META: &[u8] = b"snapshot_meta";
@@ -132,17 +129,7 @@ impl StateMachine {
 
     /// The last `limit` audit records, oldest first.
     pub fn audit(&self, limit: usize) -> Result<Vec<AuditRecord>, store::Error> {
-        let pairs = self.db.scan_prefix(CF_CATALOG, AUDIT_PREFIX)?;
-        let skip = pairs.len().saturating_sub(limit);
-        Ok(pairs
-            .iter()
-            .skip(skip)
-            .filter_map(|(k, v)| {
-                let index = u64::from_be_bytes(k.get(AUDIT_PREFIX.len()..)?.try_into().ok()?);
-                let record: AuditRecord = serde_json::from_slice(v).ok()?;
-                Some(AuditRecord { index, ..record })
-            })
-            .collect())
+        store::read_audit(&self.db, limit)
     }
 
     /// Index of the last entry applied to the catalog.
@@ -359,7 +346,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                 }
                 EntryPayload::Normal(Command::Audit(record)) => {
-                    ops.push(put([AUDIT_PREFIX, &entry.log_id.index.to_be_bytes()].concat(), to_json(&record)?));
+                    ops.push(store::audit_op(entry.log_id.index, &record).map_err(read_err)?);
                 }
                 EntryPayload::Membership(m) => membership = Some(StoredMembership::new(Some(entry.log_id), m)),
             }

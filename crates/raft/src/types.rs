@@ -5,7 +5,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use store::CatalogOp;
+use store::{AuditRecord, CatalogOp};
 
 openraft::declare_raft_types!(
     /// Flotilla's openraft type configuration.
@@ -67,26 +67,6 @@ pub enum Command {
     /// An entry of the audit log: an admin call that changed (or tried to
     /// change) the cluster. Kept under the index of its log entry.
     Audit(AuditRecord),
-}
-
-/// Who did what to the cluster through the admin API, when, and how it ended.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditRecord {
-    /// The name of the admin token used.
-    pub who: String,
-    /// The admin call, e.g. `purge`.
-    pub action: String,
-    /// What it acted on, e.g. `example.com/m@v1.2.3`.
-    pub target: String,
-    /// When the primary received it, ms since the Unix epoch.
-    pub at_ms: u64,
-    /// `ok`, or why it failed.
-    pub result: String,
-    /// The node the caller talked to.
-    pub via: u64,
-    /// Set when read back: the log index the record was committed at.
-    #[serde(default)]
-    pub index: u64,
 }
 
 /// What applying the log did that the blob replicator must react to.

@@ -1,9 +1,10 @@
-//! The `flotilla.v1.Admin` service on the cluster port: what `flotillactl`
-//! talks to. Calls are checked against the admin tokens (`tokens`); calls
+//! The `flotilla.v1.Admin` service on the cluster port (a single node: on
+//! `admin.listen`): what `flotillactl` talks to. Calls are checked against the admin tokens (`tokens`); calls
 //! that change the catalog are committed by the primary, so a follower
 //! passes them on, and the primary records each in the audit log (through
 //! raft). Read calls are answered by the node asked: `status` (this node and
-//! the cluster as it sees it), `modules` (its catalog), the audit log.
+//! the cluster as it sees it), `modules` (its catalog), the audit log. A
+//! single node ([`Node::Single`]) is its own primary and whole cluster.
 
 mod modules;
 mod status;
@@ -33,11 +34,18 @@ const FORWARDED: &str = "x-flotilla-forwarded-by";
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What the admin service acts through.
+pub enum Node {
+    /// A cluster member: raft and the blob replicator.
+    Cluster { control: ControlPlane, replicator: Replicator },
+    /// A single node, serving the admin API on `listen` (`admin.listen`).
+    Single { node_id: u64, listen: String },
+}
+
 /// What the admin service reads and acts on.
 pub struct AdminParts {
-    pub control: ControlPlane,
+    pub node: Node,
     pub store: Arc<Store>,
-    pub replicator: Replicator,
     /// `None`: no `admin.token_file`, every call is refused.
     pub tokens: Option<Tokens>,
     pub leader_wait: Duration,
@@ -47,10 +55,9 @@ pub struct AdminParts {
 }
 
 pub struct AdminService {
-    control: ControlPlane,
+    node: Node,
     catalog: Catalog,
     store: Arc<Store>,
-    replicator: Replicator,
     tokens: Option<Tokens>,
     leader_wait: Duration,
     purge_grace: Duration,
@@ -60,9 +67,16 @@ pub struct AdminService {
 
 impl AdminService {
     pub fn new(parts: AdminParts) -> Self {
-        let AdminParts { control, store, replicator, tokens, leader_wait, purge_grace, advertise_url } = parts;
+        let AdminParts { node, store, tokens, leader_wait, purge_grace, advertise_url } = parts;
         let catalog = store.catalog.clone();
-        AdminService { control, catalog, store, replicator, tokens, leader_wait, purge_grace, advertise_url, started: Instant::now() }
+        AdminService { node, catalog, store, tokens, leader_wait, purge_grace, advertise_url, started: Instant::now() }
+    }
+
+    fn me(&self) -> u64 {
+        match &self.node {
+            Node::Cluster { control, .. } => control.node_id(),
+            Node::Single { node_id, .. } => *node_id,
+        }
     }
 
     pub fn server(self) -> proto::AdminServer<Self> {
@@ -71,7 +85,7 @@ impl AdminService {
 
     /// Checks the caller's token; answers its name.
     fn admit<T>(&self, request: &Request<T>, rpc: &str) -> Result<String, Status> {
-        let me = self.control.node_id();
+        let me = self.me();
         let Some(tokens) = &self.tokens else {
             return Err(Status::failed_precondition(format!(
                 "the admin API is disabled on node {me}: set admin.token_file (FLOTILLA_ADMIN__TOKEN_FILE) on every node"
@@ -91,16 +105,22 @@ impl AdminService {
         }
     }
 
-    /// Records an admin call in the audit log, through raft. Best effort: a
-    /// record that cannot be committed is logged here instead.
+    /// Records an admin call in the audit log (through raft on a cluster).
+    /// Best effort: a record that cannot be committed is logged here instead.
     async fn record_audit(&self, who: &str, metadata: &MetadataMap, action: &str, target: &str, result: &str) {
-        let me = self.control.node_id();
+        let me = self.me();
         let via = metadata.get(FORWARDED).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(me);
         let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let record =
             AuditRecord { who: who.into(), action: action.into(), target: target.into(), at_ms, result: result.into(), via, index: 0 };
         tracing::info!(who, action, target, result, via, "admin call");
-        if let Err(e) = self.control.propose(Command::Audit(record), COMMIT_TIMEOUT).await {
+        let recorded = match &self.node {
+            Node::Cluster { control, .. } => {
+                control.propose(Command::Audit(record), COMMIT_TIMEOUT).await.map(|_| ()).map_err(|e| e.to_string())
+            }
+            Node::Single { .. } => store::append_audit(self.catalog.db(), &record).map(|_| ()).map_err(|e| e.to_string()),
+        };
+        if let Err(e) = recorded {
             tracing::warn!(who, action, target, result, error = %e, "could not record an admin call in the audit log");
         }
     }
@@ -108,8 +128,9 @@ impl AdminService {
     /// Waits for a primary; `Ok(None)` when it is this node, else the
     /// primary's id and cluster address.
     async fn primary(&self, metadata: &MetadataMap) -> Result<Option<(u64, String)>, Status> {
-        let me = self.control.node_id();
-        let Some(leader) = self.control.wait_for_leader(self.leader_wait).await else {
+        let Node::Cluster { control, .. } = &self.node else { return Ok(None) };
+        let me = control.node_id();
+        let Some(leader) = control.wait_for_leader(self.leader_wait).await else {
             return Err(Status::unavailable(format!(
                 "no primary elected within {:?} (is a majority of the nodes up?); retry",
                 self.leader_wait
@@ -124,8 +145,7 @@ impl AdminService {
                 "node {by} passed this call on to node {me}, which is not the primary either (primary: node {leader}); retry"
             )));
         }
-        let addr =
-            self.control.peer_addr(leader).ok_or_else(|| Status::internal(format!("primary {leader} is not among cluster.peers")))?;
+        let addr = control.peer_addr(leader).ok_or_else(|| Status::internal(format!("primary {leader} is not among cluster.peers")))?;
         Ok(Some((leader, addr)))
     }
 }
@@ -186,7 +206,7 @@ async fn forward(me: u64, leader: u64, addr: &str, metadata: &MetadataMap, req: 
 impl AdminService {
     /// Purges a version on the primary (this node).
     async fn purge_here(&self, module: &ModulePath, version: &Version) -> Result<PurgeReply, Status> {
-        let me = self.control.node_id();
+        let me = self.me();
         let zip = self.catalog.zip(module, version).map_err(catalog_error)?;
         let info = self.catalog.info(module, version).map_err(catalog_error)?.is_some();
         let go_mod = self.catalog.go_mod(module, version).map_err(catalog_error)?.is_some();
@@ -194,9 +214,17 @@ impl AdminService {
             return Err(Status::not_found(format!("{module}@{version} is not in the catalog; nothing to purge")));
         }
         let op = CatalogOp::Purge { module: module.clone(), version: version.clone() };
+        let Node::Cluster { control, .. } = &self.node else {
+            // A single node keeps the blob (it has no garbage collection):
+            // the version fetched again reuses it.
+            self.catalog.apply(&op).map_err(|e| Status::internal(format!("writing the catalog: {e}")))?;
+            tracing::info!(%module, %version, "purged a module version from the catalog");
+            let zip_sha256 = zip.map(|z| z.sha256).unwrap_or_default();
+            return Ok(PurgeReply { zip_sha256, index: 0, primary: me, grace_seconds: 0 });
+        };
         // The entry may still commit after either error, so the caller must
         // not take "not committed" for "not done".
-        let index = self.control.propose(Command::Catalog(op), COMMIT_TIMEOUT).await.map_err(|e| match e {
+        let index = control.propose(Command::Catalog(op), COMMIT_TIMEOUT).await.map_err(|e| match e {
             ProposeError::NotLeader { leader } => Status::deadline_exceeded(format!(
                 "outcome unknown: node {me} stopped being the primary while the purge was being committed (primary now: {}); \
                  it may still take effect",
@@ -222,7 +250,7 @@ impl proto::Admin for AdminService {
     async fn purge(&self, request: Request<PurgeRequest>) -> Result<Response<PurgeReply>, Status> {
         let who = self.admit(&request, "Purge")?;
         let (module, version) = parse_target(request.get_ref())?;
-        let me = self.control.node_id();
+        let me = self.me();
         if let Some((leader, addr)) = self.primary(request.metadata()).await? {
             tracing::info!(%module, %version, primary = leader, "passing a purge on to the primary");
             let metadata = request.metadata().clone();
@@ -231,6 +259,7 @@ impl proto::Admin for AdminService {
         let target = format!("{module}@{version}");
         let outcome = self.purge_here(&module, &version).await;
         let result = match &outcome {
+            Ok(reply) if reply.index == 0 => "ok".to_string(),
             Ok(reply) => format!("ok (raft index {})", reply.index),
             Err(status) => status.message().to_string(),
         };
@@ -241,7 +270,7 @@ impl proto::Admin for AdminService {
     async fn verify(&self, request: Request<VerifyRequest>) -> Result<Response<VerifyReply>, Status> {
         let who = self.admit(&request, "Verify")?;
         if let Some((leader, addr)) = self.primary(request.metadata()).await? {
-            let me = self.control.node_id();
+            let me = self.me();
             let mut client = peer_client(&addr, verify::VERIFY_TIMEOUT)
                 .await
                 .map_err(|e| Status::unavailable(format!("cannot reach the primary, node {leader} at {addr}: {e}; retry")))?;
@@ -263,7 +292,7 @@ impl proto::Admin for AdminService {
             0 => 100,
             n => n as usize,
         };
-        let records = self.control.audit(limit).map_err(catalog_error)?;
+        let records = store::read_audit(self.catalog.db(), limit).map_err(catalog_error)?;
         let entries = records
             .into_iter()
             .map(|r| AuditEntry {

@@ -4,7 +4,7 @@ use gomod::{ModulePath, Version};
 use proto::v1::{ListModulesReply, ListModulesRequest, ModuleVersion, ShowModuleReply, ShowModuleRequest};
 use tonic::Status;
 
-use super::{catalog_error, AdminService};
+use super::{catalog_error, AdminService, Node};
 
 const DEFAULT_LIMIT: usize = 1000;
 
@@ -44,12 +44,24 @@ impl AdminService {
         Ok(ShowModuleReply { versions: out })
     }
 
+    /// The nodes holding blob `sha256`: placement on a cluster, this node
+    /// on a single node when the file is there.
+    fn holders(&self, sha256: &str) -> Vec<u64> {
+        match &self.node {
+            Node::Cluster { control, .. } => control.placement(sha256),
+            Node::Single { node_id, .. } => match sha256.parse::<store::Sha256>() {
+                Ok(sha) if self.store.blobs.exists(&sha) => vec![*node_id],
+                _ => Vec::new(),
+            },
+        }
+    }
+
     fn describe(&self, module: &ModulePath, version: &Version) -> Result<ModuleVersion, Status> {
         let info = self.catalog.info(module, version).map_err(catalog_error)?;
         let go_mod = self.catalog.go_mod(module, version).map_err(catalog_error)?;
         let zip = self.catalog.zip(module, version).map_err(catalog_error)?;
         let time = info.as_deref().and_then(|i| gomod::parse_info(i).ok()).and_then(|i| i.time).unwrap_or_default();
-        let holders = zip.as_ref().map(|z| self.control.placement(&z.sha256)).unwrap_or_default();
+        let holders = zip.as_ref().map(|z| self.holders(&z.sha256)).unwrap_or_default();
         Ok(ModuleVersion {
             module: module.to_string(),
             version: version.to_string(),

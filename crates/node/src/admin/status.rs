@@ -8,7 +8,7 @@ use proto::v1::{ClusterStatusReply, FailingBlob, MemberStatus, NodeStatusReply, 
 use replicator::Lag;
 use tonic::metadata::MetadataMap;
 
-use super::{passed_on, peer_client, AdminService};
+use super::{passed_on, peer_client, AdminService, Node};
 
 /// How long a member may take to report its status before it counts as unreachable.
 const PEER_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -17,29 +17,10 @@ const FAILING_SHOWN: usize = 20;
 
 impl AdminService {
     pub(super) fn local_status(&self) -> NodeStatusReply {
-        let raft = self.control.status();
-        let replication = self.replicator.status();
         let blobs = self.store.blobs.stats();
         let (disk_free_bytes, disk_total_bytes) = disk_space(self.store.data_dir());
-        let failing = self
-            .replicator
-            .failing(FAILING_SHOWN)
-            .into_iter()
-            .map(|(sha, e)| FailingBlob {
-                sha256: sha.to_hex(),
-                size: e.size,
-                attempts: e.attempts,
-                last_error: e.last_error.unwrap_or_default(),
-            })
-            .collect();
-        NodeStatusReply {
-            node_id: self.control.node_id(),
-            role: serde_json::to_value(raft.role).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
-            acting_primary: self.control.is_acting_primary(),
-            term: raft.term,
-            leader: raft.leader.unwrap_or(0),
-            last_applied: raft.last_applied.unwrap_or(0),
-            committed: raft.committed.unwrap_or(0),
+        let mut status = NodeStatusReply {
+            node_id: self.me(),
             gateway_url: self.advertise_url.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_seconds: self.started.elapsed().as_secs(),
@@ -48,23 +29,56 @@ impl AdminService {
             disk_free_bytes,
             disk_total_bytes,
             unix_time_ms: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
-            queue_blobs: replication.queue.blobs,
-            queue_bytes: replication.queue.bytes,
-            queue_oldest_seconds: replication.queue.oldest_seconds,
-            in_flight: replication.in_flight as u64,
-            received_bytes: replication.received_bytes,
-            sent_bytes: replication.sent_bytes,
-            replicated_blobs: replication.replicated_blobs,
-            pull_failures: replication.failures,
-            failing,
-            voters: raft.voters,
+            ..Default::default()
+        };
+        match &self.node {
+            Node::Single { node_id, .. } => {
+                status.role = "standalone".to_string();
+                status.acting_primary = true;
+                status.leader = *node_id;
+                status.voters = vec![*node_id];
+            }
+            Node::Cluster { control, replicator } => {
+                let raft = control.status();
+                let replication = replicator.status();
+                status.role = serde_json::to_value(raft.role).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+                status.acting_primary = control.is_acting_primary();
+                status.term = raft.term;
+                status.leader = raft.leader.unwrap_or(0);
+                status.last_applied = raft.last_applied.unwrap_or(0);
+                status.committed = raft.committed.unwrap_or(0);
+                status.voters = raft.voters;
+                status.queue_blobs = replication.queue.blobs;
+                status.queue_bytes = replication.queue.bytes;
+                status.queue_oldest_seconds = replication.queue.oldest_seconds;
+                status.in_flight = replication.in_flight as u64;
+                status.received_bytes = replication.received_bytes;
+                status.sent_bytes = replication.sent_bytes;
+                status.replicated_blobs = replication.replicated_blobs;
+                status.pull_failures = replication.failures;
+                status.failing = replicator
+                    .failing(FAILING_SHOWN)
+                    .into_iter()
+                    .map(|(sha, e)| FailingBlob {
+                        sha256: sha.to_hex(),
+                        size: e.size,
+                        attempts: e.attempts,
+                        last_error: e.last_error.unwrap_or_default(),
+                    })
+                    .collect();
+            }
         }
+        status
     }
 
     /// Every member's status, asked concurrently; this node answers for itself.
     pub(super) async fn cluster(&self, metadata: &MetadataMap) -> ClusterStatusReply {
-        let me = self.control.node_id();
-        let asks = self.control.member_addresses().into_iter().map(|(id, addr, gateway)| {
+        let me = self.me();
+        let members = match &self.node {
+            Node::Cluster { control, .. } => control.member_addresses(),
+            Node::Single { listen, .. } => vec![(me, listen.clone(), Some(self.advertise_url.clone()))],
+        };
+        let asks = members.into_iter().map(|(id, addr, gateway)| {
             let metadata = metadata.clone();
             async move {
                 let reported = if id == me { Ok(self.local_status()) } else { ask(me, &addr, &metadata).await };
@@ -72,7 +86,11 @@ impl AdminService {
             }
         });
         let answers = futures::future::join_all(asks).await;
-        let (lag, lag_error) = match self.replicator.status().nodes {
+        let lag = match &self.node {
+            Node::Cluster { replicator, .. } => replicator.status().nodes,
+            Node::Single { .. } => Lag::Nodes(Default::default()),
+        };
+        let (lag, lag_error) = match lag {
             Lag::Nodes(nodes) => (nodes, String::new()),
             Lag::Unavailable { error } => (Default::default(), error),
         };

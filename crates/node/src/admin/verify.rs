@@ -7,14 +7,17 @@ use proto::v1::{BlobProblem, BlobRepair, NodeVerifyReport, NodeVerifyResult, Ver
 use tonic::metadata::MetadataMap;
 use tonic::Status;
 
-use super::{passed_on, peer_client, AdminService};
+use super::{passed_on, peer_client, AdminService, Node};
 
 /// How long one member may take to verify its blobs.
 pub(super) const VERIFY_TIMEOUT: Duration = Duration::from_secs(3600);
 
 impl AdminService {
     pub(super) async fn verify_here(&self) -> Result<NodeVerifyReport, Status> {
-        let report = self.replicator.verify().await.map_err(|e| Status::internal(format!("verify failed: {e}")))?;
+        let report = match &self.node {
+            Node::Cluster { replicator, .. } => replicator.verify().await.map_err(|e| Status::internal(format!("verify failed: {e}")))?,
+            Node::Single { .. } => self.verify_single().await?,
+        };
         Ok(NodeVerifyReport {
             checked_blobs: report.checked,
             checked_bytes: report.bytes,
@@ -33,10 +36,53 @@ impl AdminService {
         })
     }
 
+    /// A single node re-hashes its blobs; it has no peer to repair from, so
+    /// a corrupt copy (quarantined by the store) is fetched again from
+    /// upstream by the next request for it.
+    async fn verify_single(&self) -> Result<replicator::VerifyReport, Status> {
+        let catalog = self.catalog.clone();
+        let blobs = self.store.blobs.clone();
+        let task = tokio::task::spawn_blocking(move || -> Result<replicator::VerifyReport, store::Error> {
+            let mut report = replicator::VerifyReport::default();
+            let mut seen = std::collections::BTreeSet::new();
+            for (_, _, zip) in catalog.all_zips()? {
+                let Ok(sha) = zip.sha() else { continue };
+                if !seen.insert(sha) {
+                    continue;
+                }
+                match blobs.verify(&sha) {
+                    Ok(true) => {
+                        report.checked += 1;
+                        report.bytes += zip.size;
+                    }
+                    Ok(false) => report.missing += 1,
+                    Err(store::Error::Corrupt { .. }) => report.corrupt.push(replicator::Repair {
+                        sha,
+                        size: zip.size,
+                        repaired: Err("quarantined; a single node has no peer to copy from: the next request for it fetches it \
+                                       from upstream again"
+                            .to_string()),
+                    }),
+                    Err(e) => report.unreadable.push((sha, e.to_string())),
+                }
+            }
+            Ok(report)
+        });
+        match task.await {
+            Ok(Ok(report)) => Ok(report),
+            Ok(Err(e)) => Err(Status::internal(format!("verify failed: {e}"))),
+            Err(e) => Err(Status::internal(format!("verify task failed: {e}"))),
+        }
+    }
+
     /// Every member verifies at once; this node answers for itself.
     pub(super) async fn verify_all(&self, metadata: &MetadataMap) -> VerifyReply {
-        let me = self.control.node_id();
-        let runs = self.control.member_addresses().into_iter().map(|(id, addr, _)| {
+        let me = self.me();
+        let members = match &self.node {
+            Node::Cluster { control, .. } => control.member_addresses().into_iter().map(|(id, addr, _)| (id, addr)).collect(),
+            Node::Single { listen, .. } => vec![(me, listen.clone())],
+        };
+        let runs = members.into_iter().map(|(id, addr)| {
             let metadata = metadata.clone();
             async move {
                 let result =
