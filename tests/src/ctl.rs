@@ -37,7 +37,13 @@ impl CtlRun {
 /// `FLOTILLA_ADMIN_TOKEN=token`; nothing else of the caller's environment
 /// named `FLOTILLA_*` leaks in.
 pub fn flotillactl(cluster: &str, token: Option<&str>, args: &[&str]) -> CtlRun {
+    flotillactl_env(cluster, token, args, &[])
+}
+
+/// [`flotillactl`] with extra environment variables (e.g. the go command's).
+pub fn flotillactl_env(cluster: &str, token: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> CtlRun {
     let mut cmd = Command::new(ctl_binary());
+    cmd.envs(env.iter().copied());
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("FLOTILLA") {
             cmd.env_remove(key);

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use harness::cluster::{get_following, write_secret, Cluster, ClusterOptions};
-use harness::ctl::{flotillactl, CtlRun, ADMIN_TOKEN};
+use harness::ctl::{flotillactl, flotillactl_env, CtlRun, ADMIN_TOKEN};
 use harness::{wait_until, ModuleSet, Node, NodeOptions, Origin};
 
 const CONVERGE: Duration = Duration::from_secs(20);
@@ -271,6 +271,43 @@ fn ctl_works_against_a_single_node_on_admin_listen() {
     assert_eq!(zip.status, 200, "zip after verify");
     assert!(zip.body == v.zip, "the refetched zip differs");
     assert_eq!(origin.count(&v.url_path("zip")), 2, "{:?}", origin.requests());
+
+    // `doctor --client` reads the real go command's settings.
+    let home = tempfile::tempdir().expect("go home");
+    let home_dir = home.path().display().to_string();
+    let go_env = |goproxy: &'static str| {
+        vec![
+            ("HOME", home_dir.clone()),
+            ("GOENV", "off".to_string()),
+            ("GOTOOLCHAIN", "local".to_string()),
+            ("GOFLAGS", String::new()),
+            ("GOPRIVATE", String::new()),
+            ("GONOPROXY", String::new()),
+            ("GONOSUMDB", String::new()),
+            ("GOSUMDB", "sum.golang.org".to_string()),
+            ("GOPROXY", if goproxy.is_empty() { node.url() } else { goproxy.to_string() }),
+        ]
+    };
+    let run_doctor = |env: Vec<(&str, String)>| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        flotillactl_env(&admin, Some(ADMIN_TOKEN), &["doctor", "--client"], &env)
+    };
+    let wrong = run_doctor(go_env("https://proxy.golang.org,direct"));
+    assert_eq!(wrong.code, Some(2), "{}", wrong.summary());
+    assert!(
+        wrong.stdout.contains("problem: GOPROXY: GOPROXY is \"https://proxy.golang.org,direct\", not the mirror"),
+        "{}",
+        wrong.summary()
+    );
+    for line in [
+        format!("export GOPROXY=\"{}\"", node.url()),
+        format!("$env:GOPROXY=\"{}\"", node.url()),
+        format!("set \"GOPROXY={}\"", node.url()),
+    ] {
+        assert!(wrong.stdout.contains(&line), "missing {line:?}: {}", wrong.summary());
+    }
+    let right = run_doctor(go_env(""));
+    assert!(right.success && right.last_line().starts_with("ok: the go command on this machine uses the mirror"), "{}", right.summary());
 
     let purged = ctl(&["purge", "--yes", &v.spec()]);
     ok(&purged, "purge");

@@ -8,10 +8,12 @@
 //! - `audit`: the audit log.
 //! - `warm`: prefetching versions through the primary's gateway.
 //! - `verify`: every node re-hashes its blobs and repairs corrupt ones.
+//! - `doctor`: troubleshooting (`--client`: this machine's go settings).
 //! - `output`: tables and human-readable sizes and ages.
 
 mod audit;
 mod client;
+mod doctor;
 mod modules;
 mod output;
 mod purge;
@@ -133,6 +135,24 @@ enum Command {
     /// 2 when a node could not be verified, 1 when a copy could not be repaired.
     #[command(after_help = "Examples:\n  flotillactl verify\n  flotillactl verify --json")]
     Verify,
+    /// Troubleshoot: with --client, check this machine's go command settings against the mirror.
+    ///
+    /// Reads `go env GOPROXY GONOPROXY GONOSUMDB GOPRIVATE GOSUMDB GOFLAGS`
+    /// and names every setting that keeps the go command from using the
+    /// mirror (or from checking what it downloads), with the line that
+    /// fixes it for bash, PowerShell, CMD and `go env -w`. The mirror's
+    /// URLs are the cluster's gateway URLs, or --mirror. Exits with status
+    /// 2 when something needs fixing.
+    #[command(after_help = "Examples:\n  flotillactl doctor --client\n  \
+                            flotillactl doctor --client --mirror http://mirror.example.com:8080")]
+    Doctor {
+        /// Check the go command on this machine.
+        #[arg(long, required = true)]
+        client: bool,
+        /// The mirror's URL(s) as clients should use them, instead of the cluster's gateway URLs.
+        #[arg(long)]
+        mirror: Option<String>,
+    },
     /// Print a shell completion script (bash, zsh, fish, powershell).
     #[command(after_help = "Examples:\n  \
                             flotillactl completion bash > /etc/bash_completion.d/flotillactl\n  \
@@ -180,6 +200,9 @@ async fn run(cli: Cli) -> Result<Outcome> {
         clap_complete::generate(*shell, &mut <Cli as clap::CommandFactory>::command(), "flotillactl", &mut std::io::stdout());
         return Ok(Outcome::Ok);
     }
+    if let Command::Doctor { mirror: Some(mirror), .. } = &cli.command {
+        return doctor::client(None, cli.json, Some(mirror)).await;
+    }
     let admin = Admin::new(&cli.cluster, token(&cli)?)?;
     match &cli.command {
         Command::Status => status::status(&admin, cli.json).await,
@@ -189,6 +212,7 @@ async fn run(cli: Cli) -> Result<Outcome> {
         Command::Warm { targets, file, gateway } => warm::warm(&admin, cli.json, targets, file, gateway.as_deref()).await,
         Command::Verify => verify::verify(&admin, cli.json).await,
         Command::Completion { .. } => Ok(Outcome::Ok),
+        Command::Doctor { client: _, mirror } => doctor::client(Some(&admin), cli.json, mirror.as_deref()).await,
         Command::Audit { limit } => audit::audit(&admin, cli.json, *limit).await,
     }
 }
