@@ -2,7 +2,8 @@
 //! ([`modules`]), a fake upstream GOPROXY origin ([`origin`]), `flotilla`
 //! node processes that can be stopped, killed and restarted ([`node`]), the
 //! real `go` command in an isolated workspace ([`gocmd`]), a raw HTTP/1.1
-//! client that sends paths verbatim ([`http`]) and condition waits with
+//! client that sends paths verbatim ([`http`]), an HTTPS server with an
+//! untrusted certificate ([`tls`]), `flotillactl` runs ([`ctl`]) and condition waits with
 //! deadlines ([`wait`]); and for the container suite, the Docker engine and
 //! a base image built without a registry ([`docker`]) and the repository's
 //! compose file brought up on a private network ([`compose`]).
@@ -26,6 +27,7 @@ pub mod http;
 pub mod modules;
 pub mod node;
 pub mod origin;
+pub mod tls;
 pub mod wait;
 
 pub use gocmd::{GoEnv, GoOutput};

@@ -322,3 +322,41 @@ fn ctl_works_against_a_single_node_on_admin_listen() {
         .collect();
     assert_eq!(actions, [("admin".to_string(), "verify".to_string()), ("admin".to_string(), "purge".to_string())], "{audit}");
 }
+
+#[test]
+fn doctor_names_upstream_ca_file_for_an_untrusted_certificate() {
+    let v = ModuleSet::make_version("example.com/doc/m", "m", "v1.0.0");
+    let mut set = ModuleSet::default();
+    set.insert(v.clone());
+    let origin = Origin::start(set);
+    let intercepting = harness::tls::UntrustedTls::start();
+    // The untrusted proxy first; `|` falls through to the origin on its error.
+    let upstream = format!("{}|{}", intercepting.url(), origin.url());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token_file = write_secret(dir.path(), "admin.token", ADMIN_TOKEN).display().to_string();
+    let cluster =
+        Cluster::start(&upstream, ClusterOptions { env: vec![("FLOTILLA_ADMIN__TOKEN_FILE", token_file.as_str())], ..Default::default() });
+    let (primary, _) = cluster.wait_converged(&[1, 2, 3], CONVERGE);
+    let all: Vec<String> = cluster.ids().iter().map(|&id| cluster.layout.member(id).cluster.to_string()).collect();
+    let all = all.join(",");
+
+    let run = flotillactl(&all, Some(ADMIN_TOKEN), &["doctor", "--module", &v.spec()]);
+    assert_eq!(run.code, Some(2), "{}", run.summary());
+    for id in cluster.ids() {
+        let tls = format!("PROBLEM node {id} upstream {}: tls failed", intercepting.url());
+        assert!(run.stdout.contains(&tls), "missing {tls:?}: {}", run.summary());
+        let fine = format!("ok      node {id} upstream {}: DNS, TCP, TLS and HTTP work", origin.url());
+        assert!(run.stdout.contains(&fine), "missing {fine:?}: {}", run.summary());
+    }
+    assert!(run.stdout.contains("upstream.ca_file") && run.stdout.contains("corporate CA bundle"), "{}", run.summary());
+    for check in ["ok      quorum: 3 of 3 voters reachable", "ok      clock skew:", &format!("ok      primary: node {primary}")] {
+        assert!(run.stdout.contains(check), "missing {check:?}: {}", run.summary());
+    }
+    let round_trip = format!("ok      round trip {}: fetched through node {primary}", v.spec());
+    assert!(run.stdout.contains(&round_trip) && run.stdout.contains("sha256 and h1:"), "{}", run.summary());
+    assert!(run.last_line().starts_with("3 problem(s) found"), "{}", run.summary());
+
+    let json = flotillactl(&all, Some(ADMIN_TOKEN), &["doctor", "--module", &v.spec(), "--json"]);
+    assert_eq!(json.code, Some(2), "{}", json.summary());
+    assert_eq!(json.json()["problems"], 3, "{}", json.summary());
+}

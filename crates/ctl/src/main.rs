@@ -8,10 +8,12 @@
 //! - `audit`: the audit log.
 //! - `warm`: prefetching versions through the primary's gateway.
 //! - `verify`: every node re-hashes its blobs and repairs corrupt ones.
-//! - `doctor`: troubleshooting (`--client`: this machine's go settings).
+//! - `doctor`: troubleshooting: the mirror (`checkup`), or this machine's
+//!   go settings (`doctor --client`).
 //! - `output`: tables and human-readable sizes and ages.
 
 mod audit;
+mod checkup;
 mod client;
 mod doctor;
 mod modules;
@@ -135,23 +137,34 @@ enum Command {
     /// 2 when a node could not be verified, 1 when a copy could not be repaired.
     #[command(after_help = "Examples:\n  flotillactl verify\n  flotillactl verify --json")]
     Verify,
-    /// Troubleshoot: with --client, check this machine's go command settings against the mirror.
+    /// Troubleshoot the mirror, or (--client) this machine's go command.
     ///
-    /// Reads `go env GOPROXY GONOPROXY GONOSUMDB GOPRIVATE GOSUMDB GOFLAGS`
-    /// and names every setting that keeps the go command from using the
-    /// mirror (or from checking what it downloads), with the line that
-    /// fixes it for bash, PowerShell, CMD and `go env -w`. The mirror's
-    /// URLs are the cluster's gateway URLs, or --mirror. Exits with status
-    /// 2 when something needs fixing.
-    #[command(after_help = "Examples:\n  flotillactl doctor --client\n  \
+    /// Without --client: every member reachable, a primary and a quorum,
+    /// clock skew between the nodes, free disk, each node's upstream proxies
+    /// (DNS, TCP, TLS and HTTP; an untrusted certificate names
+    /// upstream.ca_file), and a real module fetched through the primary with
+    /// its sha256 and h1: checked against the catalog (--module).
+    ///
+    /// With --client: reads `go env GOPROXY GONOPROXY GONOSUMDB GOPRIVATE
+    /// GOSUMDB GOFLAGS` and names every setting that keeps the go command
+    /// from using the mirror (or from checking what it downloads), with the
+    /// line that fixes it for bash, PowerShell, CMD and `go env -w`. The
+    /// mirror's URLs are the cluster's gateway URLs, or --mirror.
+    ///
+    /// Exits with status 2 when something needs fixing.
+    #[command(after_help = "Examples:\n  flotillactl doctor\n  flotillactl doctor --module golang.org/x/text@v0.14.0\n  \
+                            flotillactl doctor --client\n  \
                             flotillactl doctor --client --mirror http://mirror.example.com:8080")]
     Doctor {
-        /// Check the go command on this machine.
-        #[arg(long, required = true)]
-        client: bool,
-        /// The mirror's URL(s) as clients should use them, instead of the cluster's gateway URLs.
+        /// Check the go command on this machine instead of the mirror.
         #[arg(long)]
+        client: bool,
+        /// With --client: the mirror's URL(s) as clients use them, instead of the cluster's gateway URLs.
+        #[arg(long, requires = "client")]
         mirror: Option<String>,
+        /// The module version fetched through the mirror as a round trip.
+        #[arg(long, default_value = "rsc.io/quote@v1.5.2", conflicts_with = "client")]
+        module: String,
     },
     /// Print a shell completion script (bash, zsh, fish, powershell).
     #[command(after_help = "Examples:\n  \
@@ -212,7 +225,8 @@ async fn run(cli: Cli) -> Result<Outcome> {
         Command::Warm { targets, file, gateway } => warm::warm(&admin, cli.json, targets, file, gateway.as_deref()).await,
         Command::Verify => verify::verify(&admin, cli.json).await,
         Command::Completion { .. } => Ok(Outcome::Ok),
-        Command::Doctor { client: _, mirror } => doctor::client(Some(&admin), cli.json, mirror.as_deref()).await,
+        Command::Doctor { client: true, mirror, .. } => doctor::client(Some(&admin), cli.json, mirror.as_deref()).await,
+        Command::Doctor { module, .. } => checkup::doctor(&admin, cli.json, module).await,
         Command::Audit { limit } => audit::audit(&admin, cli.json, *limit).await,
     }
 }

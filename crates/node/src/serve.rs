@@ -44,13 +44,14 @@ async fn serve(config: Config) -> Result<()> {
     tracing::info!(upstream = %upstream.describe(), "upstream configured");
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let clustered = if config.cluster.peers.is_empty() { None } else { Some(start_cluster(&config, &store, stop_rx.clone()).await?) };
+    let clustered =
+        if config.cluster.peers.is_empty() { None } else { Some(start_cluster(&config, &store, &upstream, stop_rx.clone()).await?) };
     let cluster: Arc<dyn gateway::Cluster> = match &clustered {
         Some((raft, _)) => raft.clone(),
         None => gateway::Standalone::new(store.clone()),
     };
 
-    let single_admin = if clustered.is_none() { start_single_admin(&config, &store, stop_rx.clone()).await? } else { None };
+    let single_admin = if clustered.is_none() { start_single_admin(&config, &store, &upstream, stop_rx.clone()).await? } else { None };
     let state = gateway::AppState::new(gateway_config(&config), store, upstream, cluster);
     let listener = TcpListener::bind(config.gateway.listen)
         .await
@@ -89,7 +90,12 @@ type Clustered = (Arc<cluster::RaftCluster>, Vec<tokio::task::JoinHandle<()>>);
 /// Opens the raft control plane on the node's database, starts the blob
 /// replicator, serves the cluster port and keeps this node's gateway URL
 /// recorded through the primary.
-async fn start_cluster(config: &Config, store: &Arc<store::Store>, stop: watch::Receiver<bool>) -> Result<Clustered> {
+async fn start_cluster(
+    config: &Config,
+    store: &Arc<store::Store>,
+    upstream: &upstream::Upstream,
+    stop: watch::Receiver<bool>,
+) -> Result<Clustered> {
     let raft_cfg = cluster::raft_config(config)?;
     // Read before anything starts, so a bad token file stops the node at once.
     let tokens = config.admin.token_file.as_deref().map(admin::Tokens::load).transpose()?;
@@ -109,6 +115,7 @@ async fn start_cluster(config: &Config, store: &Arc<store::Store>, stop: watch::
     let admin = admin::AdminService::new(admin::AdminParts {
         node: admin::Node::Cluster { control: control.clone(), replicator: replicator.clone() },
         store: store.clone(),
+        upstream: upstream.clone(),
         tokens,
         leader_wait: config.gateway.leader_wait,
         purge_grace: config.replication.purge_grace,
@@ -133,6 +140,7 @@ async fn start_cluster(config: &Config, store: &Arc<store::Store>, stop: watch::
 async fn start_single_admin(
     config: &Config,
     store: &Arc<store::Store>,
+    upstream: &upstream::Upstream,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Option<tokio::task::JoinHandle<()>>> {
     let Some(addr) = config.admin.listen else { return Ok(None) };
@@ -145,6 +153,7 @@ async fn start_single_admin(
     let service = admin::AdminService::new(admin::AdminParts {
         node: admin::Node::Single { node_id: config.node_id, listen: addr.to_string() },
         store: store.clone(),
+        upstream: upstream.clone(),
         tokens,
         leader_wait: config.gateway.leader_wait,
         purge_grace: config.replication.purge_grace,

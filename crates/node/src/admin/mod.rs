@@ -6,6 +6,7 @@
 //! the cluster as it sees it), `modules` (its catalog), the audit log. A
 //! single node ([`Node::Single`]) is its own primary and whole cluster.
 
+mod doctor;
 mod modules;
 mod status;
 mod tokens;
@@ -18,8 +19,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gomod::{ModulePath, Version};
 use proto::v1::{
-    AuditEntry, AuditReply, AuditRequest, ClusterStatusReply, ClusterStatusRequest, ListModulesReply, ListModulesRequest, NodeStatusReply,
-    NodeStatusRequest, NodeVerifyReport, ShowModuleReply, ShowModuleRequest, VerifyReply, VerifyRequest,
+    AuditEntry, AuditReply, AuditRequest, CheckUpstreamReply, CheckUpstreamRequest, ClusterStatusReply, ClusterStatusRequest,
+    ListModulesReply, ListModulesRequest, NodeStatusReply, NodeStatusRequest, NodeVerifyReport, ShowModuleReply, ShowModuleRequest,
+    VerifyReply, VerifyRequest,
 };
 use proto::{AdminClient, PurgeReply, PurgeRequest};
 use raft::{AuditRecord, Command, ControlPlane, ProposeError};
@@ -46,6 +48,8 @@ pub enum Node {
 pub struct AdminParts {
     pub node: Node,
     pub store: Arc<Store>,
+    /// This node's upstream client, for `CheckUpstream`.
+    pub upstream: upstream::Upstream,
     /// `None`: no `admin.token_file`, every call is refused.
     pub tokens: Option<Tokens>,
     pub leader_wait: Duration,
@@ -58,6 +62,7 @@ pub struct AdminService {
     node: Node,
     catalog: Catalog,
     store: Arc<Store>,
+    upstream: upstream::Upstream,
     tokens: Option<Tokens>,
     leader_wait: Duration,
     purge_grace: Duration,
@@ -67,9 +72,9 @@ pub struct AdminService {
 
 impl AdminService {
     pub fn new(parts: AdminParts) -> Self {
-        let AdminParts { node, store, tokens, leader_wait, purge_grace, advertise_url } = parts;
+        let AdminParts { node, store, upstream, tokens, leader_wait, purge_grace, advertise_url } = parts;
         let catalog = store.catalog.clone();
-        AdminService { node, catalog, store, tokens, leader_wait, purge_grace, advertise_url, started: Instant::now() }
+        AdminService { node, catalog, store, upstream, tokens, leader_wait, purge_grace, advertise_url, started: Instant::now() }
     }
 
     fn me(&self) -> u64 {
@@ -279,6 +284,11 @@ impl proto::Admin for AdminService {
         let reply = self.verify_all(request.metadata()).await;
         self.record_audit(&who, request.metadata(), "verify", "all blobs", &verify::summary(&reply)).await;
         Ok(Response::new(reply))
+    }
+
+    async fn check_upstream(&self, request: Request<CheckUpstreamRequest>) -> Result<Response<CheckUpstreamReply>, Status> {
+        self.admit(&request, "CheckUpstream")?;
+        Ok(Response::new(self.check_upstream(request.get_ref(), request.metadata()).await))
     }
 
     async fn verify_node(&self, request: Request<VerifyRequest>) -> Result<Response<NodeVerifyReport>, Status> {
