@@ -42,18 +42,19 @@ fn ctl_shows_status_replication_and_modules_of_a_real_cluster() {
         assert_eq!(zip.status, 200, "{}", zip.summary());
     }
 
-    // Replication converges to nothing missing, as `replication` shows it.
+    // Replication converges to nothing missing, as `replication` shows it
+    // (the table, its alias `lag`, and JSON), once every node holds both zips.
     let mut last = None;
     let converged = wait_until(Duration::from_secs(30), || {
-        let run = ctl(&["replication", "--json"]);
-        let done = run.success && run.json()["missing_blobs"] == 0;
-        last = Some(run);
+        let status = ctl(&["status", "--json"]);
+        let everywhere =
+            status.success && status.json()["members"].as_array().is_some_and(|m| m.iter().all(|m| m["status"]["blobs"]["count"] == 2));
+        let table = ctl(&["lag"]);
+        let done = everywhere && table.success && table.stdout.contains("every node holds every blob");
+        last = Some(table);
         done
     });
     assert!(converged, "replication did not converge: {}\n{}", last.map(|r| r.summary()).unwrap_or_default(), cluster.report());
-    let lag = ctl(&["lag"]);
-    ok(&lag, "lag (alias of replication)");
-    assert!(lag.stdout.contains("every node holds every blob"), "{}", lag.summary());
     let lag = ctl(&["replication", "--json"]).json();
     for id in cluster.ids() {
         let node = &lag["nodes"][id.to_string()];
@@ -180,6 +181,14 @@ fn ctl_shows_status_replication_and_modules_of_a_real_cluster() {
     let again = get_following(&format!("{}{}", cluster.url(follower), a.url_path("zip"))).expect("zip after the purge");
     assert_eq!(again.status, 200, "{}", again.summary());
     assert_eq!(origin.count(&a.url_path("zip")), 2, "fetched again after the purge: {:?}", origin.requests());
+
+    // Wrong token, a gateway port: clear errors, exit status 1.
+    let wrong = flotillactl(&all, Some("not-the-admin-token-0000"), &["status"]);
+    assert_eq!(wrong.code, Some(1), "{}", wrong.summary());
+    assert!(wrong.stderr.contains("wrong admin token"), "{}", wrong.summary());
+    let gateway = flotillactl(&cluster.addr(primary).to_string(), Some(ADMIN_TOKEN), &["modules", "list"]);
+    assert_eq!(gateway.code, Some(1), "{}", gateway.summary());
+    assert!(gateway.stderr.contains("is this the cluster port"), "{}", gateway.summary());
 
     // A killed follower: `status` says so and exits non-zero.
     cluster.node_mut(follower).kill9();
