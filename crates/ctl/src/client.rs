@@ -95,7 +95,8 @@ impl Admin {
                     ))
                     .into())
                 }
-                Err(status) if status.code() == Code::Unavailable && !timed_out(&status) => {
+                // A read that timed out is safe to ask the next node.
+                Err(status) if status.code() == Code::Unavailable || timed_out(&status) => {
                     failures.push(format!("{addr}: {}", status.message()))
                 }
                 Err(status) => bail!("{addr}: {}", explain(&status)),
