@@ -196,16 +196,26 @@ async fn forward(me: u64, leader: u64, addr: &str, metadata: &MetadataMap, req: 
     let mut client = peer_client(addr, FORWARD_TIMEOUT)
         .await
         .map_err(|e| Status::unavailable(format!("cannot reach the primary, node {leader} at {addr}: {e}; retry")))?;
-    client.purge(passed_on(me, metadata, req)).await.map_err(|status| {
-        // The primary may have committed the purge without us hearing back.
-        if status.code() == tonic::Code::Cancelled || status.message().contains("Timeout expired") {
-            Status::deadline_exceeded(format!(
-                "outcome unknown: the primary, node {leader}, did not answer within {FORWARD_TIMEOUT:?}; the purge may still take effect"
-            ))
-        } else {
-            status
-        }
-    })
+    client.purge(passed_on(me, metadata, req)).await.map_err(|status| lost_answer(status, leader))
+}
+
+/// The primary may have committed a passed-on call whose answer was lost
+/// (a timeout, a dropped connection): only the primary's own refusals,
+/// which end in "retry" when nothing was done, may be taken at their word.
+fn lost_answer(status: Status, leader: u64) -> Status {
+    let lost = match status.code() {
+        tonic::Code::Cancelled | tonic::Code::Unknown => true,
+        tonic::Code::Unavailable => !status.message().ends_with("retry"),
+        _ => status.message().contains("Timeout expired"),
+    };
+    if lost {
+        Status::deadline_exceeded(format!(
+            "outcome unknown: no answer from the primary, node {leader} ({}); the purge may still take effect",
+            status.message()
+        ))
+    } else {
+        status
+    }
 }
 
 impl AdminService {
@@ -336,5 +346,23 @@ impl proto::Admin for AdminService {
     async fn show_module(&self, request: Request<ShowModuleRequest>) -> Result<Response<ShowModuleReply>, Status> {
         self.admit(&request, "ShowModule")?;
         self.show(request.get_ref()).map(Response::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_answer_from_the_primary_is_an_unknown_outcome_but_its_refusals_are_not() {
+        let lost = lost_answer(Status::unavailable("transport error: connection reset"), 2);
+        assert_eq!(lost.code(), tonic::Code::DeadlineExceeded);
+        assert!(lost.message().starts_with("outcome unknown"), "{}", lost.message());
+        let timed_out = lost_answer(Status::cancelled("Timeout expired"), 2);
+        assert_eq!(timed_out.code(), tonic::Code::DeadlineExceeded);
+        let refused = lost_answer(Status::unavailable("no primary elected within 5s (is a majority of the nodes up?); retry"), 2);
+        assert_eq!(refused.code(), tonic::Code::Unavailable);
+        let not_found = lost_answer(Status::not_found("example.com/m@v1.0.0 is not in the catalog; nothing to purge"), 2);
+        assert_eq!(not_found.code(), tonic::Code::NotFound);
     }
 }
