@@ -182,6 +182,20 @@ fn ctl_shows_status_replication_and_modules_of_a_real_cluster() {
     assert_eq!(again.status, 200, "{}", again.summary());
     assert_eq!(origin.count(&a.url_path("zip")), 2, "fetched again after the purge: {:?}", origin.requests());
 
+    // `members list`: three voters, all in cluster.peers.
+    let members = ctl(&["members", "list", "--json"]);
+    ok(&members, "members list");
+    let members = members.json();
+    assert_eq!(members["peers_differ"], false, "{members}");
+    for (i, m) in members["members"].as_array().expect("members").iter().enumerate() {
+        assert_eq!(m["node_id"], i as u64 + 1, "{members}");
+        assert_eq!(m["membership"], "voter", "{members}");
+        assert_eq!(m["addr"], cluster.layout.member(i as u64 + 1).cluster.to_string(), "{members}");
+        assert_eq!(m["in_cluster_peers"], true, "{members}");
+    }
+    let table = ctl(&["members", "list"]);
+    assert!(table.success && table.stdout.contains("voter") && !table.stdout.contains("differs"), "{}", table.summary());
+
     // Wrong token, a gateway port: clear errors, exit status 1.
     let wrong = flotillactl(&all, Some("not-the-admin-token-0000"), &["status"]);
     assert_eq!(wrong.code, Some(1), "{}", wrong.summary());
@@ -204,6 +218,17 @@ fn ctl_shows_status_replication_and_modules_of_a_real_cluster() {
     let dead = down["members"].as_array().expect("members").iter().find(|m| m["node_id"] == follower).cloned().expect("the follower");
     assert_eq!(dead["reachable"], false, "{down}");
     assert_eq!(down["primary"], primary, "the primary keeps its quorum: {down}");
+
+    // Restarted with an edited cluster.peers, the node says at start-up that
+    // the raft membership is what counts, and `members list` shows the drift.
+    let edited = format!("{},4=127.0.0.1:9", cluster.layout.peers());
+    cluster.node_mut(follower).options_mut().env.push(("FLOTILLA_CLUSTER__PEERS".to_string(), edited));
+    cluster.node_mut(follower).restart();
+    cluster.node(follower).wait_for_log("differs from the raft membership", CONVERGE);
+    let addr = cluster.layout.member(follower).cluster.to_string();
+    let drift = flotillactl(&addr, Some(ADMIN_TOKEN), &["members", "list"]);
+    assert!(drift.success && drift.stdout.contains("not a member"), "{}", drift.summary());
+    assert!(drift.last_line().contains("cluster.peers differs from the raft membership"), "{}", drift.summary());
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! - `client`: reaching a node (first address that answers) and its errors.
 //! - `status`: `status` and `replication` (cluster health and lag).
 //! - `modules`: `modules list|show`.
+//! - `members`: `members list` (raft membership against cluster.peers).
 //! - `purge`: removing a version (asks first on a terminal).
 //! - `audit`: the audit log.
 //! - `warm`: prefetching versions through the primary's gateway.
@@ -16,6 +17,7 @@ mod audit;
 mod checkup;
 mod client;
 mod doctor;
+mod members;
 mod modules;
 mod output;
 mod purge;
@@ -90,6 +92,9 @@ enum Command {
     /// What the mirror holds.
     #[command(subcommand)]
     Modules(modules::ModulesCommand),
+    /// The cluster's members: raft voters and learners.
+    #[command(subcommand)]
+    Members(members::MembersCommand),
     /// Remove a module version from the cache of every node.
     ///
     /// Its .info, .mod and .zip leave the catalog at once (through raft); every
@@ -221,6 +226,7 @@ async fn run(cli: Cli) -> Result<Outcome> {
         Command::Status => status::status(&admin, cli.json).await,
         Command::Replication { watch, interval } => status::replication(&admin, cli.json, *watch, *interval).await,
         Command::Modules(command) => modules::run(&admin, cli.json, command).await,
+        Command::Members(command) => members::run(&admin, cli.json, command).await,
         Command::Purge { target, yes } => purge::purge(&admin, cli.json, target, *yes).await,
         Command::Warm { targets, file, gateway } => warm::warm(&admin, cli.json, targets, file, gateway.as_deref()).await,
         Command::Verify => verify::verify(&admin, cli.json).await,

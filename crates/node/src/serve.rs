@@ -108,6 +108,9 @@ async fn start_cluster(
     let peers = raft_cfg.peers.clone();
     let control = raft::ControlPlane::start(raft_cfg, store.catalog.db().clone()).await.context("cannot start the raft control plane")?;
     cluster::write_marker(store.data_dir(), &cluster_id)?;
+    if let Some(drift) = control.peers_drift() {
+        tracing::warn!("{drift}");
+    }
     let advertise_url = advertise_url(config);
     tracing::info!(node_id = config.node_id, ?peers, %advertise_url, "cluster mode");
     let (replicator, mut tasks) = replicator::Replicator::start(config.replication.clone(), store, control.clone(), stop.clone())

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use proto::v1::{ClusterStatusReply, FailingBlob, MemberStatus, NodeStatusReply, NodeStatusRequest};
+use proto::v1::{ClusterStatusReply, FailingBlob, MemberStatus, NodeStatusReply, NodeStatusRequest, RaftMember};
 use replicator::Lag;
 use tonic::metadata::MetadataMap;
 
@@ -48,6 +48,9 @@ impl AdminService {
                 status.last_applied = raft.last_applied.unwrap_or(0);
                 status.committed = raft.committed.unwrap_or(0);
                 status.voters = raft.voters;
+                status.raft_members =
+                    control.membership().into_iter().map(|(node_id, addr, voter)| RaftMember { node_id, addr, voter }).collect();
+                status.configured_peers = control.members();
                 status.queue_blobs = replication.queue.blobs;
                 status.queue_bytes = replication.queue.bytes;
                 status.queue_oldest_seconds = replication.queue.oldest_seconds;
