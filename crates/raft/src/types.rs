@@ -5,7 +5,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use store::CatalogOp;
+use store::{AuditRecord, CatalogOp};
 
 openraft::declare_raft_types!(
     /// Flotilla's openraft type configuration.
@@ -64,6 +64,9 @@ pub enum Command {
         node_id: u64,
         blobs: Vec<String>,
     },
+    /// An entry of the audit log: an admin call that changed (or tried to
+    /// change) the cluster. Kept under the index of its log entry.
+    Audit(AuditRecord),
 }
 
 /// What applying the log did that the blob replicator must react to.

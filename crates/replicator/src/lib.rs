@@ -15,7 +15,8 @@
 //!   what placement lacks, deletes blobs no entry references after a grace
 //!   period.
 //! - `scrub` re-hashes stored blobs at a bounded rate; a corrupt one is
-//!   quarantined by the store and queued again.
+//!   quarantined by the store and queued again. `verify` does a whole pass
+//!   on demand (`flotillactl verify`) and repairs before it answers.
 //! - `lag`: per-member missing blobs, reported in [`ReplicationStatus`].
 //! - `service` is the `flotilla.v1.Blobs` gRPC service on the cluster port.
 //! - `inner`: the state all of these share.
@@ -34,6 +35,7 @@ mod scrub;
 mod service;
 mod status;
 mod throttle;
+mod verify;
 mod workers;
 
 pub use config::{byte_size, parse_bytes, ReplicationConfig};
@@ -42,6 +44,7 @@ pub use queue::{Entry as QueueEntry, QueueStats};
 pub use replicator::Replicator;
 pub use service::CHUNK;
 pub use status::{BlobStatus, Lag, NodeLag, QueueStatus, QueuedBlob, ReplicationStatus};
+pub use verify::{Repair, VerifyReport};
 
 #[cfg(test)]
 mod gc_tests;

@@ -29,15 +29,16 @@ pub struct Download {
 /// The upstream proxies: cheap to clone, shared by every request.
 #[derive(Clone)]
 pub struct Upstream {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    public: Chain,
-    private_globs: String,
-    private: Option<Chain>,
-    http: Http,
-    flights: Group<(String, String, u64), Result<Fetched>>,
+pub(crate) struct Inner {
+    pub(crate) public: Chain,
+    pub(crate) private_globs: String,
+    pub(crate) private: Option<Chain>,
+    pub(crate) http: Http,
+    pub(crate) connect_timeout: std::time::Duration,
+    pub(crate) flights: Group<(String, String, u64), Result<Fetched>>,
 }
 
 impl Upstream {
@@ -53,7 +54,14 @@ impl Upstream {
         };
         let http = Http::new(&cfg)?;
         Ok(Upstream {
-            inner: Arc::new(Inner { public, private_globs: cfg.private.trim().to_string(), private, http, flights: Group::new() }),
+            inner: Arc::new(Inner {
+                public,
+                private_globs: cfg.private.trim().to_string(),
+                private,
+                http,
+                connect_timeout: cfg.connect_timeout,
+                flights: Group::new(),
+            }),
         })
     }
 

@@ -57,6 +57,15 @@ impl Http {
         Ok(Http { client, timeout: cfg.timeout, read_timeout: cfg.read_timeout })
     }
 
+    /// GETs `url` once (for `flotillactl doctor`): any HTTP answer means
+    /// DNS, TCP and TLS worked; the status, or the error with its causes.
+    pub async fn probe(&self, url: &str, timeout: Duration) -> std::result::Result<u16, String> {
+        match self.client.get(url).timeout(timeout).send().await {
+            Ok(resp) => Ok(resp.status().as_u16()),
+            Err(e) => Err(explain(e)),
+        }
+    }
+
     /// GETs `target` and reads the whole body, at most `limit` bytes, all
     /// within the metadata deadline.
     pub async fn fetch(&self, target: &Target, limit: u64) -> Result<Bytes> {
