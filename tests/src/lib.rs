@@ -3,7 +3,8 @@
 //! node processes that can be stopped, killed and restarted ([`node`]), the
 //! real `go` command in an isolated workspace ([`gocmd`]), a raw HTTP/1.1
 //! client that sends paths verbatim ([`http`]), a test checksum database
-//! ([`sumdb`]) and condition waits with deadlines ([`wait`]); and for the container suite, the Docker engine and
+//! ([`sumdb`]), an HTTPS server with an untrusted certificate ([`tls`]),
+//! `flotillactl` runs ([`ctl`]) and condition waits with deadlines ([`wait`]); and for the container suite, the Docker engine and
 //! a base image built without a registry ([`docker`]) and the repository's
 //! compose file brought up on a private network ([`compose`]).
 //!
@@ -27,6 +28,7 @@ pub mod modules;
 pub mod node;
 pub mod origin;
 pub mod sumdb;
+pub mod tls;
 pub mod wait;
 
 pub use gocmd::{GoEnv, GoOutput};

@@ -1,5 +1,29 @@
 //! `flotillactl`: administers a Flotilla cluster through the admin API
 //! (`flotilla.v1.Admin`) on the nodes' cluster port.
+//!
+//! - `client`: reaching a node (first address that answers) and its errors.
+//! - `status`: `status` and `replication` (cluster health and lag).
+//! - `modules`: `modules list|show`.
+//! - `members`: `members list` (raft membership against cluster.peers).
+//! - `purge`: removing a version (asks first on a terminal).
+//! - `audit`: the audit log.
+//! - `warm`: prefetching versions through the primary's gateway.
+//! - `verify`: every node re-hashes its blobs and repairs corrupt ones.
+//! - `doctor`: troubleshooting: the mirror (`checkup`), or this machine's
+//!   go settings (`doctor --client`).
+//! - `output`: tables and human-readable sizes and ages.
+
+mod audit;
+mod checkup;
+mod client;
+mod doctor;
+mod members;
+mod modules;
+mod output;
+mod purge;
+mod status;
+mod verify;
+mod warm;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,12 +31,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use proto::{AdminClient, PurgeRequest};
-use tonic::transport::Endpoint;
-use tonic::{Code, Request, Status};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::client::Admin;
 
 #[derive(Parser)]
 #[command(
@@ -20,20 +40,31 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
     version,
     about = "Administer a Flotilla cluster",
     long_about = "Administer a Flotilla cluster through the admin API on the nodes' cluster port (7000 by default).\n\n\
-                  Any node will do: calls that change the catalog are passed on to the primary. The nodes must \
-                  have admin.token_file set; give its content as FLOTILLA_ADMIN_TOKEN or --token-file."
+                  Any node will do: reads are answered by the node asked, calls that change the catalog are passed \
+                  on to the primary. The nodes must have admin.token_file set; give its content as \
+                  FLOTILLA_ADMIN_TOKEN or --token-file.",
+    after_help = "Examples:\n  \
+                  export FLOTILLA_CLUSTER=n1.example:7000,n2.example:7000,n3.example:7000\n  \
+                  export FLOTILLA_ADMIN_TOKEN=$(cat /etc/flotilla/admin-token)\n  \
+                  flotillactl status\n  \
+                  flotillactl replication --watch\n  \
+                  flotillactl modules list 'github.com/BurntSushi/*'\n  \
+                  flotillactl modules show github.com/BurntSushi/toml@v1.3.2\n  \
+                  flotillactl warm --file go.sum\n  \
+                  flotillactl purge github.com/BurntSushi/toml@v1.3.2\n  \
+                  flotillactl audit"
 )]
 struct Cli {
     /// Cluster addresses (host:port of the cluster port), comma-separated; tried in turn until one answers.
     #[arg(long, env = "FLOTILLA_CLUSTER", value_delimiter = ',', default_value = "127.0.0.1:7000", global = true)]
     cluster: Vec<String>,
-    /// The admin token (the content of the nodes' admin.token_file).
+    /// The admin token (one of the tokens in the nodes' admin.token_file).
     #[arg(long, env = "FLOTILLA_ADMIN_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
     /// Read the admin token from this file instead.
     #[arg(long, conflicts_with = "token", global = true)]
     token_file: Option<PathBuf>,
-    /// Print the answer as JSON instead of text.
+    /// Print the answer as JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
@@ -42,16 +73,125 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The cluster at a glance: every member, its role, indexes, gateway, lag and disk; the primary.
+    ///
+    /// Exits with status 2 when the cluster is degraded (a member unreachable,
+    /// no primary, a member behind), with the reason on the last line.
+    #[command(after_help = "Examples:\n  flotillactl status\n  flotillactl status --json | jq .primary")]
+    Status,
+    /// Replication lag: per node and overall, blobs and bytes behind, the oldest missing blob, failing pulls.
+    #[command(visible_alias = "lag", after_help = "Examples:\n  flotillactl replication\n  flotillactl lag --watch --interval 1s")]
+    Replication {
+        /// Refresh in place until interrupted (Ctrl-C); shows transfer throughput.
+        #[arg(long, short = 'w')]
+        watch: bool,
+        /// Time between refreshes with --watch.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        interval: Duration,
+    },
+    /// What the mirror holds.
+    #[command(subcommand)]
+    Modules(modules::ModulesCommand),
+    /// The cluster's members: raft voters and learners.
+    #[command(subcommand)]
+    Members(members::MembersCommand),
     /// Remove a module version from the cache of every node.
     ///
     /// Its .info, .mod and .zip leave the catalog at once (through raft); every
     /// node deletes the zip's blob after replication.purge_grace unless another
     /// version still references it. The next request for the version fetches
     /// it from upstream again.
+    ///
+    /// On a terminal it asks for confirmation first. If the answer does not
+    /// come in time the purge may or may not have happened: it is never
+    /// repeated on another node; `flotillactl audit` shows what happened.
+    #[command(after_help = "Examples:\n  flotillactl purge github.com/BurntSushi/toml@v1.3.2\n  \
+                            flotillactl purge --yes example.com/m@v1.0.0   # no question (scripts)")]
     Purge {
         /// The module version, as `module@version` (e.g. `github.com/BurntSushi/toml@v1.3.2`).
         target: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
+    /// Prefetch module versions into the mirror so CI never waits.
+    ///
+    /// Takes module@version arguments and files: a go.sum (every version in
+    /// it; `/go.mod`-only lines warm the .mod only), a go.mod (every
+    /// require), or any other file of module@version lines. Each version is
+    /// requested from the primary's gateway, which fetches it from upstream
+    /// once; versions the mirror already holds are skipped ("already
+    /// cached"), so a second run fetches nothing.
+    #[command(after_help = "Examples:\n  flotillactl warm github.com/BurntSushi/toml@v1.3.2 golang.org/x/text@v0.14.0\n  \
+                            flotillactl warm --file go.sum\n  \
+                            flotillactl warm --file go.mod --file extra-modules.txt")]
+    Warm {
+        /// Versions as module@version.
+        targets: Vec<String>,
+        /// A go.sum, go.mod or module@version-per-line file (repeatable).
+        #[arg(long, short = 'f')]
+        file: Vec<PathBuf>,
+        /// Fetch through this gateway URL instead of the primary's.
+        #[arg(long)]
+        gateway: Option<String>,
+    },
+    /// Every node re-hashes every zip blob it holds and repairs corrupt copies from a good one.
+    ///
+    /// A copy whose content does not match its sha256 is quarantined and
+    /// fetched again from a peer before the node answers. Exits with status
+    /// 2 when a node could not be verified, 1 when a copy could not be repaired.
+    #[command(after_help = "Examples:\n  flotillactl verify\n  flotillactl verify --json")]
+    Verify,
+    /// Troubleshoot the mirror, or (--client) this machine's go command.
+    ///
+    /// Without --client: every member reachable, a primary and a quorum,
+    /// clock skew between the nodes, free disk, each node's upstream proxies
+    /// (DNS, TCP, TLS and HTTP; an untrusted certificate names
+    /// upstream.ca_file), and a real module fetched through the primary with
+    /// its sha256 and h1: checked against the catalog (--module).
+    ///
+    /// With --client: reads `go env GOPROXY GONOPROXY GONOSUMDB GOPRIVATE
+    /// GOSUMDB GOFLAGS` and names every setting that keeps the go command
+    /// from using the mirror (or from checking what it downloads), with the
+    /// line that fixes it for bash, PowerShell, CMD and `go env -w`. The
+    /// mirror's URLs are the cluster's gateway URLs, or --mirror.
+    ///
+    /// Exits with status 2 when something needs fixing.
+    #[command(after_help = "Examples:\n  flotillactl doctor\n  flotillactl doctor --module golang.org/x/text@v0.14.0\n  \
+                            flotillactl doctor --client\n  \
+                            flotillactl doctor --client --mirror http://mirror.example.com:8080")]
+    Doctor {
+        /// Check the go command on this machine instead of the mirror.
+        #[arg(long)]
+        client: bool,
+        /// With --client: the mirror's URL(s) as clients use them, instead of the cluster's gateway URLs.
+        #[arg(long, requires = "client")]
+        mirror: Option<String>,
+        /// The module version fetched through the mirror as a round trip.
+        #[arg(long, default_value = "rsc.io/quote@v1.5.2", conflicts_with = "client")]
+        module: String,
+    },
+    /// Print a shell completion script (bash, zsh, fish, powershell).
+    #[command(after_help = "Examples:\n  \
+                            flotillactl completion bash > /etc/bash_completion.d/flotillactl\n  \
+                            flotillactl completion zsh > \"${fpath[1]}/_flotillactl\"\n  \
+                            flotillactl completion fish > ~/.config/fish/completions/flotillactl.fish\n  \
+                            flotillactl completion powershell >> $PROFILE")]
+    Completion { shell: clap_complete::Shell },
+    /// The audit log: every admin call that changed the cluster, who made it (admin token name) and how it ended.
+    #[command(after_help = "Examples:\n  flotillactl audit\n  flotillactl audit --limit 10 --json")]
+    Audit {
+        /// Show the newest this many records.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+}
+
+/// How a command ended when it did not fail outright.
+pub enum Outcome {
+    Ok,
+    /// The command worked but found the cluster unhealthy (exit status 2).
+    Degraded,
 }
 
 fn main() -> ExitCode {
@@ -64,7 +204,8 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Degraded) => ExitCode::from(2),
         Err(e) => {
             eprintln!("flotillactl: {e:#}");
             ExitCode::FAILURE
@@ -72,35 +213,28 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<()> {
-    let token = token(&cli)?;
-    match &cli.command {
-        Command::Purge { target } => {
-            let (module, version) = split_target(target)?;
-            let request = PurgeRequest { module: module.into(), version: version.into() };
-            let reply = call(&cli.cluster, &token, |mut client, req| async move { client.purge(req).await }, request).await?;
-            if cli.json {
-                let json = serde_json::json!({
-                    "module": module,
-                    "version": version,
-                    "zip_sha256": reply.zip_sha256,
-                    "index": reply.index,
-                    "primary": reply.primary,
-                    "grace_seconds": reply.grace_seconds,
-                });
-                println!("{json}");
-            } else {
-                println!("purged {module}@{version} (raft index {}, primary node {})", reply.index, reply.primary);
-                if !reply.zip_sha256.is_empty() {
-                    println!(
-                        "its zip blob {} is deleted on every node in {} s unless another version uses it",
-                        reply.zip_sha256, reply.grace_seconds
-                    );
-                }
-            }
-        }
+async fn run(cli: Cli) -> Result<Outcome> {
+    if let Command::Completion { shell } = &cli.command {
+        clap_complete::generate(*shell, &mut <Cli as clap::CommandFactory>::command(), "flotillactl", &mut std::io::stdout());
+        return Ok(Outcome::Ok);
     }
-    Ok(())
+    if let Command::Doctor { mirror: Some(mirror), .. } = &cli.command {
+        return doctor::client(None, cli.json, Some(mirror)).await;
+    }
+    let admin = Admin::new(&cli.cluster, token(&cli)?)?;
+    match &cli.command {
+        Command::Status => status::status(&admin, cli.json).await,
+        Command::Replication { watch, interval } => status::replication(&admin, cli.json, *watch, *interval).await,
+        Command::Modules(command) => modules::run(&admin, cli.json, command).await,
+        Command::Members(command) => members::run(&admin, cli.json, command).await,
+        Command::Purge { target, yes } => purge::purge(&admin, cli.json, target, *yes).await,
+        Command::Warm { targets, file, gateway } => warm::warm(&admin, cli.json, targets, file, gateway.as_deref()).await,
+        Command::Verify => verify::verify(&admin, cli.json).await,
+        Command::Completion { .. } => Ok(Outcome::Ok),
+        Command::Doctor { client: true, mirror, .. } => doctor::client(Some(&admin), cli.json, mirror.as_deref()).await,
+        Command::Doctor { module, .. } => checkup::doctor(&admin, cli.json, module).await,
+        Command::Audit { limit } => audit::audit(&admin, cli.json, *limit).await,
+    }
 }
 
 fn token(cli: &Cli) -> Result<String> {
@@ -119,65 +253,11 @@ fn token(cli: &Cli) -> Result<String> {
 }
 
 /// `module@version`, split at the last `@` (module paths never contain one).
-fn split_target(target: &str) -> Result<(&str, &str)> {
+pub fn split_target(target: &str) -> Result<(&str, &str)> {
     match target.rsplit_once('@') {
         Some((module, version)) if !module.is_empty() && !version.is_empty() => Ok((module, version)),
         _ => bail!("{target:?} is not module@version (e.g. github.com/BurntSushi/toml@v1.3.2)"),
     }
-}
-
-/// Sends one admin call to the first address that answers; a node that is
-/// down or has no primary is skipped.
-async fn call<T, R, F, Fut>(addrs: &[String], token: &str, rpc: F, message: T) -> Result<R>
-where
-    T: Clone,
-    F: Fn(AdminClient<tonic::transport::Channel>, Request<T>) -> Fut,
-    Fut: std::future::Future<Output = Result<tonic::Response<R>, Status>>,
-{
-    let mut failures = Vec::new();
-    for addr in addrs.iter().map(|a| a.trim()).filter(|a| !a.is_empty()) {
-        let url = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
-        let endpoint = Endpoint::from_shared(url).with_context(|| format!("{addr:?} is not a host:port address"))?;
-        let channel = match endpoint.connect_timeout(CONNECT_TIMEOUT).timeout(CALL_TIMEOUT).connect().await {
-            Ok(channel) => channel,
-            Err(e) => {
-                failures.push(format!("{addr}: cannot connect ({})", with_sources(&e)));
-                continue;
-            }
-        };
-        let mut request = Request::new(message.clone());
-        let bearer = format!("Bearer {token}").parse().context("the admin token is not valid in a header")?;
-        request.metadata_mut().insert("authorization", bearer);
-        match rpc(AdminClient::new(channel), request).await {
-            Ok(reply) => return Ok(reply.into_inner()),
-            Err(status) if status.code() == Code::Unavailable => failures.push(format!("{addr}: {}", status.message())),
-            Err(status) => bail!("{addr}: {}", explain(&status)),
-        }
-    }
-    if failures.is_empty() {
-        bail!("no cluster address given: set FLOTILLA_CLUSTER or --cluster to host:port of the nodes' cluster port");
-    }
-    bail!("no node could answer (check FLOTILLA_CLUSTER / --cluster):\n  {}", failures.join("\n  "))
-}
-
-/// An error and its causes, `outer: inner: innermost`.
-fn with_sources(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-fn explain(status: &Status) -> String {
-    // An HTTP server that is not a gRPC one (say, a node's gateway port)
-    // answers with a plain HTTP status, which tonic reports like this.
-    let not_grpc = status.code() == Code::Unimplemented || status.message().contains("while receiving response with status");
-    let hint = if not_grpc { " (is this the cluster port of a Flotilla node? the gateway port does not serve the admin API)" } else { "" };
-    format!("{}{hint}", status.message())
 }
 
 #[cfg(test)]

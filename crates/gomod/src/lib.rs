@@ -21,7 +21,7 @@ mod zipcheck;
 pub use error::{Error, Result};
 pub use hash::{go_sum_lines, h1_from_file_hashes, h1_go_mod};
 pub use info::{parse_info, Info};
-pub use modfile::go_mod_module_path;
+pub use modfile::{go_mod_module_path, go_mod_requires};
 pub use path::{escape_string, unescape_string, ModulePath};
 pub use pattern::{match_prefix_patterns, path_match};
 pub use request::{parse_request, Request, VersionRef, MAX_REQUEST_PATH};

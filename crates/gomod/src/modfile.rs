@@ -53,6 +53,36 @@ pub fn go_mod_module_path(data: &[u8]) -> Result<String> {
     found.ok_or_else(|| invalid("has no module directive".into()))
 }
 
+/// The `require` directives of a go.mod (one-line and `require ( … )`
+/// blocks), as (module path, version) in file order. Versions are returned
+/// as written; the caller checks them.
+pub fn go_mod_requires(data: &[u8]) -> Result<Vec<(String, String)>> {
+    let text = std::str::from_utf8(data).map_err(|e| invalid(format!("is not UTF-8 text (bad byte at offset {})", e.valid_up_to())))?;
+    let mut out = Vec::new();
+    let mut in_block: Option<bool> = None;
+    for (n, line) in text.lines().enumerate() {
+        let tokens = tokens(line, n + 1)?;
+        let require = match (in_block, tokens.as_slice()) {
+            (Some(_), [close, ..]) if close == ")" => {
+                in_block = None;
+                continue;
+            }
+            (Some(true), [path, version, ..]) => Some((path, version)),
+            (Some(_), _) => None,
+            (None, [verb, open]) if open == "(" => {
+                in_block = Some(verb == "require");
+                None
+            }
+            (None, [verb, path, version, ..]) if verb == "require" => Some((path, version)),
+            _ => None,
+        };
+        if let Some((path, version)) = require {
+            out.push((path.clone(), version.clone()));
+        }
+    }
+    Ok(out)
+}
+
 /// An open `verb (` block; only a `module` block's lines matter.
 struct Block {
     module: bool,
@@ -144,6 +174,16 @@ fn invalid(reason: String) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requires_are_read_from_lines_and_blocks() {
+        let go_mod = b"module example.com/app\n\ngo 1.21\n\nrequire golang.org/x/text v0.14.0 // indirect\n\
+                       require (\n\tgithub.com/BurntSushi/toml v1.3.2\n\t\"example.com/quoted\" v0.1.0 // indirect\n)\n\
+                       replace example.com/quoted => ../quoted\nexclude (\n\texample.com/bad v1.0.0\n)\n";
+        let requires = go_mod_requires(go_mod).unwrap();
+        let expected = [("golang.org/x/text", "v0.14.0"), ("github.com/BurntSushi/toml", "v1.3.2"), ("example.com/quoted", "v0.1.0")];
+        assert_eq!(requires, expected.map(|(p, v)| (p.to_string(), v.to_string())));
+    }
 
     fn path(text: &str) -> Result<String> {
         go_mod_module_path(text.as_bytes())

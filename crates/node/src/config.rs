@@ -28,12 +28,14 @@ pub struct Config {
 }
 
 /// `[admin]`: the admin API (`flotilla.v1.Admin`, used by `flotillactl`) on
-/// the cluster port.
+/// the cluster port, or on `listen` for a single node.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSection {
-    /// File holding the admin token; without it the admin API refuses every call.
+    /// File of `name:token` lines (or one bare token); without it the admin API refuses every call.
     pub token_file: Option<PathBuf>,
+    /// Where a single node serves the admin API (a cluster node uses its cluster port).
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -192,8 +194,11 @@ impl Config {
             if self.cluster.secret_file.is_none() {
                 bail!("cluster.secret_file is required when cluster.peers is set (the same secret on every node)");
             }
-        } else if self.admin.token_file.is_some() {
-            bail!("admin.token_file is set but cluster.peers is empty: the admin API is served on the cluster port, which a single node does not open");
+            if let Some(listen) = self.admin.listen {
+                bail!("admin.listen ({listen}) is for a single node: a cluster node serves the admin API on its cluster port; remove admin.listen");
+            }
+        } else if self.admin.token_file.is_some() && self.admin.listen.is_none() {
+            bail!("admin.token_file is set but admin.listen is not: a single node serves the admin API on admin.listen (e.g. \"127.0.0.1:7000\")");
         }
         Ok(())
     }
@@ -356,7 +361,16 @@ mod tests {
         let err = Config::load(None, env(&[("FLOTILLA_CLUSTER__PEERS", "n1:7000")])).unwrap_err().to_string();
         assert!(err.contains("1=host:7000"), "{err}");
         let err = Config::load(None, env(&[("FLOTILLA_ADMIN__TOKEN_FILE", "/etc/flotilla/admin-token")])).unwrap_err().to_string();
-        assert!(err.contains("admin.token_file") && err.contains("cluster port"), "{err}");
+        assert!(err.contains("admin.token_file") && err.contains("admin.listen"), "{err}");
+        let single = env(&[("FLOTILLA_ADMIN__TOKEN_FILE", "/etc/flotilla/admin-token"), ("FLOTILLA_ADMIN__LISTEN", "127.0.0.1:7000")]);
+        assert_eq!(Config::load(None, single).unwrap().admin.listen, Some("127.0.0.1:7000".parse().unwrap()));
+        let clustered = env(&[
+            ("FLOTILLA_CLUSTER__PEERS", "1=n1:7000"),
+            ("FLOTILLA_CLUSTER__SECRET_FILE", "/s"),
+            ("FLOTILLA_ADMIN__LISTEN", "127.0.0.1:7000"),
+        ]);
+        let err = Config::load(None, clustered).unwrap_err().to_string();
+        assert!(err.contains("remove admin.listen"), "{err}");
     }
 
     #[test]

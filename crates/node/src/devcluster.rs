@@ -60,7 +60,7 @@ pub fn run(args: DevClusterArgs) -> Result<()> {
     println!("\nUse it from Go with:\n  export GOPROXY=\"{}\"", urls.join("|"));
     let cluster_ports: Vec<String> = (1..=args.nodes).map(|i| format!("{}:{}", args.host, args.cluster_port + i - 1)).collect();
     println!(
-        "Administer it with:\n  export FLOTILLA_CLUSTER={} FLOTILLA_ADMIN_TOKEN=\"$(cat {})\"\n  flotillactl purge <module>@<version>",
+        "Administer it with:\n  export FLOTILLA_CLUSTER={} FLOTILLA_ADMIN_TOKEN=\"$(cat {})\"\n  flotillactl status\n  flotillactl purge <module>@<version>",
         cluster_ports.join(","),
         admin_token.display()
     );

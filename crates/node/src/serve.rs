@@ -44,12 +44,14 @@ async fn serve(config: Config) -> Result<()> {
     tracing::info!(upstream = %upstream.describe(), "upstream configured");
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let clustered = if config.cluster.peers.is_empty() { None } else { Some(start_cluster(&config, &store, stop_rx.clone()).await?) };
+    let clustered =
+        if config.cluster.peers.is_empty() { None } else { Some(start_cluster(&config, &store, &upstream, stop_rx.clone()).await?) };
     let cluster: Arc<dyn gateway::Cluster> = match &clustered {
         Some((raft, _)) => raft.clone(),
         None => gateway::Standalone::new(store.clone()),
     };
 
+    let single_admin = if clustered.is_none() { start_single_admin(&config, &store, &upstream, stop_rx.clone()).await? } else { None };
     let state = gateway::AppState::new(gateway_config(&config), store, upstream, cluster);
     let listener = TcpListener::bind(config.gateway.listen)
         .await
@@ -67,6 +69,9 @@ async fn serve(config: Config) -> Result<()> {
     let served = server.await.context("gateway server failed");
 
     let _ = stop_tx.send(true);
+    if let Some(task) = single_admin {
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
+    }
     if let Some((raft, tasks)) = clustered {
         for task in tasks {
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
@@ -85,24 +90,40 @@ type Clustered = (Arc<cluster::RaftCluster>, Vec<tokio::task::JoinHandle<()>>);
 /// Opens the raft control plane on the node's database, starts the blob
 /// replicator, serves the cluster port and keeps this node's gateway URL
 /// recorded through the primary.
-async fn start_cluster(config: &Config, store: &store::Store, stop: watch::Receiver<bool>) -> Result<Clustered> {
+async fn start_cluster(
+    config: &Config,
+    store: &Arc<store::Store>,
+    upstream: &upstream::Upstream,
+    stop: watch::Receiver<bool>,
+) -> Result<Clustered> {
     let raft_cfg = cluster::raft_config(config)?;
     // Read before anything starts, so a bad token file stops the node at once.
-    let token = config.admin.token_file.as_deref().map(|p| crate::config::read_secret_file(p, "admin.token_file")).transpose()?;
-    if token.is_none() {
-        tracing::info!("admin API disabled: no admin.token_file");
+    let tokens = config.admin.token_file.as_deref().map(admin::Tokens::load).transpose()?;
+    match &tokens {
+        None => tracing::info!("admin API disabled: no admin.token_file"),
+        Some(tokens) => tracing::info!(tokens = tokens.count(), "admin API enabled"),
     }
     let cluster_id = raft_cfg.cluster_id.clone();
     let addr = cluster::listen_addr(config, &raft_cfg)?;
     let peers = raft_cfg.peers.clone();
     let control = raft::ControlPlane::start(raft_cfg, store.catalog.db().clone()).await.context("cannot start the raft control plane")?;
     cluster::write_marker(store.data_dir(), &cluster_id)?;
+    if let Some(drift) = control.peers_drift() {
+        tracing::warn!("{drift}");
+    }
     let advertise_url = advertise_url(config);
     tracing::info!(node_id = config.node_id, ?peers, %advertise_url, "cluster mode");
     let (replicator, mut tasks) = replicator::Replicator::start(config.replication.clone(), store, control.clone(), stop.clone())
         .map_err(|e| anyhow::anyhow!("cannot start the blob replicator: {e}"))?;
-    let admin =
-        admin::AdminService::new(control.clone(), store.catalog.clone(), token, config.gateway.leader_wait, config.replication.purge_grace);
+    let admin = admin::AdminService::new(admin::AdminParts {
+        node: admin::Node::Cluster { control: control.clone(), replicator: replicator.clone() },
+        store: store.clone(),
+        upstream: upstream.clone(),
+        tokens,
+        leader_wait: config.gateway.leader_wait,
+        purge_grace: config.replication.purge_grace,
+        advertise_url: advertise_url.clone(),
+    });
     let grpc = {
         let (control, replicator, stop) = (control.clone(), replicator.clone(), stop.clone());
         tokio::spawn(async move {
@@ -115,6 +136,44 @@ async fn start_cluster(config: &Config, store: &store::Store, stop: watch::Recei
     tasks.push(grpc);
     tasks.push(tokio::spawn(raft.clone().announce_gateway_url(stop)));
     Ok((raft, tasks))
+}
+
+/// A single node's admin API on `admin.listen` (if set), served until
+/// `stop` turns true. A bad token file or a busy address stops start-up.
+async fn start_single_admin(
+    config: &Config,
+    store: &Arc<store::Store>,
+    upstream: &upstream::Upstream,
+    mut stop: watch::Receiver<bool>,
+) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(addr) = config.admin.listen else { return Ok(None) };
+    let tokens = config.admin.token_file.as_deref().map(admin::Tokens::load).transpose()?;
+    if tokens.is_none() {
+        tracing::info!("admin API refuses every call: no admin.token_file");
+    }
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (admin.listen)"))?;
+    tracing::info!(%addr, "admin API listening");
+    let service = admin::AdminService::new(admin::AdminParts {
+        node: admin::Node::Single { node_id: config.node_id, listen: addr.to_string() },
+        store: store.clone(),
+        upstream: upstream.clone(),
+        tokens,
+        leader_wait: config.gateway.leader_wait,
+        purge_grace: config.replication.purge_grace,
+        advertise_url: advertise_url(config),
+    });
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    Ok(Some(tokio::spawn(async move {
+        let served = tonic::transport::Server::builder()
+            .add_service(service.server())
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!("admin API failed: {e}");
+        }
+    })))
 }
 
 /// `gateway.advertise_url`, or `http://<listen address>` with the host name

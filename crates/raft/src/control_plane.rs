@@ -95,6 +95,38 @@ impl ControlPlane {
         })
     }
 
+    /// The last `limit` records of the audit log, oldest first.
+    pub fn audit(&self, limit: usize) -> Result<Vec<crate::AuditRecord>, store::Error> {
+        self.inner.state.audit(limit)
+    }
+
+    /// The raft membership as this node knows it: every member's id, cluster
+    /// address, and whether it votes (else it is a learner).
+    pub fn membership(&self) -> Vec<(u64, String, bool)> {
+        let metrics = self.inner.raft.metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+        membership.nodes().map(|(id, node)| (*id, node.addr.clone(), voters.contains(id))).collect()
+    }
+
+    /// How `cluster.peers` differs from the raft membership, which is what
+    /// counts once the cluster has formed; `None` when they agree (or the
+    /// membership is not known yet).
+    pub fn peers_drift(&self) -> Option<String> {
+        let membership: BTreeMap<u64, String> = self.membership().into_iter().map(|(id, addr, _)| (id, addr)).collect();
+        if membership.is_empty() || membership == self.inner.cfg.peers {
+            return None;
+        }
+        let list = |m: &BTreeMap<u64, String>| m.iter().map(|(id, addr)| format!("{id}={addr}")).collect::<Vec<_>>().join(", ");
+        Some(format!(
+            "cluster.peers ({}) differs from the raft membership ({}); the membership is what counts and editing cluster.peers \
+             does not change it: `flotillactl members list` shows it (use the same cluster.peers on every node)",
+            list(&self.inner.cfg.peers),
+            list(&membership)
+        ))
+    }
+
     /// Ids of every configured cluster member.
     pub fn members(&self) -> Vec<u64> {
         self.inner.cfg.peers.keys().copied().collect()

@@ -31,6 +31,7 @@ pub use error::{Error, ProposeError};
 pub use network::ClusterAuth;
 pub use peer_conn::PeerConn;
 pub use status::{RaftStatus, Role};
+pub use store::AuditRecord;
 pub use types::{Applied, ClusterNode, Command, StateEvent};
 
 /// openraft's storage traits as implemented here, for openraft's

@@ -12,6 +12,7 @@
 //! 0xFF "membership"            → JSON StoredMembership
 //! 0xFF "node/" <u64be node id> → announced gateway URL (UTF-8)
 //! 0xFF "blob/" <sha256 hex> "/" <u64be node id> → empty: placement
+//! 0xFF "audit/" <u64be log index> → JSON AuditRecord (the audit log)
 //! ```
 //!
 //! Each applied entry that references a zip, and each installed snapshot, is
@@ -31,7 +32,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use openraft::storage::RaftStateMachine;
 use openraft::{AnyError, EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
-use store::{Catalog, Db, DbOp, Pending, Sha256, CF_CATALOG, CF_RAFT_META, PART_ZIP};
+use store::{AuditRecord, Catalog, Db, DbOp, Pending, Sha256, CF_CATALOG, CF_RAFT_META, PART_ZIP};
 
 use crate::codec::{from_json, read_err, to_json};
 use crate::snapshot::{self, PairReader};
@@ -125,6 +126,11 @@ impl StateMachine {
     pub fn gateway_url(&self, node_id: u64) -> Result<Option<String>, store::Error> {
         let url = self.db.get(CF_CATALOG, &node_key(node_id))?;
         Ok(url.map(|u| String::from_utf8_lossy(&u).into_owned()))
+    }
+
+    /// The last `limit` audit records, oldest first.
+    pub fn audit(&self, limit: usize) -> Result<Vec<AuditRecord>, store::Error> {
+        store::read_audit(&self.db, limit)
     }
 
     /// Index of the last entry applied to the catalog.
@@ -339,6 +345,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     for sha256 in &blobs {
                         ops.push(DbOp::Delete { cf: CF_CATALOG, key: placement_key(sha256, node_id) });
                     }
+                }
+                EntryPayload::Normal(Command::Audit(record)) => {
+                    ops.push(store::audit_op(entry.log_id.index, &record).map_err(read_err)?);
                 }
                 EntryPayload::Membership(m) => membership = Some(StoredMembership::new(Some(entry.log_id), m)),
             }

@@ -5,7 +5,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use store::{CatalogOp, Sha256};
+use store::{AuditRecord, CatalogOp, Sha256};
 
 openraft::declare_raft_types!(
     /// Flotilla's openraft type configuration.
@@ -65,6 +65,9 @@ pub enum Command {
         node_id: u64,
         blobs: Vec<Sha256>,
     },
+    /// An entry of the audit log: an admin call that changed (or tried to
+    /// change) the cluster. Kept under the index of its log entry.
+    Audit(AuditRecord),
 }
 
 /// What applying the log did that the blob replicator must react to.

@@ -50,6 +50,9 @@ pub enum Error {
     Report(String),
     #[error(transparent)]
     Propose(#[from] raft::ProposeError),
+    /// A corrupt copy on a single node, which has no peer to repair it from.
+    #[error("quarantined; a single node has no peer to copy from: the next request for it fetches it from upstream again")]
+    NoPeer,
 }
 
 impl Error {

@@ -15,7 +15,8 @@
 //!   what placement lacks, deletes blobs no entry references after a grace
 //!   period.
 //! - `scrub` re-hashes stored blobs at a bounded rate; a corrupt one is
-//!   quarantined by the store and queued again.
+//!   quarantined by the store and queued again. `verify` does a whole pass
+//!   on demand (`flotillactl verify`) and repairs before it answers.
 //! - `lag`: per-member missing blobs, reported in `api::ReplicationStatus`
 //!   (the status types live in crate `api`, which the gateway reads too).
 //! - `service` is the `flotilla.v1.Blobs` gRPC service on the cluster port.
@@ -34,6 +35,7 @@ mod replicator;
 mod scrub;
 mod service;
 mod throttle;
+mod verify;
 mod workers;
 
 pub use config::{byte_size, parse_bytes, ReplicationConfig};
@@ -41,6 +43,7 @@ pub use error::{Error, Result};
 pub use queue::{Entry as QueueEntry, QueueStats};
 pub use replicator::Replicator;
 pub use service::CHUNK;
+pub use verify::{Repair, VerifyReport};
 
 #[cfg(test)]
 mod gc_tests;

@@ -160,6 +160,16 @@ impl Queue {
         self.state.lock().entries.keys().copied().collect()
     }
 
+    /// Queued blobs whose last pull failed, oldest first, at most `limit`.
+    pub fn failing(&self, limit: usize) -> Vec<(Sha256, Entry)> {
+        let state = self.state.lock();
+        let mut out: Vec<(Sha256, Entry)> =
+            state.entries.iter().filter(|(_, e)| e.attempts > 0).map(|(sha, e)| (*sha, e.clone())).collect();
+        out.sort_by_key(|(_, e)| e.enqueued_ms);
+        out.truncate(limit);
+        out
+    }
+
     pub fn stats(&self) -> QueueStats {
         let state = self.state.lock();
         let mut stats = QueueStats::default();

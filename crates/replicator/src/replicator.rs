@@ -149,6 +149,18 @@ impl Replicator {
         BlobStatus { sha256: sha.to_hex(), local: size.is_some(), size, nodes: inner.control.placement(sha), queued }
     }
 
+    /// Re-hashes every referenced local blob now and repairs each corrupt
+    /// copy from a peer before answering (`flotillactl verify`).
+    pub async fn verify(&self) -> Result<crate::VerifyReport> {
+        crate::verify::verify(&self.inner).await
+    }
+
+    /// Queued blobs whose last pull failed (oldest first, at most `limit`),
+    /// with their last error, for `flotillactl replication`.
+    pub fn failing(&self, limit: usize) -> Vec<(Sha256, crate::QueueEntry)> {
+        self.inner.queue.failing(limit)
+    }
+
     /// Replication facts for `/api/v1/status` (`cluster.replication`).
     pub fn status(&self) -> ReplicationStatus {
         let inner = &self.inner;

@@ -340,6 +340,23 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Every version the catalog holds any part of, in key order (escaped
+    /// module path, then escaped version), for `flotillactl modules`.
+    pub fn all_versions(&self) -> Result<Vec<(ModulePath, Version)>> {
+        let mut out: Vec<(ModulePath, Version)> = Vec::new();
+        for (key, _) in self.db.scan_prefix(CF_CATALOG, b"v\0")? {
+            let Some((module, version, _)) = split_version_key(&key) else { continue };
+            let key_text = String::from_utf8_lossy(&key).into_owned();
+            let decode = |reason: String| Error::Decode { key: key_text.clone(), reason };
+            let module = ModulePath::from_escaped(&module).map_err(|e| decode(e.to_string()))?;
+            let version = Version::from_escaped(&version).map_err(|e| decode(e.to_string()))?;
+            if out.last() != Some(&(module.clone(), version.clone())) {
+                out.push((module, version));
+            }
+        }
+        Ok(out)
+    }
+
     /// Every zip the catalog references, for anti-entropy and scrub.
     pub fn all_zips(&self) -> Result<Vec<(ModulePath, Version, ZipRef)>> {
         let mut out = Vec::new();

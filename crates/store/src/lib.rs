@@ -4,12 +4,14 @@
 //! The catalog is changed only through [`CatalogOp`]s so that the same
 //! operations can later be applied by the raft state machine on every node.
 
+mod audit;
 mod blobs;
 mod catalog;
 mod db;
 mod error;
 mod sha;
 
+pub use audit::{append_audit, audit_op, read_audit, AuditRecord};
 pub use blobs::{BlobContent, BlobStats, BlobStore, FileStamp, OpenBlob, TempBlob};
 pub use catalog::{
     Catalog, CatalogOp, LatestRecord, ListRecord, Pending, Plan, SumdbHead, VersionParts, ZipRef, PART_INFO, PART_MOD, PART_ZIP,

@@ -28,14 +28,15 @@ pub struct Download {
 /// The upstream proxies: cheap to clone, shared by every request.
 #[derive(Clone)]
 pub struct Upstream {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    public: Chain,
-    private_globs: String,
-    private: Option<Chain>,
-    http: Http,
+pub(crate) struct Inner {
+    pub(crate) public: Chain,
+    pub(crate) private_globs: String,
+    pub(crate) private: Option<Chain>,
+    pub(crate) http: Http,
+    pub(crate) connect_timeout: std::time::Duration,
 }
 
 impl Upstream {
@@ -50,7 +51,15 @@ impl Upstream {
             list => Some(Chain::parse("upstream.private_proxies", list)?),
         };
         let http = Http::new(&cfg)?;
-        Ok(Upstream { inner: Arc::new(Inner { public, private_globs: cfg.private.trim().to_string(), private, http }) })
+        Ok(Upstream {
+            inner: Arc::new(Inner {
+                public,
+                private_globs: cfg.private.trim().to_string(),
+                private,
+                http,
+                connect_timeout: cfg.connect_timeout,
+            }),
+        })
     }
 
     /// Streams `<base>/<module>/<suffix>` into `sink`, at most `limit` bytes

@@ -57,6 +57,13 @@ impl Http {
         Ok(Http { client, timeout: cfg.timeout, read_timeout: cfg.read_timeout })
     }
 
+    /// GETs `url` once (for `flotillactl doctor`): any HTTP answer means
+    /// DNS, TCP and TLS worked; the status, or the client's error
+    /// ([`explain`] says it with its causes).
+    pub async fn probe(&self, url: &str, timeout: Duration) -> std::result::Result<u16, reqwest::Error> {
+        Ok(self.client.get(url).timeout(timeout).send().await?.status().as_u16())
+    }
+
     /// GETs `target` and reads the whole body, at most `limit` bytes, all
     /// within the metadata deadline.
     pub async fn fetch(&self, target: &Target, limit: u64) -> Result<Bytes> {
@@ -173,7 +180,7 @@ fn transport(e: reqwest::Error, target: &Target) -> Error {
 
 /// reqwest's message repeats the URL, credentials included; its sources say
 /// what actually failed (refused, TLS, reset), so show those instead.
-fn explain(e: reqwest::Error) -> String {
+pub(crate) fn explain(e: reqwest::Error) -> String {
     let e = e.without_url();
     let mut parts = vec![e.to_string()];
     let mut source = e.source();

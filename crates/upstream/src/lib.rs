@@ -9,9 +9,11 @@ mod client;
 mod config;
 mod error;
 mod http;
+mod probe;
 mod singleflight;
 
 pub use client::{Download, Fetched, Upstream};
 pub use config::{Config, DEFAULT_PROXIES};
 pub use error::{Error, Result};
+pub use probe::Probe;
 pub use singleflight::Group;
