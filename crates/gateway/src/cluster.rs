@@ -148,3 +148,32 @@ impl Cluster for Standalone {
         ClusterStatus::Standalone
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+
+    use super::*;
+
+    #[test]
+    fn cluster_errors_become_503_with_retry_after_or_500() {
+        let cases = [
+            (ClusterError::NotPrimary { leader: Some(2) }, StatusCode::SERVICE_UNAVAILABLE, Some(1), "primary now: node 2"),
+            (ClusterError::Timeout { after: Duration::from_secs(5) }, StatusCode::SERVICE_UNAVAILABLE, Some(2), "within 5s"),
+            (
+                ClusterError::TooFewCopies { held: 1, want: 2, waited: Duration::from_secs(3) },
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(2),
+                "stored on 1 node(s) but replication.min_copies is 2",
+            ),
+            (ClusterError::Unavailable("no primary known".into()), StatusCode::SERVICE_UNAVAILABLE, Some(1), "no primary known"),
+            (ClusterError::Fatal("stopped".into()), StatusCode::INTERNAL_SERVER_ERROR, None, "raft failed: stopped"),
+        ];
+        for (error, status, retry_after, says) in cases {
+            let api = ApiError::from(error);
+            assert_eq!((api.status, api.retry_after), (status, retry_after), "{}", api.message);
+            assert!(api.message.contains(says), "{:?} does not say {says:?}", api.message);
+            assert!(!api.message.contains('\n'), "one line: {:?}", api.message);
+        }
+    }
+}
