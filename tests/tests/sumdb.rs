@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use harness::cluster::{write_secret, Cluster, ClusterOptions};
+use harness::cluster::{get_following, write_secret, Cluster, ClusterOptions};
 use harness::ctl::{flotillactl, ADMIN_TOKEN};
 use harness::modules::build_zip;
 use harness::{sha256_hex, wait_for, wait_until, GoEnv, ModuleSet, Node, NodeOptions, Origin, Program, SumdbServer, Tamper};
@@ -391,4 +391,60 @@ fn verify_sumdb_reports_cached_versions_the_database_contradicts_and_doctor_chec
     assert!(c["detail"].as_str().unwrap().contains("UNREACHABLE") && c["detail"].as_str().unwrap().contains("records"), "{c}");
     let table = ctl(&["doctor", "--module", &beta.spec()]);
     assert!(table.stdout.contains("PROBLEM checksum database sumdb.test: UNREACHABLE"), "{}", table.summary());
+}
+
+/// On a cluster: a tampered zip asked of a follower is refused by the
+/// primary, and the security event reaches every node's audit log through
+/// raft; `verify --sumdb` and doctor's database check asked of a follower
+/// are answered by the primary.
+#[test]
+fn cluster_audits_sumdb_security_events_through_raft_and_followers_pass_sumdb_checks_on() {
+    let set = ModuleSet::standard();
+    let db = SumdbServer::start(&set, FILLER);
+    let origin = Origin::start(set.clone());
+    let alpha = set.get("example.com/alpha", "v1.1.0");
+    let beta = set.get("example.com/beta", "v1.0.0");
+    let files = vec![("go.mod".to_string(), alpha.go_mod.clone()), ("alpha.go".to_string(), b"package alpha\n\nconst Evil = 3\n".to_vec())];
+    origin.tamper(&alpha.url_path("zip"), Tamper::Body(build_zip(&alpha.path, &alpha.version, &files)));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token_file = write_secret(dir.path(), "admin.token", ADMIN_TOKEN).display().to_string();
+    let cluster = Cluster::start(
+        &origin.url(),
+        ClusterOptions {
+            config: Some(db.node_config()),
+            env: vec![("FLOTILLA_ADMIN__TOKEN_FILE", token_file.as_str())],
+            ..Default::default()
+        },
+    );
+    let (primary, _) = cluster.wait_converged(&[1, 2, 3], CONVERGE);
+    let follower = cluster.others(primary)[0];
+    let admin_of = |id: u64| cluster.layout.member(id).cluster.to_string();
+
+    let ok = get_following(&format!("{}{}", cluster.url(primary), beta.url_path("zip"))).expect("GET beta");
+    assert_eq!(ok.status, 200, "{}", ok.summary());
+    let refused = get_following(&format!("{}{}", cluster.url(follower), alpha.url_path("zip"))).expect("GET alpha");
+    assert_eq!(refused.status, 502, "{}", refused.summary());
+
+    for id in cluster.ids() {
+        let mut audit = serde_json::Value::Null;
+        let recorded = wait_until(CONVERGE, || {
+            audit = flotillactl(&admin_of(id), Some(ADMIN_TOKEN), &["audit", "--json"]).json();
+            audit["entries"].as_array().is_some_and(|e| {
+                e.iter().any(|e| e["action"] == "sumdb-mismatch" && e["target"] == alpha.spec().as_str() && e["via"] == primary)
+            })
+        });
+        assert!(recorded, "node {id}'s audit log lacks the security event: {audit}");
+    }
+
+    let ctl = |args: &[&str]| flotillactl(&admin_of(follower), Some(ADMIN_TOKEN), args);
+    let verified = ctl(&["verify", "--sumdb", "--json"]);
+    assert_eq!(verified.code, Some(0), "{}", verified.summary());
+    let report = verified.json();
+    assert_eq!((report["matched"].as_u64(), report["mismatched"].as_u64()), (Some(1), Some(0)), "{report}");
+    let audit = ctl(&["audit", "--json"]).json();
+    let run = audit["entries"].as_array().and_then(|e| e.iter().find(|e| e["action"] == "verify-sumdb").cloned());
+    assert_eq!(run.map(|r| r["via"].clone()), Some(serde_json::json!(follower)), "{audit}");
+    let doctor = ctl(&["doctor", "--json", "--module", &beta.spec()]).json();
+    let check = doctor["checks"].as_array().and_then(|c| c.iter().find(|c| c["check"] == "checksum database sumdb.test").cloned());
+    assert_eq!(check.as_ref().map(|c| c["ok"].clone()), Some(serde_json::json!(true)), "{doctor}");
 }
