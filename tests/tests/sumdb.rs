@@ -163,7 +163,12 @@ fn tree_size(node: &Node) -> Option<u64> {
 fn grown_database_is_accepted_and_forked_database_is_refused_and_reported() {
     let set = ModuleSet::standard();
     let mut db = SumdbServer::start(&set, FILLER);
-    let (_origin, node) = mirror(&set, &db, |o| o.env("FLOTILLA_CACHE__LIST_TTL", "1s"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token_file = write_secret(dir.path(), "admin.token", ADMIN_TOKEN).display().to_string();
+    let admin = format!("127.0.0.1:{}", harness::node::free_port());
+    let (_origin, node) = mirror(&set, &db, |o| {
+        o.env("FLOTILLA_CACHE__LIST_TTL", "1s").env("FLOTILLA_ADMIN__TOKEN_FILE", &token_file).env("FLOTILLA_ADMIN__LISTEN", &admin)
+    });
     let go = go_with_sumdb(&node.url(), &db);
     go.write_file("go.mod", "module example.com/app\n\ngo 1.18\n");
     go.mod_download(&["example.com/alpha@v1.0.0"]);
@@ -186,6 +191,14 @@ fn grown_database_is_accepted_and_forked_database_is_refused_and_reported() {
     });
     assert!(metric(&node, "flotilla_sumdb_mismatch_total{db=\"sumdb.test\",kind=\"fork\"}"), "no fork metric");
     node.wait_for_log("forked", Duration::from_secs(5));
+    let mut audit = serde_json::Value::Null;
+    let recorded = wait_until(Duration::from_secs(10), || {
+        audit = flotillactl(&admin, Some(ADMIN_TOKEN), &["audit", "--json"]).json();
+        audit["entries"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["action"] == "sumdb-fork" && e["target"] == "sumdb.test" && e["who"] == "flotilla"))
+    });
+    assert!(recorded, "no sumdb-fork audit entry: {audit}");
 
     let fresh = go_with_sumdb(&node.url(), &db);
     fresh.write_file("go.mod", "module example.com/app\n\ngo 1.18\n");

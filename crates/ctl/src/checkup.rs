@@ -132,6 +132,11 @@ async fn sumdb(admin: &Admin, checks: &mut Vec<Check>) {
             return;
         }
     };
+    if reply.databases.is_empty() {
+        let detail = "none configured (sumdb = []): fetched versions are not checked against a checksum database; \
+                      configure a [[sumdb]] table (sum.golang.org is the default)";
+        checks.push(Check { name: "checksum databases".into(), ok: true, detail: detail.into() });
+    }
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     for db in &reply.databases {
         let head = match db.verified_at_ms {
