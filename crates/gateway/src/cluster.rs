@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use store::{CatalogOp, Sha256, Store, ZipRef};
+use store::{AuditRecord, CatalogOp, Sha256, Store, ZipRef};
 
 use crate::ApiError;
 
@@ -31,6 +31,10 @@ pub trait Cluster: Send + Sync + 'static {
     /// locally before this resolves. Parts of a version the catalog already
     /// records stay as they are (first writer wins): read them back.
     fn commit(&self, op: CatalogOp) -> BoxFuture<'_, Result<(), ApiError>>;
+
+    /// Records `record` (a security event) in the audit log: through raft
+    /// on a cluster, in the node's own catalog on a single node.
+    fn audit(&self, record: AuditRecord) -> BoxFuture<'_, Result<(), ApiError>>;
 
     /// Waits up to `timeout` for a primary to exist, then returns the role.
     fn wait_for_primary(&self, timeout: Duration) -> BoxFuture<'_, Role>;
@@ -86,6 +90,13 @@ impl Cluster for Standalone {
     fn commit(&self, op: CatalogOp) -> BoxFuture<'_, Result<(), ApiError>> {
         Box::pin(async move {
             self.store.catalog.apply(&op)?;
+            Ok(())
+        })
+    }
+
+    fn audit(&self, record: AuditRecord) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            store::append_audit(self.store.catalog.db(), &record)?;
             Ok(())
         })
     }

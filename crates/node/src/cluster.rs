@@ -130,6 +130,12 @@ impl gateway::Cluster for RaftCluster {
         })
     }
 
+    fn audit(&self, record: store::AuditRecord) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            self.control.propose(Command::Audit(record), COMMIT_TIMEOUT).await.map(|_| ()).map_err(|e| ApiError::internal(e.to_string()))
+        })
+    }
+
     fn wait_for_primary(&self, timeout: Duration) -> BoxFuture<'_, Role> {
         Box::pin(async move {
             let deadline = tokio::time::Instant::now() + timeout;
