@@ -12,6 +12,10 @@ use harness::{wait_until, ModuleSet, Node, NodeOptions, Origin};
 const CONVERGE: Duration = Duration::from_secs(20);
 const OTHER_TOKEN: &str = "ci-bot-token-abcdef0123456789";
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_millis() as u64
+}
+
 fn ok(run: &CtlRun, what: &str) {
     assert!(run.success, "{what}: {}", run.summary());
 }
@@ -280,8 +284,10 @@ fn ctl_works_against_a_single_node_on_admin_listen() {
     assert!(status.last_line().starts_with("healthy: 1 of 1 members reachable"), "{}", status.summary());
     let me = ctl(&["status", "--json"]).json()["members"][0]["node_id"].clone();
 
+    let before_ms = now_ms();
     let warmed = ctl(&["warm", &v.spec()]);
     ok(&warmed, "warm");
+    let after_ms = now_ms();
     assert!(warmed.stdout.contains("1 fetched"), "{}", warmed.summary());
     let again = ctl(&["warm", &v.spec()]);
     assert!(again.success && again.stdout.contains("0 fetched (0 B), 1 already cached"), "{}", again.summary());
@@ -289,6 +295,16 @@ fn ctl_works_against_a_single_node_on_admin_listen() {
     let shown = ctl(&["modules", "show", &v.spec(), "--json"]).json();
     assert_eq!(shown["versions"][0]["zip"]["holders"], serde_json::json!([me]), "{shown}");
     assert_eq!(shown["versions"][0]["zip"]["sha256"], v.zip_sha256(), "{shown}");
+    // When the zip was fetched from upstream, recorded at fill time.
+    let fetched = shown["versions"][0]["zip"]["fetched_at_ms"].as_u64().unwrap_or_else(|| panic!("no fetch time: {shown}"));
+    assert!((before_ms..=after_ms).contains(&fetched), "fetched at {fetched}, warmed between {before_ms} and {after_ms}: {shown}");
+    let table = ctl(&["modules", "show", &v.spec()]);
+    let line = table.stdout.lines().find(|l| l.contains("zip fetched")).unwrap_or_else(|| panic!("{}", table.summary()));
+    assert!(line.contains(shown["versions"][0]["zip"]["fetched"].as_str().expect("RFC 3339 fetch time")), "{}", table.summary());
+    // verify --sumdb without a checksum database says what to do.
+    let no_db = ctl(&["verify", "--sumdb"]);
+    assert_eq!(no_db.code, Some(1), "{}", no_db.summary());
+    assert!(no_db.stderr.contains("no checksum database is configured") && no_db.stderr.contains("[[sumdb]]"), "{}", no_db.summary());
 
     // Corrupt: verify quarantines it; with no peer, the next request refetches it.
     let blob = node.blob_path(&v.zip_sha256());
@@ -388,6 +404,8 @@ fn doctor_names_upstream_ca_file_for_an_untrusted_certificate() {
     }
     let round_trip = format!("ok      round trip {}: fetched through node {primary}", v.spec());
     assert!(run.stdout.contains(&round_trip) && run.stdout.contains("sha256 and h1:"), "{}", run.summary());
+    // The harness runs nodes without a checksum database: doctor says so (not counted as a problem).
+    assert!(run.stdout.contains("ok      checksum databases: none configured (sumdb = [])"), "{}", run.summary());
     assert!(run.last_line().starts_with("3 problem(s) found"), "{}", run.summary());
 
     let json = flotillactl(&all, Some(ADMIN_TOKEN), &["doctor", "--module", &v.spec(), "--json"]);

@@ -7,9 +7,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use harness::cluster::{Cluster, ClusterOptions};
+use harness::cluster::{get_following, write_secret, Cluster, ClusterOptions};
+use harness::ctl::{flotillactl, ADMIN_TOKEN};
 use harness::modules::build_zip;
-use harness::{sha256_hex, wait_for, GoEnv, ModuleSet, Node, NodeOptions, Origin, Program, SumdbServer, Tamper};
+use harness::{sha256_hex, wait_for, wait_until, GoEnv, ModuleSet, Node, NodeOptions, Origin, Program, SumdbServer, Tamper};
 
 /// Made-up records before the test modules' ones, so the log has full tiles.
 const FILLER: usize = 300;
@@ -91,7 +92,10 @@ fn go_command_builds_and_verifies_through_mirror_and_database_sees_each_tile_onc
 fn tampered_zip_at_upstream_is_refused_with_both_hashes_and_nothing_is_stored() {
     let set = ModuleSet::standard();
     let db = SumdbServer::start(&set, FILLER);
-    let (origin, node) = mirror(&set, &db, |o| o);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token_file = write_secret(dir.path(), "admin.token", ADMIN_TOKEN).display().to_string();
+    let admin = format!("127.0.0.1:{}", harness::node::free_port());
+    let (origin, node) = mirror(&set, &db, |o| o.env("FLOTILLA_ADMIN__TOKEN_FILE", &token_file).env("FLOTILLA_ADMIN__LISTEN", &admin));
     let v = set.get("example.com/alpha", "v1.0.0");
     let files = vec![("go.mod".to_string(), v.go_mod.clone()), ("alpha.go".to_string(), b"package alpha\n\nconst Evil = 1\n".to_vec())];
     let tampered = build_zip(&v.path, &v.version, &files);
@@ -129,6 +133,20 @@ fn tampered_zip_at_upstream_is_refused_with_both_hashes_and_nothing_is_stored() 
     assert!(status.contains("\"blobs\""), "{status}");
     assert!(metric(&node, "flotilla_sumdb_mismatch_total{db=\"sumdb.test\",kind=\"checksum\"}"), "no mismatch metric");
     node.wait_for_log("security_event", Duration::from_secs(5));
+    // …and in the audit log (through the catalog), by the mirror itself.
+    let mut audit = serde_json::Value::Null;
+    let recorded = wait_until(Duration::from_secs(10), || {
+        audit = flotillactl(&admin, Some(ADMIN_TOKEN), &["audit", "--json"]).json();
+        audit["entries"].as_array().is_some_and(|e| {
+            e.iter().any(|e| {
+                e["action"] == "sumdb-mismatch"
+                    && e["who"] == "flotilla"
+                    && e["target"] == v.spec().as_str()
+                    && e["result"].as_str().is_some_and(|r| r.contains(&tampered_h1) && r.contains(&real_h1))
+            })
+        })
+    });
+    assert!(recorded, "no sumdb-mismatch audit entry for {}: {audit}", v.spec());
 
     origin.untamper(&v.url_path("zip"));
     let ok = go_with_sumdb(&node.url(), &db);
@@ -145,7 +163,12 @@ fn tree_size(node: &Node) -> Option<u64> {
 fn grown_database_is_accepted_and_forked_database_is_refused_and_reported() {
     let set = ModuleSet::standard();
     let mut db = SumdbServer::start(&set, FILLER);
-    let (_origin, node) = mirror(&set, &db, |o| o.env("FLOTILLA_CACHE__LIST_TTL", "1s"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token_file = write_secret(dir.path(), "admin.token", ADMIN_TOKEN).display().to_string();
+    let admin = format!("127.0.0.1:{}", harness::node::free_port());
+    let (_origin, node) = mirror(&set, &db, |o| {
+        o.env("FLOTILLA_CACHE__LIST_TTL", "1s").env("FLOTILLA_ADMIN__TOKEN_FILE", &token_file).env("FLOTILLA_ADMIN__LISTEN", &admin)
+    });
     let go = go_with_sumdb(&node.url(), &db);
     go.write_file("go.mod", "module example.com/app\n\ngo 1.18\n");
     go.mod_download(&["example.com/alpha@v1.0.0"]);
@@ -168,6 +191,14 @@ fn grown_database_is_accepted_and_forked_database_is_refused_and_reported() {
     });
     assert!(metric(&node, "flotilla_sumdb_mismatch_total{db=\"sumdb.test\",kind=\"fork\"}"), "no fork metric");
     node.wait_for_log("forked", Duration::from_secs(5));
+    let mut audit = serde_json::Value::Null;
+    let recorded = wait_until(Duration::from_secs(10), || {
+        audit = flotillactl(&admin, Some(ADMIN_TOKEN), &["audit", "--json"]).json();
+        audit["entries"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["action"] == "sumdb-fork" && e["target"] == "sumdb.test" && e["who"] == "flotilla"))
+    });
+    assert!(recorded, "no sumdb-fork audit entry: {audit}");
 
     let fresh = go_with_sumdb(&node.url(), &db);
     fresh.write_file("go.mod", "module example.com/app\n\ngo 1.18\n");
@@ -275,4 +306,158 @@ fn followers_answer_sumdb_requests_with_the_database_stopped() {
         client.write_file("go.mod", "module example.com/app\n\ngo 1.18\n");
         client.mod_download(&[spec]);
     }
+}
+
+/// Versions cached while the mirror verified nothing (no checksum
+/// database), one of them tampered at the upstream and one the database
+/// never recorded; then the database is configured: `flotillactl verify
+/// --sumdb` reports the mismatch with both hashes (a security event in the
+/// audit log), the unknown version, and skips the private module. `doctor`
+/// reports the database reachable and verified, then unreachable.
+#[test]
+fn verify_sumdb_reports_cached_versions_the_database_contradicts_and_doctor_checks_the_database() {
+    let set = ModuleSet::standard();
+    let mut db = SumdbServer::start(&set, FILLER);
+    let unlisted = ModuleSet::make_version("example.com/unlisted", "unlisted", "v1.0.0");
+    let mut served = set.clone();
+    served.insert(unlisted.clone());
+    let origin = Origin::start(served);
+    let alpha = set.get("example.com/alpha", "v1.0.0");
+    let beta = set.get("example.com/beta", "v1.0.0");
+    let legacy = set.get("example.com/legacy", "v2.0.0+incompatible");
+    let files = vec![("go.mod".to_string(), alpha.go_mod.clone()), ("alpha.go".to_string(), b"package alpha\n\nconst Evil = 2\n".to_vec())];
+    let tampered = build_zip(&alpha.path, &alpha.version, &files);
+    origin.tamper(&alpha.url_path("zip"), Tamper::Body(tampered.clone()));
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token_file = write_secret(dir.path(), "admin.token", ADMIN_TOKEN).display().to_string();
+    let admin = format!("127.0.0.1:{}", harness::node::free_port());
+    let with_admin = |o: NodeOptions| o.env("FLOTILLA_ADMIN__TOKEN_FILE", &token_file).env("FLOTILLA_ADMIN__LISTEN", &admin);
+    // No checksum database (the harness default, FLOTILLA_SUMDB=off): everything is stored unchecked.
+    let mut node = Node::start(with_admin(NodeOptions::new(origin.url())));
+    for v in [alpha, beta, legacy, &unlisted] {
+        for ext in ["mod", "zip"] {
+            let r = node.get(&v.url_path(ext));
+            assert_eq!(r.status, 200, "{}: {}", v.spec(), r.summary());
+        }
+    }
+    *node.options_mut() =
+        with_admin(NodeOptions::new(origin.url()).config(&db.node_config()).env("FLOTILLA_UPSTREAM__PRIVATE", "example.com/legacy"));
+    node.restart();
+    let ctl = |args: &[&str]| flotillactl(&admin, Some(ADMIN_TOKEN), args);
+
+    let h1 = |zip: &[u8]| {
+        let (m, v) = (gomod::ModulePath::new(&alpha.path).unwrap(), gomod::Version::new(&alpha.version).unwrap());
+        gomod::check_zip(std::io::Cursor::new(zip), &m, &v, &gomod::ZipLimits::default()).unwrap().h1
+    };
+    let (tampered_h1, real_h1) = (h1(&tampered), h1(&alpha.zip));
+    let run = ctl(&["verify", "--sumdb"]);
+    assert_eq!(run.code, Some(2), "a mismatch exits with status 2: {}", run.summary());
+    for needle in ["MISMATCH", &tampered_h1, &real_h1, "example.com/unlisted", "unknown to the database", "1 private skipped"] {
+        assert!(run.stdout.contains(needle), "{needle:?} missing: {}", run.summary());
+    }
+    let report = ctl(&["verify", "--sumdb", "--json"]);
+    assert_eq!(report.code, Some(2), "{}", report.summary());
+    let report = report.json();
+    assert_eq!((report["mismatched"].as_u64(), report["unknown"].as_u64()), (Some(1), Some(1)), "{report}");
+    assert_eq!((report["private_skipped"].as_u64(), report["not_checked"].as_u64()), (Some(1), Some(0)), "{report}");
+    // alpha's go.mod and beta match; the unlisted version is unknown.
+    assert_eq!(report["matched"].as_u64(), Some(1), "{report}");
+    let findings = report["findings"].as_array().expect("findings");
+    let mismatch = findings.iter().find(|f| f["kind"] == "mismatch").expect("a mismatch");
+    assert_eq!(
+        (&mismatch["module"], &mismatch["file"], &mismatch["catalog_h1"], &mismatch["database_h1"]),
+        (&serde_json::json!(alpha.path), &serde_json::json!("zip"), &serde_json::json!(tampered_h1), &serde_json::json!(real_h1)),
+        "{report}"
+    );
+    assert!(findings.iter().any(|f| f["kind"] == "unknown" && f["module"] == "example.com/unlisted"), "{report}");
+    assert!(!db.counts().keys().any(|p| p.contains("legacy")), "a private module was looked up: {:?}", db.counts());
+
+    // The mismatch is a security event in the audit log, and the run itself is recorded.
+    let audit = ctl(&["audit", "--json"]).json();
+    let entries = audit["entries"].as_array().expect("entries").clone();
+    let event = entries.iter().find(|e| e["action"] == "sumdb-mismatch").unwrap_or_else(|| panic!("no sumdb-mismatch entry: {audit}"));
+    assert_eq!((&event["who"], &event["target"]), (&serde_json::json!("flotilla"), &serde_json::json!(alpha.spec())), "{audit}");
+    assert!(event["result"].as_str().is_some_and(|r| r.contains(&tampered_h1) && r.contains(&real_h1)), "{audit}");
+    assert!(entries.iter().any(|e| e["action"] == "verify-sumdb" && e["who"] == "admin"), "{audit}");
+
+    // doctor: the database reachable, its head verified; then stopped.
+    let check = |run: &harness::ctl::CtlRun| {
+        let json = run.json();
+        json["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .find(|c| c["check"] == "checksum database sumdb.test")
+            .cloned()
+            .unwrap_or_else(|| panic!("doctor does not check the checksum database: {}", run.summary()))
+    };
+    let up = ctl(&["doctor", "--json", "--module", &beta.spec()]);
+    let c = check(&up);
+    assert_eq!(c["ok"], true, "{}", up.summary());
+    assert!(c["detail"].as_str().unwrap().contains(&format!("{} records", tree_size(&node).expect("a verified head"))), "{c}");
+    db.stop();
+    let down = ctl(&["doctor", "--json", "--module", &beta.spec()]);
+    assert_eq!(down.code, Some(2), "{}", down.summary());
+    let c = check(&down);
+    assert_eq!(c["ok"], false, "{}", down.summary());
+    assert!(c["detail"].as_str().unwrap().contains("UNREACHABLE") && c["detail"].as_str().unwrap().contains("records"), "{c}");
+    let table = ctl(&["doctor", "--module", &beta.spec()]);
+    assert!(table.stdout.contains("PROBLEM checksum database sumdb.test: UNREACHABLE"), "{}", table.summary());
+}
+
+/// On a cluster: a tampered zip asked of a follower is refused by the
+/// primary, and the security event reaches every node's audit log through
+/// raft; `verify --sumdb` and doctor's database check asked of a follower
+/// are answered by the primary.
+#[test]
+fn cluster_audits_sumdb_security_events_through_raft_and_followers_pass_sumdb_checks_on() {
+    let set = ModuleSet::standard();
+    let db = SumdbServer::start(&set, FILLER);
+    let origin = Origin::start(set.clone());
+    let alpha = set.get("example.com/alpha", "v1.1.0");
+    let beta = set.get("example.com/beta", "v1.0.0");
+    let files = vec![("go.mod".to_string(), alpha.go_mod.clone()), ("alpha.go".to_string(), b"package alpha\n\nconst Evil = 3\n".to_vec())];
+    origin.tamper(&alpha.url_path("zip"), Tamper::Body(build_zip(&alpha.path, &alpha.version, &files)));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token_file = write_secret(dir.path(), "admin.token", ADMIN_TOKEN).display().to_string();
+    let cluster = Cluster::start(
+        &origin.url(),
+        ClusterOptions {
+            config: Some(db.node_config()),
+            env: vec![("FLOTILLA_ADMIN__TOKEN_FILE", token_file.as_str())],
+            ..Default::default()
+        },
+    );
+    let (primary, _) = cluster.wait_converged(&[1, 2, 3], CONVERGE);
+    let follower = cluster.others(primary)[0];
+    let admin_of = |id: u64| cluster.layout.member(id).cluster.to_string();
+
+    let ok = get_following(&format!("{}{}", cluster.url(primary), beta.url_path("zip"))).expect("GET beta");
+    assert_eq!(ok.status, 200, "{}", ok.summary());
+    let refused = get_following(&format!("{}{}", cluster.url(follower), alpha.url_path("zip"))).expect("GET alpha");
+    assert_eq!(refused.status, 502, "{}", refused.summary());
+
+    for id in cluster.ids() {
+        let mut audit = serde_json::Value::Null;
+        let recorded = wait_until(CONVERGE, || {
+            audit = flotillactl(&admin_of(id), Some(ADMIN_TOKEN), &["audit", "--json"]).json();
+            audit["entries"].as_array().is_some_and(|e| {
+                e.iter().any(|e| e["action"] == "sumdb-mismatch" && e["target"] == alpha.spec().as_str() && e["via"] == primary)
+            })
+        });
+        assert!(recorded, "node {id}'s audit log lacks the security event: {audit}");
+    }
+
+    let ctl = |args: &[&str]| flotillactl(&admin_of(follower), Some(ADMIN_TOKEN), args);
+    let verified = ctl(&["verify", "--sumdb", "--json"]);
+    assert_eq!(verified.code, Some(0), "{}", verified.summary());
+    let report = verified.json();
+    assert_eq!((report["matched"].as_u64(), report["mismatched"].as_u64()), (Some(1), Some(0)), "{report}");
+    let audit = ctl(&["audit", "--json"]).json();
+    let run = audit["entries"].as_array().and_then(|e| e.iter().find(|e| e["action"] == "verify-sumdb").cloned());
+    assert_eq!(run.map(|r| r["via"].clone()), Some(serde_json::json!(follower)), "{audit}");
+    let doctor = ctl(&["doctor", "--json", "--module", &beta.spec()]).json();
+    let check = doctor["checks"].as_array().and_then(|c| c.iter().find(|c| c["check"] == "checksum database sumdb.test").cloned());
+    assert_eq!(check.as_ref().map(|c| c["ok"].clone()), Some(serde_json::json!(true)), "{doctor}");
 }

@@ -1,12 +1,13 @@
 //! `flotillactl doctor` (without --client): the troubleshooting flow for the
 //! mirror itself — members and quorum, clock skew, free disk, each node's
-//! upstream (DNS, TCP, TLS), and a real module fetched through the primary
-//! with its hashes checked against the catalog.
+//! upstream (DNS, TCP, TLS), each checksum database (reachable, its tree
+//! head verified), and a real module fetched through the primary with its
+//! hashes checked against the catalog.
 
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use proto::v1::{CheckUpstreamRequest, ClusterStatusReply, ClusterStatusRequest, ModuleVersion, ShowModuleRequest};
+use proto::v1::{CheckSumdbRequest, CheckUpstreamRequest, ClusterStatusReply, ClusterStatusRequest, ModuleVersion, ShowModuleRequest};
 use serde_json::json;
 use sha2::Digest;
 
@@ -56,6 +57,7 @@ pub async fn doctor(admin: &Admin, json: bool, module: &str) -> Result<Outcome> 
             checks.push(Check { name: format!("node {} upstream {}", node.node_id, p.proxy), ok: p.step == "ok", detail });
         }
     }
+    sumdb(admin, &mut checks).await;
     checks.push(round_trip(admin, &status, module).await);
 
     let problems = checks.iter().filter(|c| !c.ok).count();
@@ -113,6 +115,44 @@ fn clocks_and_disks(status: &ClusterStatusReply, checks: &mut Vec<Check>) {
         let low = s.disk_total_bytes > 0 && (s.disk_free_bytes < MIN_FREE || s.disk_free_bytes < s.disk_total_bytes / 10);
         let detail = format!("{} free of {} (blobs use {})", bytes(s.disk_free_bytes), bytes(s.disk_total_bytes), bytes(s.blob_bytes));
         checks.push(Check { name: format!("node {id} disk"), ok: !low, detail });
+    }
+}
+
+/// Each configured checksum database: its tree head fetched and verified
+/// by the primary now, and the newest verified head the cluster keeps.
+async fn sumdb(admin: &Admin, checks: &mut Vec<Check>) {
+    let reply = admin
+        .with_timeout(Duration::from_secs(90))
+        .read(|mut client, req| async move { client.check_sumdb(req).await }, CheckSumdbRequest {})
+        .await;
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(e) => {
+            checks.push(Check { name: "checksum databases".into(), ok: false, detail: format!("not checked: {e:#}") });
+            return;
+        }
+    };
+    if reply.databases.is_empty() {
+        let detail = "none configured (sumdb = []): fetched versions are not checked against a checksum database; \
+                      configure a [[sumdb]] table (sum.golang.org is the default)";
+        checks.push(Check { name: "checksum databases".into(), ok: true, detail: detail.into() });
+    }
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    for db in &reply.databases {
+        let head = match db.verified_at_ms {
+            0 => "no verified tree head recorded".to_string(),
+            at => format!(
+                "verified tree head: {} records, fetched {} ago",
+                db.tree_size,
+                crate::output::age(now_ms.saturating_sub(at) as f64 / 1000.0)
+            ),
+        };
+        let detail = if db.reachable {
+            format!("reachable at {}; {head}", db.url)
+        } else {
+            format!("UNREACHABLE or unverified at {}: {}; {head} (clients are served what the cluster recorded; new versions cannot be verified, so they are refused)", db.url, db.error)
+        };
+        checks.push(Check { name: format!("checksum database {}", db.name), ok: db.reachable, detail });
     }
 }
 

@@ -140,15 +140,29 @@ enum Command {
     /// A copy whose content does not match its sha256 is quarantined and
     /// fetched again from a peer before the node answers. Exits with status
     /// 2 when a node could not be verified, 1 when a copy could not be repaired.
-    #[command(after_help = "Examples:\n  flotillactl verify\n  flotillactl verify --json")]
-    Verify,
+    ///
+    /// With --sumdb: instead, the primary re-checks every cached version
+    /// (the h1: of its .mod and zip) against the checksum database it
+    /// verifies with (the database's record, proven in its signed tree
+    /// head). Mismatches are reported with both hashes (and recorded as
+    /// security events in the audit log), versions the database does not
+    /// know are listed; private modules (upstream.private) are skipped.
+    /// Exits with status 2 when a mismatch is found or a version could not be checked.
+    #[command(after_help = "Examples:\n  flotillactl verify\n  flotillactl verify --json\n  flotillactl verify --sumdb")]
+    Verify {
+        /// Check the cached versions against the checksum database instead of re-hashing blobs.
+        #[arg(long)]
+        sumdb: bool,
+    },
     /// Troubleshoot the mirror, or (--client) this machine's go command.
     ///
     /// Without --client: every member reachable, a primary and a quorum,
     /// clock skew between the nodes, free disk, each node's upstream proxies
     /// (DNS, TCP, TLS and HTTP; an untrusted certificate names
-    /// upstream.ca_file), and a real module fetched through the primary with
-    /// its sha256 and h1: checked against the catalog (--module).
+    /// upstream.ca_file), each configured checksum database (its tree head
+    /// fetched and verified now; the size and age of the newest verified
+    /// one), and a real module fetched through the primary with its sha256
+    /// and h1: checked against the catalog (--module).
     ///
     /// With --client: reads `go env GOPROXY GONOPROXY GONOSUMDB GOPRIVATE
     /// GOSUMDB GOFLAGS` and names every setting that keeps the go command
@@ -229,7 +243,8 @@ async fn run(cli: Cli) -> Result<Outcome> {
         Command::Members(command) => members::run(&admin, cli.json, command).await,
         Command::Purge { target, yes } => purge::purge(&admin, cli.json, target, *yes).await,
         Command::Warm { targets, file, gateway } => warm::warm(&admin, cli.json, targets, file, gateway.as_deref()).await,
-        Command::Verify => verify::verify(&admin, cli.json).await,
+        Command::Verify { sumdb: false } => verify::verify(&admin, cli.json).await,
+        Command::Verify { sumdb: true } => verify::verify_sumdb(&admin, cli.json).await,
         Command::Completion { .. } => Ok(Outcome::Ok),
         Command::Doctor { client: true, mirror, .. } => doctor::client(Some(&admin), cli.json, mirror.as_deref()).await,
         Command::Doctor { module, .. } => checkup::doctor(&admin, cli.json, module).await,

@@ -1,5 +1,7 @@
 //! `flotillactl modules list [PATTERN]` and `modules show MODULE[@VERSION]`.
 
+use std::time::{Duration, UNIX_EPOCH};
+
 use anyhow::Result;
 use clap::Subcommand;
 use proto::v1::{ListModulesRequest, ModuleVersion, ShowModuleRequest};
@@ -20,7 +22,7 @@ pub enum ModulesCommand {
         #[arg(long, default_value_t = 1000)]
         limit: u32,
     },
-    /// One module (every cached version) or one version: hashes, size, holders, go.sum lines.
+    /// One module (every cached version) or one version: hashes, size, when the zip was fetched, holders, go.sum lines.
     #[command(after_help = "Examples:\n  flotillactl modules show github.com/BurntSushi/toml\n  \
                             flotillactl modules show github.com/BurntSushi/toml@v1.3.2 --json")]
     Show {
@@ -100,6 +102,7 @@ fn show(v: &ModuleVersion) {
     t.add_row(vec!["zip sha256".into(), or_none(&v.zip_sha256)]);
     t.add_row(vec!["zip h1".into(), or_none(&v.h1)]);
     t.add_row(vec!["go.mod h1".into(), or_none(&v.mod_h1)]);
+    t.add_row(vec!["zip fetched".into(), fetched(v).unwrap_or_else(|| "-".into())]);
     t.add_row(vec!["held by nodes".into(), holders(v)]);
     println!("{t}");
     if !v.h1.is_empty() {
@@ -110,8 +113,18 @@ fn show(v: &ModuleVersion) {
     }
 }
 
+/// When the zip was fetched from upstream (RFC 3339), if recorded.
+fn fetched(v: &ModuleVersion) -> Option<String> {
+    (v.fetched_at_ms > 0).then(|| humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(v.fetched_at_ms)).to_string())
+}
+
 fn version_json(v: &ModuleVersion) -> Value {
-    let zip = (!v.zip_sha256.is_empty()).then(|| json!({ "sha256": v.zip_sha256, "size": v.zip_size, "h1": v.h1, "holders": v.holders }));
+    let zip = (!v.zip_sha256.is_empty()).then(|| {
+        json!({
+            "sha256": v.zip_sha256, "size": v.zip_size, "h1": v.h1, "holders": v.holders,
+            "fetched": fetched(v), "fetched_at_ms": (v.fetched_at_ms > 0).then_some(v.fetched_at_ms),
+        })
+    });
     json!({
         "module": v.module,
         "version": v.version,

@@ -1,10 +1,11 @@
 //! `flotillactl verify`: every node re-hashes its blobs and repairs corrupt
-//! copies from a good one.
+//! copies from a good one; `--sumdb`: the cached versions re-checked
+//! against the checksum database.
 
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use proto::v1::{VerifyReply, VerifyRequest};
+use proto::v1::{VerifyReply, VerifyRequest, VerifySumdbReply, VerifySumdbRequest};
 use serde_json::json;
 
 use crate::client::Admin;
@@ -85,4 +86,59 @@ pub async fn verify(admin: &Admin, json: bool) -> Result<Outcome> {
         bail!("{unrepaired} corrupt blob(s) not repaired, {unreadable} blob(s) unreadable (see above)");
     }
     Ok(if unreachable.is_empty() { Outcome::Ok } else { Outcome::Degraded })
+}
+
+pub async fn verify_sumdb(admin: &Admin, json: bool) -> Result<Outcome> {
+    let admin = admin.with_timeout(VERIFY_TIMEOUT);
+    let reply: VerifySumdbReply =
+        admin.write(|mut client, req| async move { client.verify_sumdb(req).await }, VerifySumdbRequest {}).await?;
+    let count = |kind: &str| reply.findings.iter().filter(|f| f.kind == kind).count();
+    let (mismatched, unknown, failed) = (count("mismatch"), count("unknown"), count("error"));
+    if json {
+        let findings: Vec<_> = reply
+            .findings
+            .iter()
+            .map(|f| {
+                json!({
+                    "module": f.module, "version": f.version, "kind": f.kind,
+                    "file": (!f.file.is_empty()).then_some(&f.file),
+                    "catalog_h1": (!f.catalog_h1.is_empty()).then_some(&f.catalog_h1),
+                    "database_h1": (!f.database_h1.is_empty()).then_some(&f.database_h1),
+                    "detail": f.detail,
+                })
+            })
+            .collect();
+        let value = json!({
+            "database": reply.database, "matched": reply.matched, "mismatched": mismatched,
+            "unknown": unknown, "not_checked": failed, "private_skipped": reply.private, "findings": findings,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        if !reply.findings.is_empty() {
+            let mut t = table(&["MODULE", "VERSION", "PROBLEM", "FILE", "CATALOG H1", "DATABASE H1"]);
+            for f in &reply.findings {
+                let problem = match f.kind.as_str() {
+                    "mismatch" => "MISMATCH".to_string(),
+                    "unknown" => "unknown to the database".to_string(),
+                    _ => "not checked".to_string(),
+                };
+                t.add_row(vec![f.module.clone(), f.version.clone(), problem, f.file.clone(), f.catalog_h1.clone(), f.database_h1.clone()]);
+            }
+            println!("{t}");
+            for f in reply.findings.iter().filter(|f| f.kind != "mismatch") {
+                println!("{}@{}: {}", f.module, f.version, f.detail);
+            }
+        }
+        println!(
+            "checksum database {}: {} matched, {mismatched} mismatched, {unknown} unknown to it, {failed} not checked, {} private skipped",
+            reply.database, reply.matched, reply.private
+        );
+        if mismatched > 0 {
+            println!(
+                "SECURITY: {mismatched} cached file(s) differ from the checksum database: purge them (flotillactl purge MODULE@VERSION); \
+                 the next request fetches and verifies them again"
+            );
+        }
+    }
+    Ok(if mismatched > 0 || failed > 0 { Outcome::Degraded } else { Outcome::Ok })
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use api::{BlobStatus, ClusterStatus};
 use futures::future::BoxFuture;
-use store::{CatalogOp, Sha256, Store, ZipRef};
+use store::{AuditRecord, CatalogOp, Sha256, Store, ZipRef};
 
 use crate::ApiError;
 
@@ -77,6 +77,10 @@ pub trait Cluster: Send + Sync + 'static {
     /// records stay as they are (first writer wins): read them back.
     fn commit(&self, op: CatalogOp) -> BoxFuture<'_, Result<(), ClusterError>>;
 
+    /// Records `record` (a security event) in the audit log: through raft
+    /// on a cluster, in the node's own catalog on a single node.
+    fn audit(&self, record: AuditRecord) -> BoxFuture<'_, Result<(), ClusterError>>;
+
     /// Waits up to `timeout` for a primary to exist, then returns the role.
     fn wait_for_primary(&self, timeout: Duration) -> BoxFuture<'_, Role>;
 
@@ -131,6 +135,13 @@ impl Cluster for Standalone {
     fn commit(&self, op: CatalogOp) -> BoxFuture<'_, Result<(), ClusterError>> {
         Box::pin(async move {
             self.store.catalog.apply(&op)?;
+            Ok(())
+        })
+    }
+
+    fn audit(&self, record: AuditRecord) -> BoxFuture<'_, Result<(), ClusterError>> {
+        Box::pin(async move {
+            store::append_audit(self.store.catalog.db(), &record)?;
             Ok(())
         })
     }

@@ -158,7 +158,7 @@ async fn fetch_zip(state: &Arc<AppState>, module: &ModulePath, version: &Version
             )));
         }
     }
-    let zip = ZipRef { sha256: sha, size, h1: summary.h1 };
+    let zip = ZipRef { sha256: sha, size, h1: summary.h1, fetched_at_ms: crate::state::now_ms() };
     put(state, module, version, VersionParts { zip: Some(zip.clone()), ..Default::default() }).await?;
     tracing::info!(%module, %version, size, sha256 = %zip.sha256, h1 = %zip.h1, took_ms = started.elapsed().as_millis() as u64, "cached .zip");
     Ok(recorded(&what, zip, state.store.catalog.zip(module, version)?))

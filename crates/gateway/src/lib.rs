@@ -29,4 +29,4 @@ pub use error::ApiError;
 pub use metrics::Metrics;
 pub use router::router;
 pub use state::AppState;
-pub use sumdb::{SumdbConfig, SumdbConfigError, SUM_GOLANG_ORG};
+pub use sumdb::{check_cached, health, verifying_database, SumdbCheck, SumdbConfig, SumdbConfigError, SumdbHealth, SUM_GOLANG_ORG};

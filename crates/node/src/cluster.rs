@@ -111,11 +111,13 @@ impl gateway::Cluster for RaftCluster {
                     Some(zip) => self.wait_min_copies(&zip).await,
                     None => Ok(()),
                 },
-                Err(ProposeError::NotLeader { leader }) => Err(ClusterError::NotPrimary { leader }),
-                Err(ProposeError::Timeout) => Err(ClusterError::Timeout { after: COMMIT_TIMEOUT }),
-                Err(ProposeError::Fatal(e)) => Err(ClusterError::Fatal(e)),
+                Err(e) => Err(not_committed(e)),
             }
         })
+    }
+
+    fn audit(&self, record: store::AuditRecord) -> BoxFuture<'_, Result<(), ClusterError>> {
+        Box::pin(async move { self.control.propose(Command::Audit(record), COMMIT_TIMEOUT).await.map(|_| ()).map_err(not_committed) })
     }
 
     fn wait_for_primary(&self, timeout: Duration) -> BoxFuture<'_, Role> {
@@ -197,6 +199,15 @@ impl gateway::Cluster for RaftCluster {
 
     fn blob(&self, sha: &Sha256) -> Option<BlobStatus> {
         Some(self.replicator.blob(sha))
+    }
+}
+
+/// Why a proposal of this node did not commit, as the gateway sees it.
+fn not_committed(e: ProposeError) -> ClusterError {
+    match e {
+        ProposeError::NotLeader { leader } => ClusterError::NotPrimary { leader },
+        ProposeError::Timeout => ClusterError::Timeout { after: COMMIT_TIMEOUT },
+        ProposeError::Fatal(e) => ClusterError::Fatal(e),
     }
 }
 

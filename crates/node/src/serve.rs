@@ -1,6 +1,6 @@
 //! `flotilla serve`: start-up and shutdown, top to bottom.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -44,15 +44,22 @@ async fn serve(config: Config) -> Result<()> {
     tracing::info!(upstream = %upstream.describe(), "upstream configured");
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let clustered =
-        if config.cluster.peers.is_empty() { None } else { Some(start_cluster(&config, &store, &upstream, stop_rx.clone()).await?) };
+    // The admin API starts before the gateway state exists; it finds it here.
+    let gateway_state = Arc::new(OnceLock::new());
+    let clustered = if config.cluster.peers.is_empty() {
+        None
+    } else {
+        Some(start_cluster(&config, &store, &upstream, &gateway_state, stop_rx.clone()).await?)
+    };
     let cluster: Arc<dyn gateway::Cluster> = match &clustered {
         Some((raft, _)) => raft.clone(),
         None => gateway::Standalone::new(store.clone()),
     };
 
-    let single_admin = if clustered.is_none() { start_single_admin(&config, &store, &upstream, stop_rx.clone()).await? } else { None };
+    let single_admin =
+        if clustered.is_none() { start_single_admin(&config, &store, &upstream, &gateway_state, stop_rx.clone()).await? } else { None };
     let state = gateway::AppState::new(gateway_config(&config), store, upstream, cluster);
+    let _ = gateway_state.set(state.clone());
     let listener = TcpListener::bind(config.gateway.listen)
         .await
         .with_context(|| format!("cannot listen on {} (gateway.listen)", config.gateway.listen))?;
@@ -94,6 +101,7 @@ async fn start_cluster(
     config: &Config,
     store: &Arc<store::Store>,
     upstream: &upstream::Upstream,
+    gateway_state: &admin::GatewaySlot,
     stop: watch::Receiver<bool>,
 ) -> Result<Clustered> {
     let raft_cfg = cluster::raft_config(config)?;
@@ -119,6 +127,7 @@ async fn start_cluster(
         node: admin::Node::Cluster { control: control.clone(), replicator: replicator.clone() },
         store: store.clone(),
         upstream: upstream.clone(),
+        gateway: gateway_state.clone(),
         tokens,
         leader_wait: config.gateway.leader_wait,
         purge_grace: config.replication.purge_grace,
@@ -144,6 +153,7 @@ async fn start_single_admin(
     config: &Config,
     store: &Arc<store::Store>,
     upstream: &upstream::Upstream,
+    gateway_state: &admin::GatewaySlot,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Option<tokio::task::JoinHandle<()>>> {
     let Some(addr) = config.admin.listen else { return Ok(None) };
@@ -157,6 +167,7 @@ async fn start_single_admin(
         node: admin::Node::Single { node_id: config.node_id, listen: addr.to_string() },
         store: store.clone(),
         upstream: upstream.clone(),
+        gateway: gateway_state.clone(),
         tokens,
         leader_wait: config.gateway.leader_wait,
         purge_grace: config.replication.purge_grace,

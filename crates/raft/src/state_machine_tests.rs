@@ -68,7 +68,7 @@ async fn an_install_cut_short_by_a_crash_is_finished_at_start_up() {
 }
 
 fn put_version(index: u64, info: &str, sha: char) -> Entry {
-    let zip = store::ZipRef { sha256: sha.to_string().repeat(64).parse().unwrap(), size: 10, h1: format!("h1:{sha}") };
+    let zip = store::ZipRef { sha256: sha.to_string().repeat(64).parse().unwrap(), size: 10, h1: format!("h1:{sha}"), fetched_at_ms: 0 };
     let parts = store::VersionParts { info: Some(info.as_bytes().to_vec()), go_mod: None, zip: Some(zip) };
     let op = CatalogOp::PutVersion {
         module: gomod::ModulePath::new("example.com/m").unwrap(),

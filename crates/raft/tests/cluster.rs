@@ -338,7 +338,7 @@ async fn a_purge_removes_the_version_and_its_zip_placement_everywhere() {
     let (module, version) = ("example.com/p", "v1.0.0");
     let (sha, other): (store::Sha256, store::Sha256) = ("ab".repeat(32).parse().unwrap(), "cd".repeat(32).parse().unwrap());
     let with_zip = |v: &str, sha: &store::Sha256| {
-        let zip = store::ZipRef { sha256: *sha, size: 10, h1: "h1:x".into() };
+        let zip = store::ZipRef { sha256: *sha, size: 10, h1: "h1:x".into(), fetched_at_ms: 0 };
         Command::Catalog(CatalogOp::PutVersion {
             module: ModulePath::new(module).unwrap(),
             version: Version::new(v).unwrap(),

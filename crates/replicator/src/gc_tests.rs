@@ -18,7 +18,7 @@ fn put_blob(store: &Store, content: &[u8]) -> Sha256 {
 }
 
 fn reference(store: &Store, version: &str, sha: &Sha256, size: u64) {
-    let zip = ZipRef { sha256: *sha, size, h1: "h1:x".into() };
+    let zip = ZipRef { sha256: *sha, size, h1: "h1:x".into(), fetched_at_ms: 0 };
     let op = CatalogOp::PutVersion {
         module: ModulePath::new("example.com/gc").unwrap(),
         version: Version::new(version).unwrap(),

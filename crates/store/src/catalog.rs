@@ -30,14 +30,33 @@ use crate::db::{Db, DbOp, CF_CATALOG};
 use crate::{Error, Result, Sha256};
 
 /// Where a version's zip lives and what it hashes to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ZipRef {
     /// Serialised as hex, as always.
     pub sha256: Sha256,
     pub size: u64,
     /// Go's `h1:` dirhash of the zip, as in go.sum.
     pub h1: String,
+    /// When the primary fetched it from upstream, ms since the Unix epoch;
+    /// 0 (absent from the record) for zips recorded before this was kept.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fetched_at_ms: u64,
 }
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The same zip is the same content: when a primary fetched it does not
+/// make it another (a second writer of the same zip keeps the first one's
+/// record, fetch time included).
+impl PartialEq for ZipRef {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.sha256, self.size, &self.h1) == (&other.sha256, other.size, &other.h1)
+    }
+}
+
+impl Eq for ZipRef {}
 
 /// A cached `@v/list` answer from upstream and when it was fetched.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -440,7 +459,7 @@ mod tests {
     }
 
     fn put_version(info: &str, go_mod: &str, sha: char) -> CatalogOp {
-        let zip = ZipRef { sha256: sha.to_string().repeat(64).parse().unwrap(), size: 1, h1: format!("h1:{sha}") };
+        let zip = ZipRef { sha256: sha.to_string().repeat(64).parse().unwrap(), size: 1, h1: format!("h1:{sha}"), fetched_at_ms: 0 };
         let parts = VersionParts { info: Some(info.into()), go_mod: Some(go_mod.into()), zip: Some(zip) };
         CatalogOp::PutVersion { module: ModulePath::new("example.com/m").unwrap(), version: Version::new("v1.0.0").unwrap(), parts }
     }
@@ -460,6 +479,26 @@ mod tests {
         cat.apply(&CatalogOp::Purge { module: m.clone(), version: v.clone() }).unwrap();
         assert_eq!(cat.apply(&put_version("after purge", "module c\n", 'c')).unwrap(), Vec::<&str>::new());
         assert_eq!(cat.info(&m, &v).unwrap().as_deref(), Some(&b"after purge"[..]));
+    }
+
+    #[test]
+    fn the_same_zip_fetched_again_keeps_its_first_fetch_time_and_old_records_read_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = catalog(&dir);
+        let (m, v) = (ModulePath::new("example.com/m").unwrap(), Version::new("v1.0.0").unwrap());
+        let put = |at: u64| {
+            let zip = ZipRef { sha256: "a".repeat(64).parse().unwrap(), size: 1, h1: "h1:a".into(), fetched_at_ms: at };
+            let parts = VersionParts { zip: Some(zip), ..Default::default() };
+            CatalogOp::PutVersion { module: m.clone(), version: v.clone(), parts }
+        };
+        assert_eq!(cat.apply(&put(1000)).unwrap(), Vec::<&str>::new());
+        assert_eq!(cat.apply(&put(2000)).unwrap(), Vec::<&str>::new(), "the same zip fetched later is no conflict");
+        assert_eq!(cat.zip(&m, &v).unwrap().map(|z| z.fetched_at_ms), Some(1000), "first writer wins");
+
+        let old = format!(r#"{{"sha256":"{}","size":1,"h1":"h1:x"}}"#, "ab".repeat(32));
+        let old: ZipRef = serde_json::from_str(&old).unwrap();
+        assert_eq!(old.fetched_at_ms, 0);
+        assert!(!serde_json::to_string(&old).unwrap().contains("fetched_at_ms"), "unknown stays absent");
     }
 
     #[test]

@@ -201,7 +201,7 @@ fn version_parts_merge_and_read_back() {
         .unwrap();
     assert_eq!(store.catalog.info(&m, &v).unwrap(), Some(info.clone()));
     assert_eq!(store.catalog.go_mod(&m, &v).unwrap(), None);
-    let zip = ZipRef { sha256: Sha256::of(b"z"), size: 1, h1: "h1:x".into() };
+    let zip = ZipRef { sha256: Sha256::of(b"z"), size: 1, h1: "h1:x".into(), fetched_at_ms: 0 };
     let parts = VersionParts { go_mod: Some(b"module example.com/Upper/mod\n".to_vec()), zip: Some(zip.clone()), info: None };
     store.catalog.apply(&CatalogOp::PutVersion { module: m.clone(), version: v.clone(), parts }).unwrap();
     assert_eq!(store.catalog.info(&m, &v).unwrap(), Some(info));

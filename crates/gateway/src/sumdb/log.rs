@@ -12,7 +12,7 @@ use gomod::sumdb::{
     tree_proof_indexes, MapReader, Tile, TilePlan, Tree, TILE_HEIGHT,
 };
 use gomod::{ModulePath, Version};
-use store::{CatalogOp, SumdbHead};
+use store::{AuditRecord, CatalogOp, SumdbHead};
 
 use super::SumdbConfig;
 use crate::error::from_upstream;
@@ -23,12 +23,30 @@ use crate::{ApiError, AppState};
 /// Larger answers than this are not a checksum database's.
 const MAX_BODY: u64 = 1 << 20;
 
-/// A failed check: logged as a security event, counted, and a 502 that says
-/// what was refused.
-pub(crate) fn security_event(state: &AppState, db: &SumdbConfig, kind: &str, message: String) -> ApiError {
-    // The audit log entry for issue 18 belongs here too, once the audit log exists.
-    tracing::error!(security_event = true, sumdb = %db.name, kind, "{message}");
+/// A failed check: logged as a security event, counted, recorded in the
+/// audit log (who: `flotilla`, action: `sumdb-mismatch` for a checksum
+/// mismatch, else `sumdb-<kind>`), and a 502 that says what was refused.
+/// `target` is what it concerns: `module@version`, or the database.
+pub(crate) fn security_event(state: &AppState, db: &SumdbConfig, kind: &str, target: &str, message: String) -> ApiError {
+    tracing::error!(security_event = true, sumdb = %db.name, kind, target, "{message}");
     state.metrics.sumdb_mismatch(&db.name, kind);
+    let record = AuditRecord {
+        who: "flotilla".into(),
+        action: if kind == "checksum" { "sumdb-mismatch".into() } else { format!("sumdb-{kind}") },
+        target: target.into(),
+        at_ms: now_ms(),
+        result: message.clone(),
+        via: state.cfg.node_id,
+        index: 0,
+    };
+    // Not awaited: the refusal does not wait for raft, and a record that
+    // cannot be committed is logged (the log line above has it all).
+    let cluster = state.cluster.clone();
+    tokio::spawn(async move {
+        if let Err(e) = cluster.audit(record).await {
+            tracing::warn!(error = %e, "could not record a security event in the audit log");
+        }
+    });
     ApiError::bad_gateway(message)
 }
 
@@ -84,6 +102,7 @@ pub(crate) async fn read_hashes(state: &Arc<AppState>, db: &SumdbConfig, tree: T
             state,
             db,
             "tile",
+            &db.name,
             format!("checksum database {}'s {e}; refusing it (the database or this mirror's copy of it is inconsistent)", db.name),
         )
     })?;
@@ -100,7 +119,13 @@ pub(crate) async fn read_hashes(state: &Arc<AppState>, db: &SumdbConfig, tree: T
 /// an answer to `latest`) as new: then its fetch time is recorded too.
 pub(crate) async fn accept_head(state: &Arc<AppState>, db: &SumdbConfig, signed: &[u8], refresh: bool) -> Result<Tree, ApiError> {
     let text = open_note(signed, &db.key).map_err(|e| {
-        security_event(state, db, "signature", format!("checksum database {} sent a tree head that fails verification: {e}", db.name))
+        security_event(
+            state,
+            db,
+            "signature",
+            &db.name,
+            format!("checksum database {} sent a tree head that fails verification: {e}", db.name),
+        )
     })?;
     let tree =
         parse_tree(text).map_err(|e| ApiError::bad_gateway(format!("checksum database {} sent an unreadable tree head: {e}", db.name)))?;
@@ -126,6 +151,7 @@ async fn check_consistent(state: &Arc<AppState>, db: &SumdbConfig, recorded: Tre
             state,
             db,
             "fork",
+            &db.name,
             format!(
                 "checksum database {} forked: its tree head ({} records, {}) is inconsistent with the verified one this mirror recorded ({} records, {}); refusing it",
                 db.name, got.n, got.hash, recorded.n, recorded.hash
@@ -188,12 +214,14 @@ async fn verify_lookup(
             state,
             db,
             "proof",
+            &format!("{module}@{version}"),
             format!("{what}: record {} is outside the signed tree of {} records", parsed.id, tree.n),
         ));
     }
     let indexes = record_proof_indexes(tree.n, parsed.id).map_err(|e| ApiError::bad_gateway(e.to_string()))?;
     let reader = read_hashes(state, db, tree, &indexes).await?;
     let proof = prove_record(tree.n, parsed.id, &reader).map_err(|e| ApiError::bad_gateway(e.to_string()))?;
-    check_record(&proof, tree.n, tree.hash, parsed.id, record_hash(parsed.text.as_bytes()))
-        .map_err(|e| security_event(state, db, "proof", format!("{what}: the record is not in the signed tree: {e}")))
+    check_record(&proof, tree.n, tree.hash, parsed.id, record_hash(parsed.text.as_bytes())).map_err(|e| {
+        security_event(state, db, "proof", &format!("{module}@{version}"), format!("{what}: the record is not in the signed tree: {e}"))
+    })
 }

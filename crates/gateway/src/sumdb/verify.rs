@@ -22,7 +22,7 @@ pub(crate) async fn check_go_mod(
     what: &str,
 ) -> Result<(), ApiError> {
     match expected(state, module, version, what).await? {
-        Some((db, want)) if want.go_mod != h1 => Err(mismatch(state, db, what, h1, &want.go_mod)),
+        Some((db, want)) if want.go_mod != h1 => Err(mismatch(state, db, &format!("{module}@{version}"), what, h1, &want.go_mod)),
         _ => Ok(()),
     }
 }
@@ -30,16 +30,17 @@ pub(crate) async fn check_go_mod(
 /// Checks a zip's `h1:` against the database before it is stored.
 pub(crate) async fn check_zip(state: &Arc<AppState>, module: &ModulePath, version: &Version, h1: &str, what: &str) -> Result<(), ApiError> {
     match expected(state, module, version, what).await? {
-        Some((db, want)) if want.zip != h1 => Err(mismatch(state, db, what, h1, &want.zip)),
+        Some((db, want)) if want.zip != h1 => Err(mismatch(state, db, &format!("{module}@{version}"), what, h1, &want.zip)),
         _ => Ok(()),
     }
 }
 
-fn mismatch(state: &AppState, db: &SumdbConfig, what: &str, got: &str, want: &str) -> ApiError {
+fn mismatch(state: &AppState, db: &SumdbConfig, target: &str, what: &str, got: &str, want: &str) -> ApiError {
     security_event(
         state,
         db,
         "checksum",
+        target,
         format!(
             "SECURITY ERROR: checksum mismatch for {what}: upstream's copy hashes to {got} but checksum database {} records {want}; refused, nothing was stored (the upstream copy may have been tampered with)",
             db.name

@@ -9,19 +9,20 @@
 mod doctor;
 mod modules;
 mod status;
+mod sumdb;
 mod tokens;
 mod verify;
 
 pub use tokens::Tokens;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gomod::{ModulePath, Version};
 use proto::v1::{
-    AuditEntry, AuditReply, AuditRequest, CheckUpstreamReply, CheckUpstreamRequest, ClusterStatusReply, ClusterStatusRequest,
-    ListModulesReply, ListModulesRequest, NodeStatusReply, NodeStatusRequest, NodeVerifyReport, ShowModuleReply, ShowModuleRequest,
-    VerifyReply, VerifyRequest,
+    AuditEntry, AuditReply, AuditRequest, CheckSumdbReply, CheckSumdbRequest, CheckUpstreamReply, CheckUpstreamRequest, ClusterStatusReply,
+    ClusterStatusRequest, ListModulesReply, ListModulesRequest, NodeStatusReply, NodeStatusRequest, NodeVerifyReport, ShowModuleReply,
+    ShowModuleRequest, VerifyReply, VerifyRequest, VerifySumdbReply, VerifySumdbRequest,
 };
 use proto::{AdminClient, PurgeReply, PurgeRequest};
 use raft::{AuditRecord, Command, ControlPlane, ProposeError};
@@ -44,12 +45,17 @@ pub enum Node {
     Single { node_id: u64, listen: String },
 }
 
+/// The node's gateway state, set once it exists (after the admin API
+/// starts): the checksum database machinery lives there.
+pub type GatewaySlot = Arc<OnceLock<Arc<gateway::AppState>>>;
+
 /// What the admin service reads and acts on.
 pub struct AdminParts {
     pub node: Node,
     pub store: Arc<Store>,
     /// This node's upstream client, for `CheckUpstream`.
     pub upstream: upstream::Upstream,
+    pub gateway: GatewaySlot,
     /// `None`: no `admin.token_file`, every call is refused.
     pub tokens: Option<Tokens>,
     pub leader_wait: Duration,
@@ -63,6 +69,7 @@ pub struct AdminService {
     catalog: Catalog,
     store: Arc<Store>,
     upstream: upstream::Upstream,
+    gateway: GatewaySlot,
     tokens: Option<Tokens>,
     leader_wait: Duration,
     purge_grace: Duration,
@@ -72,9 +79,9 @@ pub struct AdminService {
 
 impl AdminService {
     pub fn new(parts: AdminParts) -> Self {
-        let AdminParts { node, store, upstream, tokens, leader_wait, purge_grace, advertise_url } = parts;
+        let AdminParts { node, store, upstream, gateway, tokens, leader_wait, purge_grace, advertise_url } = parts;
         let catalog = store.catalog.clone();
-        AdminService { node, catalog, store, upstream, tokens, leader_wait, purge_grace, advertise_url, started: Instant::now() }
+        AdminService { node, catalog, store, upstream, gateway, tokens, leader_wait, purge_grace, advertise_url, started: Instant::now() }
     }
 
     fn me(&self) -> u64 {
@@ -304,6 +311,33 @@ impl proto::Admin for AdminService {
     async fn verify_node(&self, request: Request<VerifyRequest>) -> Result<Response<NodeVerifyReport>, Status> {
         self.admit(&request, "VerifyNode")?;
         self.verify_here().await.map(Response::new)
+    }
+
+    async fn verify_sumdb(&self, request: Request<VerifySumdbRequest>) -> Result<Response<VerifySumdbReply>, Status> {
+        let who = self.admit(&request, "VerifySumdb")?;
+        if let Some((leader, addr)) = self.primary(request.metadata()).await? {
+            let me = self.me();
+            let mut client = peer_client(&addr, sumdb::VERIFY_SUMDB_TIMEOUT)
+                .await
+                .map_err(|e| Status::unavailable(format!("cannot reach the primary, node {leader} at {addr}: {e}; retry")))?;
+            return client.verify_sumdb(passed_on(me, request.metadata(), VerifySumdbRequest {})).await;
+        }
+        // Refused before it started (no database, the node starting): nothing to record.
+        let reply = self.verify_sumdb_here().await?;
+        self.record_audit(&who, request.metadata(), "verify-sumdb", "all cached versions", &sumdb::summary(&reply)).await;
+        Ok(Response::new(reply))
+    }
+
+    async fn check_sumdb(&self, request: Request<CheckSumdbRequest>) -> Result<Response<CheckSumdbReply>, Status> {
+        self.admit(&request, "CheckSumdb")?;
+        if let Some((leader, addr)) = self.primary(request.metadata()).await? {
+            let me = self.me();
+            let mut client = peer_client(&addr, sumdb::CHECK_SUMDB_TIMEOUT)
+                .await
+                .map_err(|e| Status::unavailable(format!("cannot reach the primary, node {leader} at {addr}: {e}; retry")))?;
+            return client.check_sumdb(passed_on(me, request.metadata(), CheckSumdbRequest {})).await;
+        }
+        self.check_sumdb_here().await.map(Response::new)
     }
 
     async fn audit(&self, request: Request<AuditRequest>) -> Result<Response<AuditReply>, Status> {

@@ -67,6 +67,7 @@ impl AdminService {
             has_mod: go_mod.is_some(),
             zip_sha256: zip.as_ref().map(|z| z.sha256.to_hex()).unwrap_or_default(),
             zip_size: zip.as_ref().map_or(0, |z| z.size),
+            fetched_at_ms: zip.as_ref().map_or(0, |z| z.fetched_at_ms),
             h1: zip.map(|z| z.h1).unwrap_or_default(),
             holders,
             time,
