@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use proto::tls::{ClusterTls, TlsFiles, Transport, ANY_NODE};
 use proto::{AdminClient, PurgeRequest};
-use tonic::transport::Endpoint;
 use tonic::{Code, Request, Status};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -33,6 +33,16 @@ struct Cli {
     /// Read the admin token from this file instead.
     #[arg(long, conflicts_with = "token", global = true)]
     token_file: Option<PathBuf>,
+    /// The cluster CA certificate (PEM): speak mutual TLS to the cluster port
+    /// (with --tls-cert-file and --tls-key-file, e.g. flotillactl.crt/.key from `flotilla certs`).
+    #[arg(long, env = "FLOTILLA_TLS_CA_FILE", global = true, requires_all = ["tls_cert_file", "tls_key_file"])]
+    tls_ca_file: Option<PathBuf>,
+    /// flotillactl's certificate (PEM), signed by the cluster CA.
+    #[arg(long, env = "FLOTILLA_TLS_CERT_FILE", global = true, requires = "tls_ca_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// flotillactl's private key (PEM, not readable by group or others).
+    #[arg(long, env = "FLOTILLA_TLS_KEY_FILE", global = true, requires = "tls_ca_file")]
+    tls_key_file: Option<PathBuf>,
     /// Print the answer as JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -74,11 +84,18 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     let token = token(&cli)?;
+    let transport = match (&cli.tls_ca_file, &cli.tls_cert_file, &cli.tls_key_file) {
+        (Some(ca), Some(cert), Some(key)) => {
+            let files = TlsFiles { ca_file: ca.clone(), cert_file: cert.clone(), key_file: key.clone() };
+            Transport::Tls(std::sync::Arc::new(ClusterTls::load(&files).map_err(anyhow::Error::msg)?))
+        }
+        _ => Transport::Plaintext,
+    };
     match &cli.command {
         Command::Purge { target } => {
             let (module, version) = split_target(target)?;
             let request = PurgeRequest { module: module.into(), version: version.into() };
-            let reply = call(&cli.cluster, &token, |mut client, req| async move { client.purge(req).await }, request).await?;
+            let reply = call(&cli.cluster, &transport, &token, |mut client, req| async move { client.purge(req).await }, request).await?;
             if cli.json {
                 let json = serde_json::json!({
                     "module": module,
@@ -128,7 +145,7 @@ fn split_target(target: &str) -> Result<(&str, &str)> {
 
 /// Sends one admin call to the first address that answers; a node that is
 /// down or has no primary is skipped.
-async fn call<T, R, F, Fut>(addrs: &[String], token: &str, rpc: F, message: T) -> Result<R>
+async fn call<T, R, F, Fut>(addrs: &[String], transport: &Transport, token: &str, rpc: F, message: T) -> Result<R>
 where
     T: Clone,
     F: Fn(AdminClient<tonic::transport::Channel>, Request<T>) -> Fut,
@@ -136,12 +153,14 @@ where
 {
     let mut failures = Vec::new();
     for addr in addrs.iter().map(|a| a.trim()).filter(|a| !a.is_empty()) {
-        let url = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
-        let endpoint = Endpoint::from_shared(url).with_context(|| format!("{addr:?} is not a host:port address"))?;
+        let host_port = addr.split_once("://").map_or(addr, |(_, rest)| rest);
+        let endpoint = transport.endpoint(host_port, ANY_NODE).map_err(anyhow::Error::msg)?;
         let channel = match endpoint.connect_timeout(CONNECT_TIMEOUT).timeout(CALL_TIMEOUT).connect().await {
             Ok(channel) => channel,
             Err(e) => {
-                failures.push(format!("{addr}: cannot connect ({})", with_sources(&e)));
+                let hint =
+                    if transport.is_tls() { "" } else { "; if the nodes use TLS, give --tls-ca-file, --tls-cert-file, --tls-key-file" };
+                failures.push(format!("{addr}: cannot connect ({}){hint}", with_sources(&e)));
                 continue;
             }
         };

@@ -16,6 +16,10 @@ pub struct GatewayConfig {
     pub leader_wait: Duration,
     /// Memory for hot, verified zips served without touching the disk.
     pub hot_zips_bytes: u64,
+    /// Zip downloads from upstream at once; more fills wait their turn, so
+    /// one client asking for thousands of zips cannot take the disk or the
+    /// network.
+    pub max_fills: usize,
 }
 
 /// `gateway.mode` in the node's configuration.
@@ -38,6 +42,7 @@ impl Default for GatewayConfig {
             mode: Mode::Redirect,
             leader_wait: Duration::from_secs(5),
             hot_zips_bytes: 64 << 20,
+            max_fills: 16,
         }
     }
 }

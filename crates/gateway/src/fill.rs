@@ -102,6 +102,13 @@ async fn fetch_zip(state: &AppState, module: &ModulePath, version: &Version) -> 
         return Ok(existing);
     }
     let what = format!("{module}@{version}.zip");
+    let _slot = match state.fill_slots.try_acquire() {
+        Ok(slot) => slot,
+        Err(_) => {
+            tracing::debug!(what, max = state.cfg.max_fills, "zip fill waits for a free slot (gateway.max_fills)");
+            state.fill_slots.acquire().await.map_err(|_| ApiError::internal("fill slots closed"))?
+        }
+    };
     let limits = state.cfg.zip_limits;
     let mut temp = state.store.blobs.temp()?;
     let file = temp.take_file().ok_or_else(|| ApiError::internal("temp file missing"))?;

@@ -32,8 +32,9 @@ impl AdminService {
         AdminService { control, catalog, token, leader_wait, purge_grace }
     }
 
+    /// Admin requests are small: a larger one is refused unread.
     pub fn server(self) -> proto::AdminServer<Self> {
-        proto::AdminServer::new(self)
+        proto::AdminServer::new(self).max_decoding_message_size(64 << 10)
     }
 
     fn admit<T>(&self, request: &Request<T>, rpc: &str) -> Result<(), Status> {
@@ -86,13 +87,17 @@ fn parse_target(req: &PurgeRequest) -> Result<(ModulePath, Version), Status> {
 }
 
 /// Passes a call on to the primary with the caller's token.
-async fn forward(me: u64, leader: u64, addr: &str, metadata: &MetadataMap, req: PurgeRequest) -> Result<Response<PurgeReply>, Status> {
+async fn forward(
+    control: &ControlPlane,
+    leader: u64,
+    addr: &str,
+    metadata: &MetadataMap,
+    req: PurgeRequest,
+) -> Result<Response<PurgeReply>, Status> {
+    let me = control.node_id();
     let unreachable =
         |e: &dyn std::fmt::Display| Status::unavailable(format!("cannot reach the primary, node {leader} at {addr}: {e}; retry"));
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| unreachable(&e))?
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(FORWARD_TIMEOUT);
+    let endpoint = control.auth().endpoint(leader, addr).map_err(|e| unreachable(&e))?.timeout(FORWARD_TIMEOUT);
     let channel = endpoint.connect().await.map_err(|e| unreachable(&e))?;
     let mut request = Request::new(req);
     if let Some(auth) = metadata.get(AUTHORIZATION) {
@@ -111,7 +116,7 @@ impl proto::Admin for AdminService {
         if let Some((leader, addr)) = self.primary(request.metadata()).await? {
             tracing::info!(%module, %version, primary = leader, "passing a purge on to the primary");
             let metadata = request.metadata().clone();
-            return forward(me, leader, &addr, &metadata, request.into_inner()).await;
+            return forward(&self.control, leader, &addr, &metadata, request.into_inner()).await;
         }
         let held = |r: Result<bool, store::Error>| r.map_err(|e| Status::internal(format!("reading the catalog: {e}")));
         let zip = self.catalog.zip(&module, &version).map_err(|e| Status::internal(format!("reading the catalog: {e}")))?;
