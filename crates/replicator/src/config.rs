@@ -84,12 +84,6 @@ impl ReplicationConfig {
                 "each pass re-hashes every blob; scrub_rate = 0 turns it off",
             )?;
         }
-        if self.bandwidth_limit != 0 && self.bandwidth_limit < 256 << 10 {
-            return Err(Error::Config(format!(
-                "replication.bandwidth_limit must be 0 (unlimited) or at least 256KiB (one chunk a second), not {} bytes",
-                self.bandwidth_limit
-            )));
-        }
         Ok(())
     }
 }
@@ -157,12 +151,11 @@ mod tests {
     #[test]
     fn busy_loops_and_hot_retries_are_refused() {
         let ok = ReplicationConfig::default();
-        let cases: [(&str, ReplicationConfig); 5] = [
+        let cases: [(&str, ReplicationConfig); 4] = [
             ("anti_entropy_interval", ReplicationConfig { anti_entropy_interval: Duration::ZERO, ..ok.clone() }),
             ("retry_max", ReplicationConfig { retry_max: Duration::ZERO, ..ok.clone() }),
             ("min_copies_timeout", ReplicationConfig { min_copies_timeout: Duration::ZERO, ..ok.clone() }),
             ("scrub_interval", ReplicationConfig { scrub_interval: Duration::ZERO, ..ok.clone() }),
-            ("bandwidth_limit", ReplicationConfig { bandwidth_limit: 1000, ..ok.clone() }),
         ];
         for (name, cfg) in cases {
             let err = cfg.validate(3).unwrap_err().to_string();
