@@ -391,36 +391,39 @@ fn fresh_versions(set: &mut ModuleSet, prefix: &str, count: usize) -> Vec<harnes
 
 #[test]
 fn a_frozen_primary_stalls_neither_misses_nor_zip_reads_on_the_others() {
+    use harness::modules::{LARGE_MODULE, LARGE_VERSION};
     let _serial = serial();
-    let mut set = ModuleSet::default();
-    let before = fresh_versions(&mut set, "a", 3);
+    let mut set = ModuleSet::default().with_large(4 << 20);
     let after = fresh_versions(&mut set, "b", 3);
+    let large = set.get(LARGE_MODULE, LARGE_VERSION).clone();
     let origin = Origin::start(set);
-    let cluster =
+    let mut cluster =
         Cluster::start(&origin.url(), ClusterOptions { env: vec![("FLOTILLA_REPLICATION__MIN_COPIES", "2")], ..Default::default() });
     let (primary, _) = cluster.wait_converged(&[1, 2, 3], CONVERGE);
-    // Acknowledged with two copies; the third node may still be pulling
-    // them (from the primary, too) when the primary freezes.
-    for v in &before {
-        let f = harness::cluster::get_following(&format!("{}{}", cluster.url(primary), v.url_path("zip"))).unwrap();
-        assert_eq!(f.status, 200, "{}", f.summary());
-    }
+    // One follower pulls slowly (1 MiB/s): it is still copying the 4 MiB
+    // zip from the primary when the primary freezes.
+    let slow = cluster.others(primary)[0];
+    cluster.node_mut(slow).options_mut().env.push(("FLOTILLA_REPLICATION__BANDWIDTH_LIMIT".into(), "1MiB".into()));
+    cluster.node_mut(slow).restart();
+    let (primary, _) = cluster.wait_converged(&[1, 2, 3], CONVERGE);
+    let f = harness::cluster::get_following(&format!("{}{}", cluster.url(primary), large.url_path("zip"))).unwrap();
+    assert!(f.status == 200 && f.body == large.zip, "{}", f.summary());
+    std::thread::sleep(Duration::from_millis(1200));
     cluster.node(primary).pause();
     let others = cluster.others(primary);
     let (new_primary, _) = cluster.wait_converged(&others, CONVERGE);
-    let follower = others.iter().copied().find(|&id| id != new_primary).unwrap();
-    // Zips acknowledged before the freeze: every live node serves them
-    // (pulled from the live holder when it lacks them), within seconds.
-    for v in &before {
-        for id in &others {
-            let started = Instant::now();
-            let r = cluster.get(*id, &v.url_path("zip"));
-            let took = started.elapsed();
-            assert!(r.status == 200 && r.body == v.zip, "node {id} {}: {}", v.spec(), r.summary());
-            assert!(took < Duration::from_secs(12), "node {id} took {took:?} for {} with the old primary frozen", v.spec());
-        }
+    // The slow follower's transfer from the frozen node is given up and
+    // resumed from a live holder: its zip request finishes within seconds.
+    for id in &others {
+        let started = Instant::now();
+        let r = cluster.get(*id, &large.url_path("zip"));
+        let took = started.elapsed();
+        assert!(r.status == 200 && r.body == large.zip, "node {id}: {}", r.summary());
+        assert!(took < Duration::from_secs(20), "node {id} took {took:?} for the zip with the old primary frozen\n{}", cluster.report());
+        eprintln!("node {id} served the zip in {took:?}");
     }
-    // New misses: the new primary fetches, the follower makes the second copy.
+    // New misses: the new primary fetches, the other node makes the second copy.
+    let follower = others.iter().copied().find(|&id| id != new_primary).unwrap();
     for v in &after {
         for via in [new_primary, follower] {
             let started = Instant::now();
