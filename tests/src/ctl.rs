@@ -25,6 +25,11 @@ impl CtlRun {
 /// `FLOTILLA_ADMIN_TOKEN=token`; nothing else of the caller's environment
 /// named `FLOTILLA_*` leaks in.
 pub fn flotillactl(cluster: &str, token: Option<&str>, args: &[&str]) -> CtlRun {
+    flotillactl_with(cluster, token, &[], args)
+}
+
+/// [`flotillactl`] with extra environment (e.g. `FLOTILLA_TLS_CA_FILE`).
+pub fn flotillactl_with(cluster: &str, token: Option<&str>, env: &[(&str, String)], args: &[&str]) -> CtlRun {
     let mut cmd = Command::new(ctl_binary());
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("FLOTILLA") {
@@ -32,6 +37,7 @@ pub fn flotillactl(cluster: &str, token: Option<&str>, args: &[&str]) -> CtlRun 
         }
     }
     cmd.env("FLOTILLA_CLUSTER", cluster).args(args);
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     if let Some(token) = token {
         cmd.env("FLOTILLA_ADMIN_TOKEN", token);
     }

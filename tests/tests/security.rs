@@ -436,3 +436,37 @@ fn a_frozen_primary_stalls_neither_misses_nor_zip_reads_on_the_others() {
     cluster.node(primary).resume();
     cluster.wait_converged(&[1, 2, 3], CONVERGE);
 }
+
+#[test]
+fn flotillactl_purges_over_mutual_tls_through_a_follower() {
+    use harness::ctl::{flotillactl_with, ADMIN_TOKEN};
+    let _serial = serial();
+    let set = ModuleSet::standard();
+    let v = set.get("example.com/alpha", "v1.1.0").clone();
+    let origin = Origin::start(set);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = harness::cluster::write_secret(dir.path(), "admin.token", ADMIN_TOKEN).display().to_string();
+    let cluster = Cluster::start(
+        &origin.url(),
+        ClusterOptions { tls: true, env: vec![("FLOTILLA_ADMIN__TOKEN_FILE", token_file.as_str())], ..Default::default() },
+    );
+    let (primary, _) = cluster.wait_converged(&[1, 2, 3], CONVERGE);
+    let f = harness::cluster::get_following(&format!("{}{}", cluster.url(primary), v.url_path("zip"))).unwrap();
+    assert_eq!(f.status, 200, "{}", f.summary());
+    let follower = cluster.layout.member(cluster.others(primary)[0]).cluster.to_string();
+    let certs = cluster.layout.tls.clone().unwrap();
+    let tls = [
+        ("FLOTILLA_TLS_CA_FILE", certs.join("ca.crt").display().to_string()),
+        ("FLOTILLA_TLS_CERT_FILE", certs.join("flotillactl.crt").display().to_string()),
+        ("FLOTILLA_TLS_KEY_FILE", certs.join("flotillactl.key").display().to_string()),
+    ];
+    // Without TLS settings it cannot talk to a TLS cluster, and says what to give.
+    let run = flotillactl_with(&follower, Some(ADMIN_TOKEN), &[], &["purge", &v.spec()]);
+    assert!(!run.success && run.stderr.contains("--tls-ca-file"), "{}", run.summary());
+    // With them, a follower passes the purge on to the primary (over TLS, as itself).
+    let run = flotillactl_with(&follower, Some(ADMIN_TOKEN), &tls, &["purge", &v.spec()]);
+    assert!(run.success && run.stdout.contains("purged"), "{}\n{}", run.summary(), cluster.report());
+    let via = cluster.others(primary)[0];
+    assert!(cluster.node(via).logs().contains("passing a purge on to the primary"), "{}", cluster.report());
+    assert!(cluster.node(primary).logs().contains("purged a module version from the catalog"), "{}", cluster.report());
+}

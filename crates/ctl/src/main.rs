@@ -170,7 +170,15 @@ where
         match rpc(AdminClient::new(channel), request).await {
             Ok(reply) => return Ok(reply.into_inner()),
             Err(status) if status.code() == Code::Unavailable => failures.push(format!("{addr}: {}", status.message())),
-            Err(status) => bail!("{addr}: {}", explain(&status)),
+            Err(status) => {
+                // A TLS port answers a plaintext HTTP/2 client with garbage.
+                let tls_hint = if !transport.is_tls() && status.message().contains("h2 protocol error") {
+                    " (the node speaks TLS: give --tls-ca-file, --tls-cert-file, --tls-key-file)"
+                } else {
+                    ""
+                };
+                bail!("{addr}: {}{tls_hint}", explain(&status))
+            }
         }
     }
     if failures.is_empty() {
