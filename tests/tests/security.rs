@@ -470,3 +470,46 @@ fn flotillactl_purges_over_mutual_tls_through_a_follower() {
     assert!(cluster.node(via).logs().contains("passing a purge on to the primary"), "{}", cluster.report());
     assert!(cluster.node(primary).logs().contains("purged a module version from the catalog"), "{}", cluster.report());
 }
+
+#[test]
+fn a_wiped_node_does_not_vote_a_candidate_lacking_committed_entries_into_office() {
+    let _serial = serial();
+    let set = ModuleSet::standard();
+    let v = set.get("example.com/alpha", "v1.1.0").clone();
+    let origin = Origin::start(set);
+    let mut cluster = Cluster::start(&origin.url(), ClusterOptions::default());
+    let (primary, _) = cluster.wait_converged(&[1, 2, 3], CONVERGE);
+    let others = cluster.others(primary);
+    let (behind, wiped) = (others[0], others[1]);
+    // `behind` misses a write that `primary` and `wiped` commit.
+    cluster.node_mut(behind).stop();
+    let r = cluster.get(primary, &v.url_path("mod"));
+    assert!(r.status == 200 && r.body == v.go_mod, "{}", r.summary());
+    cluster.wait_for("the write on the second node", Duration::from_secs(10), || {
+        cluster.try_get(wiped, &v.url_path("mod")).is_ok_and(|r| r.status == 200)
+    });
+    // Then the primary goes away and `wiped` loses its data.
+    cluster.node_mut(primary).stop();
+    cluster.node_mut(wiped).stop();
+    let data = cluster.node(wiped).data_dir();
+    std::fs::remove_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&data).unwrap();
+    cluster.node_mut(wiped).restart();
+    cluster.node_mut(behind).restart();
+    // Electing `behind` with the amnesiac's vote would lose the write.
+    std::thread::sleep(Duration::from_secs(5));
+    for id in [behind, wiped] {
+        let s = cluster.status(id).unwrap();
+        assert!(!s.is_leader(), "node {id} was elected without the committed write: {s:?}\n{}", cluster.report());
+    }
+    assert!(cluster.node(wiped).logs().contains("not voting: this node's log is empty"), "{}", cluster.report());
+    // With the node that has the write back, the cluster recovers it all.
+    cluster.node_mut(primary).restart();
+    cluster.wait_converged(&[1, 2, 3], CONVERGE);
+    origin.stop();
+    for id in cluster.ids() {
+        cluster.wait_for(&format!("the write on node {id}"), Duration::from_secs(30), || {
+            cluster.try_get(id, &v.url_path("mod")).is_ok_and(|r| r.status == 200 && r.body == v.go_mod)
+        });
+    }
+}

@@ -392,7 +392,33 @@ impl proto::Raft for RaftService {
     }
 
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        self.handle("Vote", request, |r: &VoteRequest<u64>| &r.vote, |raft, r, _| async move { raft.vote(r).await }).await
+        self.handle(
+            "Vote",
+            request,
+            |r: &VoteRequest<u64>| &r.vote,
+            |raft, r, _| async move {
+                // No raft amnesia: a node whose log is empty (its data dir
+                // was wiped, or it never caught up) while the candidate's is
+                // not has lost what it acknowledged and voted before; voting
+                // now could elect a candidate that lacks committed entries.
+                // It abstains until a leader has brought it up to date.
+                let (mine, my_vote) = {
+                    let metrics = raft.metrics();
+                    let m = metrics.borrow();
+                    (m.last_log_index.unwrap_or(0), m.vote)
+                };
+                let theirs = r.last_log_id.map_or(0, |l| l.index);
+                if mine == 0 && theirs > 0 {
+                    tracing::info!(
+                        candidate = %r.vote,
+                        "not voting: this node's log is empty but the cluster's is not (wiped data dir?); it votes once it has caught up"
+                    );
+                    return Ok(VoteResponse::new(my_vote, None, false));
+                }
+                raft.vote(r).await
+            },
+        )
+        .await
     }
 
     async fn install_snapshot(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
