@@ -513,3 +513,56 @@ fn a_wiped_node_does_not_vote_a_candidate_lacking_committed_entries_into_office(
         });
     }
 }
+
+/// A version of `example.com/huge/<name>` whose `.mod` is about `bytes` long.
+fn huge_mod_version(name: &str, bytes: usize) -> harness::ModuleVersion {
+    let mut v = ModuleSet::make_version(&format!("example.com/huge/{name}"), name, "v1.0.0");
+    let mut go_mod = format!("module example.com/huge/{name}\n\ngo 1.18\n").into_bytes();
+    let line = format!("// {}\n", "x".repeat(1000));
+    while go_mod.len() < bytes {
+        go_mod.extend_from_slice(line.as_bytes());
+    }
+    v.go_mod = go_mod;
+    v
+}
+
+#[test]
+fn a_12_mib_go_mod_never_stalls_the_log() {
+    let _serial = serial();
+    let mut set = ModuleSet::default();
+    let huge: Vec<_> = (0..3).map(|i| huge_mod_version(&format!("h{i}"), 12 << 20)).collect();
+    for v in &huge {
+        set.insert(v.clone());
+    }
+    let later = fresh_versions(&mut set, "later", 3);
+    let origin = Origin::start(set);
+    let mut cluster = Cluster::start(&origin.url(), ClusterOptions::default());
+    let (primary, _) = cluster.wait_converged(&[1, 2, 3], CONVERGE);
+    let away = cluster.others(primary)[0];
+    let other = cluster.others(primary)[1];
+    // One follower is away while the large .mod files are asked for: a
+    // 12 MiB raft entry would take longer than a heartbeat to reach the
+    // other and stall every write.
+    cluster.node_mut(away).stop();
+    for v in &huge {
+        for via in [primary, other] {
+            let f = harness::cluster::get_following(&format!("{}{}", cluster.url(via), v.url_path("mod"))).unwrap();
+            assert!(f.status == 200 && f.body == v.go_mod, "{} via node {via}: {}", v.spec(), f.summary());
+        }
+    }
+    cluster.node_mut(away).restart();
+    cluster.wait_converged(&[1, 2, 3], CONVERGE);
+    // Later misses commit on time and reach every node.
+    for v in &later {
+        let started = Instant::now();
+        let r = cluster.get(primary, &v.url_path("mod"));
+        assert!(r.status == 200 && r.body == v.go_mod, "{}: {}\n{}", v.spec(), r.summary(), cluster.report());
+        assert!(started.elapsed() < Duration::from_secs(3), "{} took {:?}", v.spec(), started.elapsed());
+        for id in cluster.ids() {
+            cluster.wait_for(&format!("{} on node {id}", v.spec()), Duration::from_secs(10), || {
+                cluster.try_get(id, &v.url_path("mod")).is_ok_and(|r| r.status == 200 && r.body == v.go_mod)
+            });
+        }
+    }
+    assert!(cluster.node(primary).logs().contains("not caching a .mod larger than"), "{}", cluster.report());
+}

@@ -14,6 +14,8 @@ use crate::modcheck;
 use crate::{ApiError, AppState};
 
 const MAX_INFO: u64 = 1 << 20;
+/// The largest `.mod` a cluster caches (real ones are a few KiB; Go allows 16 MiB).
+const MAX_REPLICATED_MOD: usize = 1 << 20;
 
 pub async fn info(state: &Arc<AppState>, module: &ModulePath, version: &Version) -> Result<Vec<u8>, ApiError> {
     let key = format!("info {}@{}", module.escaped(), version.escaped());
@@ -70,6 +72,13 @@ async fn fetch_mod(state: &AppState, module: &ModulePath, version: &Version) -> 
     let body = fetch_small(state, "mod", module, &format!("@v/{}.mod", version.escaped()), limit, &what).await?;
     modcheck::check_is_go_mod(&body, &what)?;
     modcheck::check_matches_zip(state, module, version, &body, &what).await?;
+    if body.len() > MAX_REPLICATED_MOD && state.cluster.role() != crate::Role::Standalone {
+        // Catalog writes travel through the raft log; an entry of many MiB
+        // takes longer than a heartbeat to send and stalls the log for
+        // everyone. Such a .mod is relayed from upstream, not cached.
+        tracing::info!(%module, %version, bytes = body.len(), "not caching a .mod larger than {MAX_REPLICATED_MOD} bytes; relayed from upstream");
+        return Ok(body);
+    }
     put(state, module, version, VersionParts { go_mod: Some(body.clone()), ..Default::default() }).await?;
     tracing::info!(%module, %version, h1 = %gomod::h1_go_mod(&body), "cached .mod");
     Ok(recorded(&what, body, state.store.catalog.go_mod(module, version)?))
