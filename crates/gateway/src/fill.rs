@@ -14,8 +14,9 @@ use crate::modcheck;
 use crate::{ApiError, AppState};
 
 const MAX_INFO: u64 = 1 << 20;
-/// The largest `.mod` a cluster caches (real ones are a few KiB; Go allows 16 MiB).
-const MAX_REPLICATED_MOD: usize = 1 << 20;
+/// The largest `.mod` a cluster caches (real ones are a few KiB, the largest
+/// tens of KiB; Go allows 16 MiB).
+const MAX_REPLICATED_MOD: usize = 256 << 10;
 
 pub async fn info(state: &Arc<AppState>, module: &ModulePath, version: &Version) -> Result<Vec<u8>, ApiError> {
     let key = format!("info {}@{}", module.escaped(), version.escaped());
