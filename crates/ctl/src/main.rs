@@ -172,7 +172,8 @@ where
             Err(status) if status.code() == Code::Unavailable => failures.push(format!("{addr}: {}", status.message())),
             Err(status) => {
                 // A TLS port answers a plaintext HTTP/2 client with garbage.
-                let tls_hint = if !transport.is_tls() && status.message().contains("h2 protocol error") {
+                let garbled = ["h2 protocol error", "transport error"].iter().any(|m| status.message().contains(m));
+                let tls_hint = if !transport.is_tls() && garbled {
                     " (the node speaks TLS: give --tls-ca-file, --tls-cert-file, --tls-key-file)"
                 } else {
                     ""
