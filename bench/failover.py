@@ -363,6 +363,8 @@ class Cluster:
             "FLOTILLA_CLUSTER__LISTEN": f"{HOST}:{node.cport}",
             "FLOTILLA_CLUSTER__PEERS": peers,
             "FLOTILLA_CLUSTER__SECRET_FILE": self.secret,
+            # Loopback only: the figures are for the plaintext cluster port.
+            "FLOTILLA_CLUSTER__INSECURE_PLAINTEXT": "true",
             "FLOTILLA_GATEWAY__ADVERTISE_URL": f"http://{HOST}:{node.gport}",
             "FLOTILLA_LOG": "warn",
             # generated modules are in no checksum database

@@ -88,6 +88,7 @@ class Cluster:
         self.secret = os.path.join(tmp, "cluster-secret")
         with open(self.secret, "w") as f:
             f.write(os.urandom(32).hex() + "\n")
+        os.chmod(self.secret, 0o600)
 
     def start(self, nid):
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLOTILLA_")}
@@ -96,6 +97,8 @@ class Cluster:
             "FLOTILLA_CLUSTER__LISTEN": f"{HOST}:{self.cport[nid]}",
             "FLOTILLA_CLUSTER__PEERS": ",".join(f"{n}={HOST}:{p}" for n, p in self.cport.items()),
             "FLOTILLA_CLUSTER__SECRET_FILE": self.secret,
+            # Loopback only: the figures are for the plaintext cluster port.
+            "FLOTILLA_CLUSTER__INSECURE_PLAINTEXT": "true",
             "FLOTILLA_GATEWAY__ADVERTISE_URL": f"http://{HOST}:{self.gport[nid]}",
             "FLOTILLA_REPLICATION__WORKERS": str(self.workers),
             "FLOTILLA_LOG": "warn",

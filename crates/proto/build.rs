@@ -6,7 +6,10 @@ use std::path::PathBuf;
 const PROTOS: &[&str] = &["raft.proto", "blob.proto", "admin.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time, not baked in with env!(): cargo gives a package the
+    // same build directory in every checkout (git worktrees sharing a copied
+    // target dir), and a baked-in path would compile another checkout's protos.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let dir = root.join("flotilla/v1");
     let protos: Vec<PathBuf> = PROTOS.iter().map(|p| dir.join(p)).collect();
     for proto in &protos {

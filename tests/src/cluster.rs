@@ -96,6 +96,9 @@ impl Member {
 pub struct Layout {
     pub members: Vec<Member>,
     pub secret_file: PathBuf,
+    /// The output folder of `flotilla certs` when the cluster port uses
+    /// mutual TLS; `None`: plaintext (`cluster.insecure_plaintext`).
+    pub tls: Option<PathBuf>,
 }
 
 impl Layout {
@@ -108,7 +111,7 @@ impl Layout {
                 cluster: SocketAddr::from(([127, 0, 0, 1], free_port())),
             })
             .collect();
-        Layout { members, secret_file }
+        Layout { members, secret_file, tls: None }
     }
 
     pub fn member(&self, id: u64) -> Member {
@@ -123,7 +126,15 @@ impl Layout {
     /// The environment of member `id` in cluster mode.
     pub fn env(&self, id: u64) -> Vec<(String, String)> {
         let m = self.member(id);
-        vec![
+        let transport: Vec<(String, String)> = match &self.tls {
+            Some(dir) => vec![
+                ("FLOTILLA_CLUSTER__TLS_CA_FILE".into(), dir.join("ca.crt").display().to_string()),
+                ("FLOTILLA_CLUSTER__TLS_CERT_FILE".into(), dir.join(format!("node-{id}.crt")).display().to_string()),
+                ("FLOTILLA_CLUSTER__TLS_KEY_FILE".into(), dir.join(format!("node-{id}.key")).display().to_string()),
+            ],
+            None => vec![("FLOTILLA_CLUSTER__INSECURE_PLAINTEXT".into(), "true".into())],
+        };
+        let mut env: Vec<(String, String)> = vec![
             ("FLOTILLA_NODE_ID".into(), id.to_string()),
             ("FLOTILLA_CLUSTER__LISTEN".into(), m.cluster.to_string()),
             ("FLOTILLA_CLUSTER__PEERS".into(), self.peers()),
@@ -133,7 +144,9 @@ impl Layout {
             ("FLOTILLA_RAFT__HEARTBEAT".into(), "100ms".into()),
             ("FLOTILLA_RAFT__ELECTION_TIMEOUT_MIN".into(), "400ms".into()),
             ("FLOTILLA_RAFT__ELECTION_TIMEOUT_MAX".into(), "800ms".into()),
-        ]
+        ];
+        env.extend(transport);
+        env
     }
 
     /// Node options of member `id`: cluster env, then `extra` (later wins).
@@ -149,11 +162,27 @@ impl Layout {
     }
 }
 
-/// Writes a secret file `name` in `dir` and returns its path.
+/// Writes a secret file `name` in `dir` (mode 0600, as the node demands)
+/// and returns its path.
 pub fn write_secret(dir: &Path, name: &str, secret: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
     let path = dir.join(name);
     std::fs::write(&path, format!("{secret}\n")).expect("write cluster secret file");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600 the secret file");
     path
+}
+
+/// Runs the real `flotilla certs --out dir --ids …` and panics unless it works.
+pub fn make_certs(dir: &Path, ids: &[u64]) {
+    let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
+    let out =
+        Command::new(binary()).arg("certs").arg("--out").arg(dir).arg("--ids").arg(ids.join(",")).output().expect("run flotilla certs");
+    assert!(
+        out.status.success(),
+        "flotilla certs failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Running cluster nodes, by id. Dropping it kills them.
@@ -173,11 +202,14 @@ pub struct ClusterOptions<'a> {
     pub env: Vec<(&'a str, &'a str)>,
     /// Config file content for every node (see [`NodeOptions::config`]).
     pub config: Option<String>,
+    /// Mutual TLS on the cluster port with certificates from `flotilla
+    /// certs` (in `<cluster dir>/certs`); plaintext otherwise.
+    pub tls: bool,
 }
 
 impl Default for ClusterOptions<'_> {
     fn default() -> Self {
-        ClusterOptions { size: 3, order: vec![1, 2, 3], env: Vec::new(), config: None }
+        ClusterOptions { size: 3, order: vec![1, 2, 3], env: Vec::new(), config: None, tls: false }
     }
 }
 
@@ -187,7 +219,12 @@ impl Cluster {
     pub fn start(upstream: &str, opts: ClusterOptions<'_>) -> Cluster {
         let dir = tempfile::Builder::new().prefix("flotilla-cluster-").tempdir().expect("create cluster temp dir");
         let secret = write_secret(dir.path(), "cluster.secret", "e2e-cluster-secret-0123456789abcdef");
-        let layout = Layout::new(opts.size, secret);
+        let mut layout = Layout::new(opts.size, secret);
+        if opts.tls {
+            let certs = dir.path().join("certs");
+            make_certs(&certs, &(1..=opts.size).collect::<Vec<_>>());
+            layout.tls = Some(certs);
+        }
         let mut cluster = Cluster { layout, nodes: BTreeMap::new(), upstream: upstream.to_owned(), _dir: dir };
         for id in opts.order {
             let mut options = cluster.layout.options(id, upstream, &opts.env);

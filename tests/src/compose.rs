@@ -78,6 +78,9 @@ impl Deployment {
         self.upstream = upstream.to_owned();
         let secret = self.dir.path().join("cluster-secret");
         std::fs::write(&secret, "container-test-secret-0123456789abcdef\n").expect("write the cluster secret");
+        // As README says: readable by the nodes' user (uid 10001) only.
+        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod the cluster secret");
+        std::os::unix::fs::chown(&secret, Some(10001), None).expect("chown the cluster secret to uid 10001 (the tests run as root)");
         std::fs::write(self.override_file(), self.override_yaml()).expect("write the compose override");
         let out = run(self.compose().args(["up", "-d"]));
         assert!(out.success, "compose up failed:\n{}\n{}\n{}", out.stdout, out.stderr, self.report());

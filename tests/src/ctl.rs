@@ -40,16 +40,16 @@ pub fn flotillactl(cluster: &str, token: Option<&str>, args: &[&str]) -> CtlRun 
     flotillactl_env(cluster, token, args, &[])
 }
 
-/// [`flotillactl`] with extra environment variables (e.g. the go command's).
+/// [`flotillactl`] with extra environment variables (e.g. the go command's, or `FLOTILLA_TLS_CA_FILE`).
 pub fn flotillactl_env(cluster: &str, token: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> CtlRun {
     let mut cmd = Command::new(ctl_binary());
-    cmd.envs(env.iter().copied());
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("FLOTILLA") {
             cmd.env_remove(key);
         }
     }
     cmd.env("FLOTILLA_CLUSTER", cluster).args(args);
+    cmd.envs(env.iter().copied());
     if let Some(token) = token {
         cmd.env("FLOTILLA_ADMIN_TOKEN", token);
     }

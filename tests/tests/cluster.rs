@@ -510,7 +510,7 @@ fn wrong_secret_unknown_peer_and_foreign_data_are_refused_with_a_clear_log_line(
         gateway: SocketAddr::from(([127, 0, 0, 1], free_port())),
         cluster: SocketAddr::from(([127, 0, 0, 1], free_port())),
     });
-    let stranger_layout = Layout { members, secret_file: cluster.layout.secret_file.clone() };
+    let stranger_layout = Layout { members, secret_file: cluster.layout.secret_file.clone(), tls: None };
     let stranger = Node::start_on(stranger_layout.options(4, &origin.url(), &[]), stranger_layout.member(4).gateway);
     let unknown = |id: u64| cluster.node(id).logs().contains("refused cluster RPC: node id is not among cluster.peers");
     let refused_stranger = harness::wait_until(Duration::from_secs(15), || unknown(1) || unknown(2));

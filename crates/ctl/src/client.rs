@@ -6,17 +6,19 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use proto::tls::{Transport, ANY_NODE};
 use proto::AdminClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where the cluster is and how to prove we may administer it.
 pub struct Admin {
     addrs: Vec<String>,
     token: String,
+    /// Plaintext, or mutual TLS with the cluster CA (`--tls-*`).
+    transport: Transport,
     /// How long one call may take before it counts as unanswered.
     timeout: Duration,
 }
@@ -27,17 +29,17 @@ pub struct Admin {
 pub struct OutcomeUnknown(pub String);
 
 impl Admin {
-    pub fn new(addrs: &[String], token: String) -> Result<Admin> {
+    pub fn new(addrs: &[String], token: String, transport: Transport) -> Result<Admin> {
         let addrs: Vec<String> = addrs.iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect();
         if addrs.is_empty() {
             bail!("no cluster address given: set FLOTILLA_CLUSTER or --cluster to host:port of the nodes' cluster port (7000 by default)");
         }
-        Ok(Admin { addrs, token, timeout: CALL_TIMEOUT })
+        Ok(Admin { addrs, token, transport, timeout: CALL_TIMEOUT })
     }
 
     /// The same cluster, with calls allowed to take up to `timeout`.
     pub fn with_timeout(&self, timeout: Duration) -> Admin {
-        Admin { addrs: self.addrs.clone(), token: self.token.clone(), timeout }
+        Admin { addrs: self.addrs.clone(), token: self.token.clone(), transport: self.transport.clone(), timeout }
     }
 
     /// Sends a read call to the first address that answers; a node that is
@@ -72,10 +74,15 @@ impl Admin {
     {
         let mut failures = Vec::new();
         for addr in &self.addrs {
-            let channel = match channel(addr).await {
+            let channel = match channel(&self.transport, addr).await {
                 Ok(channel) => channel,
                 Err(e) => {
-                    failures.push(format!("{addr}: {e:#}"));
+                    let hint = if self.transport.is_tls() {
+                        ""
+                    } else {
+                        "; if the nodes use TLS, give --tls-ca-file, --tls-cert-file, --tls-key-file"
+                    };
+                    failures.push(format!("{addr}: {e:#}{hint}"));
                     continue;
                 }
             };
@@ -99,7 +106,16 @@ impl Admin {
                 Err(status) if status.code() == Code::Unavailable || timed_out(&status) => {
                     failures.push(format!("{addr}: {}", status.message()))
                 }
-                Err(status) => bail!("{addr}: {}", explain(&status)),
+                Err(status) => {
+                    // A TLS port answers a plaintext HTTP/2 client with garbage.
+                    let garbled = ["h2 protocol error", "transport error"].iter().any(|m| status.message().contains(m));
+                    let tls_hint = if !self.transport.is_tls() && garbled {
+                        " (the node speaks TLS: give --tls-ca-file, --tls-cert-file, --tls-key-file)"
+                    } else {
+                        ""
+                    };
+                    bail!("{addr}: {}{tls_hint}", explain(&status))
+                }
             }
         }
         bail!(
@@ -110,11 +126,12 @@ impl Admin {
     }
 }
 
-/// A connected channel to the node at `addr` (`host:port`, or a URL).
-pub async fn channel(addr: &str) -> Result<Channel> {
-    let url = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
-    let endpoint = Endpoint::from_shared(url).with_context(|| format!("{addr:?} is not a host:port address"))?;
-    endpoint.connect_timeout(CONNECT_TIMEOUT).connect().await.map_err(|e| anyhow::anyhow!("cannot connect ({})", with_sources(&e)))
+/// A connected channel to the node at `addr` (`host:port`, or a URL whose
+/// scheme is ignored: `transport` decides plaintext or TLS).
+pub async fn channel(transport: &Transport, addr: &str) -> Result<Channel> {
+    let host_port = addr.split_once("://").map_or(addr, |(_, rest)| rest);
+    let endpoint = transport.endpoint(host_port, ANY_NODE).map_err(anyhow::Error::msg)?;
+    endpoint.connect().await.map_err(|e| anyhow::anyhow!("cannot connect ({})", with_sources(&e)))
 }
 
 /// Whether the call may have reached the node and be running there still.

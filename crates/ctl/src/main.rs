@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use proto::tls::{ClusterTls, TlsFiles, Transport};
 
 use crate::client::Admin;
 
@@ -64,6 +65,16 @@ struct Cli {
     /// Read the admin token from this file instead.
     #[arg(long, conflicts_with = "token", global = true)]
     token_file: Option<PathBuf>,
+    /// The cluster CA certificate (PEM): speak mutual TLS to the cluster port
+    /// (with --tls-cert-file and --tls-key-file, e.g. flotillactl.crt/.key from `flotilla certs`).
+    #[arg(long, env = "FLOTILLA_TLS_CA_FILE", global = true, requires_all = ["tls_cert_file", "tls_key_file"])]
+    tls_ca_file: Option<PathBuf>,
+    /// flotillactl's certificate (PEM), signed by the cluster CA.
+    #[arg(long, env = "FLOTILLA_TLS_CERT_FILE", global = true, requires = "tls_ca_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// flotillactl's private key (PEM, not readable by group or others).
+    #[arg(long, env = "FLOTILLA_TLS_KEY_FILE", global = true, requires = "tls_ca_file")]
+    tls_key_file: Option<PathBuf>,
     /// Print the answer as JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
@@ -235,7 +246,7 @@ async fn run(cli: Cli) -> Result<Outcome> {
     if let Command::Doctor { mirror: Some(mirror), .. } = &cli.command {
         return doctor::client(None, cli.json, Some(mirror)).await;
     }
-    let admin = Admin::new(&cli.cluster, token(&cli)?)?;
+    let admin = Admin::new(&cli.cluster, token(&cli)?, transport(&cli)?)?;
     match &cli.command {
         Command::Status => status::status(&admin, cli.json).await,
         Command::Replication { watch, interval } => status::replication(&admin, cli.json, *watch, *interval).await,
@@ -273,6 +284,17 @@ pub fn split_target(target: &str) -> Result<(&str, &str)> {
         Some((module, version)) if !module.is_empty() && !version.is_empty() => Ok((module, version)),
         _ => bail!("{target:?} is not module@version (e.g. github.com/BurntSushi/toml@v1.3.2)"),
     }
+}
+
+/// Plaintext, or mutual TLS when the `--tls-*` files are given.
+fn transport(cli: &Cli) -> Result<Transport> {
+    Ok(match (&cli.tls_ca_file, &cli.tls_cert_file, &cli.tls_key_file) {
+        (Some(ca), Some(cert), Some(key)) => {
+            let files = TlsFiles { ca_file: ca.clone(), cert_file: cert.clone(), key_file: key.clone() };
+            Transport::Tls(std::sync::Arc::new(ClusterTls::load(&files).map_err(anyhow::Error::msg)?))
+        }
+        _ => Transport::Plaintext,
+    })
 }
 
 #[cfg(test)]

@@ -18,6 +18,10 @@ pub struct GatewayConfig {
     pub hot_zips_bytes: u64,
     /// Checksum databases proxied; the first one verifies every fetch.
     pub sumdb: Vec<crate::SumdbConfig>,
+    /// Zip downloads from upstream at once; more fills wait their turn, so
+    /// one client asking for thousands of zips cannot take the disk or the
+    /// network.
+    pub max_fills: usize,
 }
 
 /// `gateway.mode` in the node's configuration.
@@ -41,6 +45,7 @@ impl Default for GatewayConfig {
             leader_wait: Duration::from_secs(5),
             hot_zips_bytes: 64 << 20,
             sumdb: Vec::new(),
+            max_fills: 16,
         }
     }
 }

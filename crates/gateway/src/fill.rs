@@ -14,6 +14,9 @@ use crate::{modcheck, sumdb};
 use crate::{ApiError, AppState};
 
 const MAX_INFO: u64 = 1 << 20;
+/// The largest `.mod` a cluster caches (real ones are a few KiB, the largest
+/// tens of KiB; Go allows 16 MiB).
+const MAX_REPLICATED_MOD: usize = 256 << 10;
 
 pub async fn info(state: &Arc<AppState>, module: &ModulePath, version: &Version) -> Result<Vec<u8>, ApiError> {
     let key = format!("info {}@{}", module.escaped(), version.escaped());
@@ -81,6 +84,13 @@ async fn fetch_mod(state: &Arc<AppState>, module: &ModulePath, version: &Version
     modcheck::check_matches_zip(state, module, version, &body, &what).await?;
     let h1 = gomod::h1_go_mod(&body);
     sumdb::check_go_mod(state, module, version, &h1, &what).await?;
+    if body.len() > MAX_REPLICATED_MOD && state.cluster.role() != crate::Role::Standalone {
+        // Catalog writes travel through the raft log; an entry of many MiB
+        // takes longer than a heartbeat to send and stalls the log for
+        // everyone. Such a .mod is relayed from upstream, not cached.
+        tracing::info!(%module, %version, bytes = body.len(), "not caching a .mod larger than {MAX_REPLICATED_MOD} bytes; relayed from upstream");
+        return Ok(body);
+    }
     put(state, module, version, VersionParts { go_mod: Some(body.clone()), ..Default::default() }).await?;
     tracing::info!(%module, %version, %h1, "cached .mod");
     Ok(recorded(&what, body, state.store.catalog.go_mod(module, version)?))
@@ -113,6 +123,13 @@ async fn fetch_zip(state: &Arc<AppState>, module: &ModulePath, version: &Version
         return Ok(existing);
     }
     let what = format!("{module}@{version}.zip");
+    let _slot = match state.fill_slots.try_acquire() {
+        Ok(slot) => slot,
+        Err(_) => {
+            tracing::debug!(what, max = state.cfg.max_fills, "zip fill waits for a free slot (gateway.max_fills)");
+            state.fill_slots.acquire().await.map_err(|_| ApiError::internal("fill slots closed"))?
+        }
+    };
     let limits = state.cfg.zip_limits;
     let mut temp = state.store.blobs.temp()?;
     let file = temp.take_file().ok_or_else(|| ApiError::internal("temp file missing"))?;

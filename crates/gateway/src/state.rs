@@ -31,12 +31,15 @@ pub struct AppState {
     pub(crate) started: Instant,
     /// The last upstream fills, for the status page.
     pub(crate) recent: RecentFetches,
+    /// Zip downloads from upstream under way (`cfg.max_fills` at most).
+    pub(crate) fill_slots: tokio::sync::Semaphore,
     /// Client for relaying requests to the primary (forward mode).
     pub(crate) peers: reqwest::Client,
 }
 
 impl AppState {
     pub fn new(cfg: GatewayConfig, store: Arc<Store>, upstream: Upstream, cluster: Arc<dyn Cluster>) -> Arc<Self> {
+        let cfg_max_fills = cfg.max_fills.max(1);
         Arc::new(AppState {
             negative: NegativeCache::new(cfg.negative_ttl),
             hot_zips: HotZips::new(cfg.hot_zips_bytes),
@@ -52,9 +55,13 @@ impl AppState {
             sumdb_tiles: tokio::sync::Mutex::new(()),
             started: Instant::now(),
             recent: RecentFetches::default(),
+            fill_slots: tokio::sync::Semaphore::new(cfg_max_fills),
             peers: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(std::time::Duration::from_secs(2))
+                // Forward mode: a frozen primary must not hold a relayed
+                // request (each read of its answer must progress).
+                .read_timeout(std::time::Duration::from_secs(10))
                 .build()
                 .unwrap_or_default(),
         })

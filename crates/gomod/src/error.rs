@@ -28,6 +28,10 @@ pub enum Error {
     /// Checksum database formats and proofs; the message names what.
     #[error("{0}")]
     Sumdb(String),
+    /// A GOPRIVATE-style glob list that would match nothing; the message
+    /// says how to write it.
+    #[error("{0}")]
+    InvalidPattern(String),
 }
 
 impl Error {

@@ -23,7 +23,7 @@ pub use hash::{go_sum_lines, h1_from_file_hashes, h1_go_mod};
 pub use info::{parse_info, Info};
 pub use modfile::{go_mod_module_path, go_mod_requires};
 pub use path::{escape_string, unescape_string, ModulePath};
-pub use pattern::{match_prefix_patterns, path_match};
+pub use pattern::{check_prefix_patterns, match_prefix_patterns, path_match};
 pub use request::{parse_request, Request, VersionRef, MAX_REQUEST_PATH};
 pub use semver::{canonical, compare, is_valid_semver};
 pub use version::{check_module_version, is_pseudo_version, Version};

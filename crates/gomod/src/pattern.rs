@@ -23,6 +23,82 @@ pub fn match_prefix_patterns(globs: &str, path: &str) -> bool {
         .any(|glob| leading_elements(path, glob.matches('/').count()).is_some_and(|p| path_match(glob, p) == Some(true)))
 }
 
+/// Checks a comma-separated glob list (GOPRIVATE syntax) that decides what
+/// must stay private: a glob with spaces around it or a malformed one would
+/// silently match nothing (as in Go), so it is refused with the fix.
+pub fn check_prefix_patterns(globs: &str) -> crate::Result<()> {
+    let parts: Vec<&str> = globs.split(',').collect();
+    if parts.iter().any(|g| g.trim() != *g && !g.trim().is_empty()) {
+        let fixed: Vec<&str> = parts.iter().map(|g| g.trim()).filter(|g| !g.is_empty()).collect();
+        return Err(crate::Error::InvalidPattern(format!(
+            "{globs:?} has spaces around a glob, which then matches nothing (Go does not trim them either); write {:?}",
+            fixed.join(",")
+        )));
+    }
+    for glob in parts.iter().filter(|g| !g.is_empty()) {
+        if !valid_glob(glob.as_bytes()) {
+            return Err(crate::Error::InvalidPattern(format!(
+                "glob {glob:?} in {globs:?} is malformed (an unclosed or empty [class], a trailing \\, or a range with - or ] as an end), so it would match nothing"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Syntax of a `path.Match` pattern, checked whole.
+fn valid_glob(p: &[u8]) -> bool {
+    // One character of a class: an escape or anything but `-` and `]`.
+    fn class_char(p: &[u8], i: &mut usize) -> bool {
+        match p.get(*i) {
+            Some(b'\\') if *i + 1 < p.len() => {
+                *i += 2;
+                true
+            }
+            Some(b'-' | b']' | b'\\') | None => false,
+            Some(_) => {
+                *i += 1;
+                true
+            }
+        }
+    }
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            b'\\' => {
+                if i + 1 >= p.len() {
+                    return false;
+                }
+                i += 2;
+            }
+            b'[' => {
+                i += 1;
+                if p.get(i) == Some(&b'^') {
+                    i += 1;
+                }
+                let mut ranges = 0;
+                loop {
+                    if p.get(i) == Some(&b']') && ranges > 0 {
+                        i += 1;
+                        break;
+                    }
+                    if !class_char(p, &mut i) {
+                        return false;
+                    }
+                    if p.get(i) == Some(&b'-') {
+                        i += 1;
+                        if !class_char(p, &mut i) {
+                            return false;
+                        }
+                    }
+                    ranges += 1;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    true
+}
+
 /// The first `n + 1` slash-separated elements of `path`, or `None` if it has fewer.
 fn leading_elements(path: &str, n: usize) -> Option<&str> {
     let mut slashes = path.match_indices('/').map(|(i, _)| i);
@@ -202,6 +278,20 @@ fn decode_rune(s: &[u8]) -> (u32, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_glob_lists_that_would_fail_open_are_refused() {
+        for ok in ["", "*.corp.example,git.internal/*", "example.com/[a-c]*", "x/\\*", "a,,b", "example.com/[^x]"] {
+            check_prefix_patterns(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+        }
+        let err = check_prefix_patterns("*.corp.example, git.internal/*").unwrap_err().to_string();
+        assert!(err.contains("\"*.corp.example,git.internal/*\""), "{err}");
+        for bad in ["example.com/[a-", "example.com/[]", "x\\", "example.com/[z-]", "[-a]"] {
+            let err = check_prefix_patterns(bad).unwrap_err().to_string();
+            assert!(err.contains("malformed"), "{bad:?}: {err}");
+            assert!(!match_prefix_patterns(bad, "example.com/abc"), "{bad:?} is malformed in Go too: never matches");
+        }
+    }
 
     #[test]
     fn go_path_match_table() {

@@ -25,11 +25,21 @@ pub struct ZipLimits {
     pub max_go_mod: u64,
     /// Root `LICENSE` (x/mod `MaxLICENSE`, 16 MiB).
     pub max_license: u64,
+    /// Entries (files and directories), checked on the count the zip
+    /// declares before any per-entry work (the largest real modules hold
+    /// tens of thousands).
+    pub max_entries: u64,
 }
 
 impl Default for ZipLimits {
     fn default() -> Self {
-        ZipLimits { max_zip_size: 500 * MIB, max_uncompressed: 500 * MIB, max_go_mod: 16 * MIB, max_license: 16 * MIB }
+        ZipLimits {
+            max_zip_size: 500 * MIB,
+            max_uncompressed: 500 * MIB,
+            max_go_mod: 16 * MIB,
+            max_license: 16 * MIB,
+            max_entries: 250_000,
+        }
     }
 }
 
@@ -77,8 +87,12 @@ pub fn check_zip<R: Read + Seek>(mut reader: R, module: &ModulePath, version: &V
     if zip_size > limits.max_zip_size {
         return Err(bad(format!("zip is {zip_size} bytes, the limit is {}", limits.max_zip_size)));
     }
+    let entries = declared_entries(&mut reader, zip_size)?;
+    if entries > limits.max_entries {
+        return Err(bad(format!("zip declares {entries} entries, the limit is {}", limits.max_entries)));
+    }
     reader.seek(SeekFrom::Start(0)).map_err(io_error)?;
-    let raw_names = raw_central_names(&mut reader)?;
+    let raw_names = raw_central_names(&mut reader, limits.max_entries)?;
     let mut archive = ZipArchive::new(&mut reader).map_err(zip_error)?;
     let (index_of, metas) = archive_index(&mut archive)?;
     let prefix = format!("{module}@{version}/");
@@ -145,14 +159,54 @@ fn unreadable(name: &str) -> Error {
     bad(format!("entry {:?} cannot be read separately from another entry with a similar name", clip(name)))
 }
 
+/// The number of entries the end-of-central-directory record declares
+/// (zip64 included), read before the zip reader allocates per entry; 0 when
+/// there is no such record (the zip reader then says what is wrong).
+fn declared_entries<R: Read + Seek>(reader: &mut R, zip_size: u64) -> Result<u64> {
+    const EOCD: [u8; 4] = [0x50, 0x4b, 0x05, 0x06];
+    const LOCATOR: [u8; 4] = [0x50, 0x4b, 0x06, 0x07];
+    const EOCD64: [u8; 4] = [0x50, 0x4b, 0x06, 0x06];
+    let tail_len = zip_size.min(22 + 65_535);
+    let tail_start = zip_size - tail_len;
+    reader.seek(SeekFrom::Start(tail_start)).map_err(io_error)?;
+    let mut tail = vec![0u8; tail_len as usize];
+    reader.read_exact(&mut tail).map_err(io_error)?;
+    let Some(at) = (0..tail.len().saturating_sub(21)).rev().find(|&i| tail[i..i + 4] == EOCD) else {
+        return Ok(0);
+    };
+    let entries = u64::from(u16::from_le_bytes([tail[at + 10], tail[at + 11]]));
+    if entries != 0xFFFF {
+        return Ok(entries);
+    }
+    // Zip64: the locator just before the record points at the zip64 record.
+    let Some(locator) = at.checked_sub(20).map(|l| &tail[l..l + 20]) else { return Ok(entries) };
+    if locator[..4] != LOCATOR {
+        return Ok(entries);
+    }
+    let offset = u64::from_le_bytes(locator[8..16].try_into().unwrap_or_default());
+    if offset.saturating_add(56) > zip_size {
+        return Err(bad("the zip64 end of central directory lies beyond the end of the zip".into()));
+    }
+    reader.seek(SeekFrom::Start(offset)).map_err(io_error)?;
+    let mut record = [0u8; 56];
+    reader.read_exact(&mut record).map_err(io_error)?;
+    if record[..4] != EOCD64 {
+        return Ok(entries);
+    }
+    Ok(u64::from_le_bytes(record[32..40].try_into().unwrap_or_default()))
+}
+
 /// Every entry name in the central directory, raw and in order, duplicates
-/// included (the zip reader merges entries with equal names).
-fn raw_central_names<R: Read + Seek>(reader: &mut R) -> Result<Vec<Vec<u8>>> {
+/// included (the zip reader merges entries with equal names); at most `max`.
+fn raw_central_names<R: Read + Seek>(reader: &mut R, max: u64) -> Result<Vec<Vec<u8>>> {
     let cd_start = ZipArchive::new(&mut *reader).map_err(zip_error)?.central_directory_start();
     reader.seek(SeekFrom::Start(cd_start)).map_err(io_error)?;
     let mut r = BufReader::new(reader);
     let mut names = Vec::new();
     while let Some(name) = next_central_name(&mut r)? {
+        if names.len() as u64 >= max {
+            return Err(bad(format!("zip holds more than {max} entries")));
+        }
         names.push(name);
     }
     Ok(names)

@@ -287,3 +287,36 @@ fn zip_go_mod_reads_the_root_go_mod_only() {
     assert_eq!(zip_go_mod(Cursor::new(&without), &m, &v, 1 << 20).unwrap(), None);
     assert!(zip_go_mod(Cursor::new(b"not a zip"), &m, &v, 1 << 20).is_err());
 }
+
+#[test]
+fn absurd_entry_counts_are_refused_before_reading_entries() {
+    let good =
+        build(&[E::File("example.com/m@v1.0.0/go.mod", b"module example.com/m\n"), E::File("example.com/m@v1.0.0/a.go", b"package m\n")]);
+    check(&good, "example.com/m", "v1.0.0").unwrap();
+    let limits = ZipLimits { max_entries: 1, ..ZipLimits::default() };
+    let e = check_with(&good, "example.com/m", "v1.0.0", &limits).unwrap_err().to_string();
+    assert!(e.contains("declares 2 entries"), "{e}");
+    // An end record claiming 65,534 entries (more than the small limit)
+    // and one claiming zip64 with a count of 2^40.
+    let mut lying = good.clone();
+    let at = lying.windows(4).rposition(|w| w == [0x50, 0x4b, 0x05, 0x06]).unwrap();
+    lying[at + 8..at + 12].copy_from_slice(&[0xFE, 0xFF, 0xFE, 0xFF]);
+    let limits = ZipLimits { max_entries: 1000, ..ZipLimits::default() };
+    let e = check_with(&lying, "example.com/m", "v1.0.0", &limits).unwrap_err().to_string();
+    assert!(e.contains("declares 65534 entries"), "{e}");
+    let mut zip64 = good[..at].to_vec();
+    let record_at = zip64.len() as u64;
+    zip64.extend_from_slice(&[0x50, 0x4b, 0x06, 0x06]);
+    zip64.extend_from_slice(&44u64.to_le_bytes());
+    zip64.extend_from_slice(&[0u8; 20]);
+    zip64.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    zip64.extend_from_slice(&[0u8; 16]);
+    zip64.extend_from_slice(&[0x50, 0x4b, 0x06, 0x07, 0, 0, 0, 0]);
+    zip64.extend_from_slice(&record_at.to_le_bytes());
+    zip64.extend_from_slice(&1u32.to_le_bytes());
+    let mut end = good[at..].to_vec();
+    end[8..12].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+    zip64.extend_from_slice(&end);
+    let e = check(&zip64, "example.com/m", "v1.0.0").unwrap_err().to_string();
+    assert!(e.contains(&format!("declares {} entries", 1u64 << 40)), "{e}");
+}

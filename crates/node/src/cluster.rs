@@ -16,6 +16,8 @@ use sha2::Digest;
 use store::{CatalogOp, Sha256, ZipRef};
 use tokio::sync::watch;
 
+use proto::tls::{ClusterTls, ConnLimit, PeerIdentity, Transport};
+
 use crate::admin::AdminService;
 use crate::config::Config;
 
@@ -216,13 +218,42 @@ pub fn raft_config(config: &Config) -> Result<RaftConfig> {
     let peers = config.cluster.peer_map()?;
     let secret_file = config.cluster.secret_file.as_ref().context("cluster.secret_file is required in cluster mode")?;
     let secret = crate::config::read_secret_file(secret_file, "cluster.secret_file")?;
-    let cfg = RaftConfig { node_id: config.node_id, peers, settings: config.raft.clone(), cluster_id: cluster_id(&secret), secret };
+    let transport = transport(config)?;
+    // `cluster.id` pins the id, so the secret can change (rotation) while
+    // the data directories stay the cluster's.
+    let cluster_id = match &config.cluster.id {
+        Some(id) => id.trim().to_string(),
+        None => cluster_id(&secret),
+    };
+    let cfg = RaftConfig { node_id: config.node_id, peers, settings: config.raft.clone(), cluster_id, secret, transport };
     cfg.validate()?;
     Ok(cfg)
 }
 
-/// A cluster is identified by its secret: data or RPCs from a cluster with
-/// another secret are refused. The id is a hash, so it reveals nothing.
+/// Mutual TLS with this node's certificate, or plaintext when
+/// `cluster.insecure_plaintext` says so.
+fn transport(config: &Config) -> Result<Transport> {
+    let Some(files) = config.cluster.tls_files()? else {
+        return Ok(Transport::Plaintext);
+    };
+    let tls = ClusterTls::load(&files).map_err(|e| anyhow::anyhow!("cluster TLS: {e}"))?;
+    let want = proto::tls::node_name(config.node_id);
+    let own = std::fs::read(&files.cert_file).with_context(|| format!("cannot read {}", files.cert_file.display()))?;
+    if !proto::tls::pem_names_node(&own, config.node_id) {
+        bail!(
+            "cluster.tls_cert_file {} does not name this node ({want}); give node {} its own certificate (`flotilla certs`)",
+            files.cert_file.display(),
+            config.node_id
+        );
+    }
+    Ok(Transport::Tls(Arc::new(tls)))
+}
+
+/// The cluster id when `cluster.id` is not set, from the secret: every
+/// node of a new cluster derives the same one without talking to the
+/// others, and data or RPCs of a cluster with another secret are refused.
+/// The id is a hash, so it reveals nothing. To rotate the secret, pin the
+/// id (`cluster.id`) first: it then no longer depends on the secret.
 fn cluster_id(secret: &str) -> String {
     let digest = sha2::Sha256::digest(format!("flotilla-cluster\n{secret}").as_bytes());
     hex::encode(&digest[..8])
@@ -230,15 +261,17 @@ fn cluster_id(secret: &str) -> String {
 
 const MARKER: &str = "cluster-id";
 
-/// Refuses, before the database is even opened, a data directory that a
-/// cluster with another secret created (raft checks it again in its own
+/// Refuses, before the database is even opened, a data directory that
+/// another cluster created (raft checks it again in its own
 /// metadata; this check also keeps the files untouched).
 pub fn check_marker(data_dir: &Path, cluster_id: &str) -> Result<()> {
     match std::fs::read_to_string(data_dir.join(MARKER)) {
         Ok(stored) if stored.trim() != cluster_id => bail!(
             "data_dir {} belongs to cluster {:?}, this node is configured for cluster {cluster_id:?}; \
-             use an empty data_dir or the right cluster.secret_file",
+             use an empty data_dir, or, if you rotated the cluster secret of this cluster, set cluster.id = {:?} \
+             on every node (the id then stays, whatever the secret)",
             data_dir.display(),
+            stored.trim(),
             stored.trim()
         ),
         _ => Ok(()),
@@ -267,7 +300,15 @@ pub fn listen_addr(config: &Config, raft: &RaftConfig) -> Result<SocketAddr> {
     Ok(SocketAddr::from(([0, 0, 0, 0], port)))
 }
 
-/// Serves the cluster gRPC port (raft, blobs and admin) until `stop` turns true.
+/// Connections one remote IP address may hold open on the cluster port
+/// (nodes use a handful each; tests run every node on one address).
+const MAX_CONNECTIONS_PER_IP: usize = 64;
+/// Concurrent requests (HTTP/2 streams) on one cluster connection.
+const MAX_STREAMS_PER_CONNECTION: u32 = 64;
+
+/// Serves the cluster gRPC port (raft, blobs and admin) until `stop` turns
+/// true: over mutual TLS, where a connection reaches the gRPC server only
+/// once its certificate names a member (or flotillactl), or in plaintext.
 pub async fn serve_grpc(
     control: ControlPlane,
     replicator: Replicator,
@@ -276,25 +317,72 @@ pub async fn serve_grpc(
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (cluster.listen)"))?;
-    tracing::info!(%addr, "cluster port listening");
+    let auth = control.auth();
+    let tls = match auth.transport() {
+        Transport::Tls(tls) => Some(tls.server_config().map_err(|e| anyhow::anyhow!("cluster TLS: {e}"))?),
+        Transport::Plaintext => {
+            if !addr.ip().is_loopback() {
+                tracing::warn!(
+                    %addr,
+                    "the cluster port listens in PLAINTEXT on a non-loopback address (cluster.insecure_plaintext = true): \
+                     anyone on the network can read the cluster secret; set cluster.tls_* instead"
+                );
+            }
+            None
+        }
+    };
+    tracing::info!(%addr, tls = tls.is_some(), "cluster port listening");
     // Raft messages and blob chunks are small writes that must not wait for
     // Nagle's algorithm and the peer's delayed ACK (~40 ms each).
     let tracker = control.clone();
-    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), move |conn| {
-        conn.map(|stream| {
-            if let Err(e) = stream.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY on a cluster connection");
+    let limit = ConnLimit::new(MAX_CONNECTIONS_PER_IP);
+    let incoming = tokio_stream::StreamExt::filter_map(tokio_stream::wrappers::TcpListenerStream::new(listener), move |conn| {
+        let stream = match conn {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::debug!(error = %e, "accepting a cluster connection failed");
+                return None;
             }
-            tracker.track_connection(stream)
-        })
+        };
+        let remote = stream.peer_addr().ok();
+        let slot = match remote {
+            Some(remote) => match limit.admit(remote.ip()) {
+                Some(slot) => Some(slot),
+                None => {
+                    tracing::warn!(%remote, "refused cluster connection: {MAX_CONNECTIONS_PER_IP} connections from this address are open");
+                    return None;
+                }
+            },
+            None => None,
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a cluster connection");
+        }
+        Some((tracker.track_connection(stream, slot), remote))
     });
-    tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .http2_keepalive_interval(Some(proto::tls::KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(proto::tls::KEEPALIVE_TIMEOUT))
         .add_service(control.service())
         .add_service(replicator.service())
-        .add_service(admin.server())
-        .serve_with_incoming_shutdown(incoming, async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await
-        .context("cluster gRPC server failed")
+        .add_service(admin.server());
+    let shutdown = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    match tls {
+        None => {
+            let incoming = tokio_stream::StreamExt::map(incoming, |(conn, _)| Ok::<_, std::io::Error>(conn));
+            server.serve_with_incoming_shutdown(incoming, shutdown).await
+        }
+        Some(config) => {
+            let members = control.members();
+            let admit = move |cert: &proto::tls::CertificateDer<'_>| match ClusterTls::identify(cert, members.iter().copied()) {
+                PeerIdentity::Node(_) | PeerIdentity::Ctl => Ok(()),
+                PeerIdentity::Stranger(why) => Err(why),
+            };
+            server.serve_with_incoming_shutdown(proto::tls::accept(Box::pin(incoming), config, admit), shutdown).await
+        }
+    }
+    .context("cluster gRPC server failed")
 }

@@ -50,6 +50,14 @@ pub struct GatewaySection {
     /// How long a request waits for a primary during an election before `503`.
     #[serde(with = "humantime_serde")]
     pub leader_wait: Duration,
+    /// Longest wait for a request's headers, and for the next request on a
+    /// kept-alive connection (slowloris, idle connections).
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Client connections served at once; more wait in the backlog.
+    pub max_connections: usize,
+    /// Zip downloads from upstream at once; more misses wait their turn.
+    pub max_fills: usize,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -62,6 +70,19 @@ pub struct ClusterSection {
     pub peers: Vec<String>,
     /// File holding the shared cluster secret (required with peers).
     pub secret_file: Option<PathBuf>,
+    /// Mutual TLS on the cluster port: the cluster CA (PEM), this node's
+    /// certificate naming `node-<node_id>` and its key (`flotilla certs`
+    /// makes them). Required with peers unless `insecure_plaintext`.
+    pub tls_ca_file: Option<PathBuf>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// The cluster's id (what `data_dir/cluster-id` records). Unset: derived
+    /// from the secret. Set it (same on every node) to rotate the secret
+    /// without wiping data: the id then no longer depends on the secret.
+    pub id: Option<String>,
+    /// Serve and call the cluster port without TLS (the secret travels in
+    /// clear): only for a network nobody else can reach.
+    pub insecure_plaintext: bool,
 }
 
 /// `peers` as a TOML array or, from the environment, one comma-separated string.
@@ -79,6 +100,29 @@ fn peers_list<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec
 }
 
 impl ClusterSection {
+    /// The TLS files, `None` with `insecure_plaintext`; an error naming the
+    /// fix when the two are mixed or files are missing.
+    pub fn tls_files(&self) -> Result<Option<proto::tls::TlsFiles>> {
+        let (ca, cert, key) = (&self.tls_ca_file, &self.tls_cert_file, &self.tls_key_file);
+        if self.insecure_plaintext {
+            if ca.is_some() || cert.is_some() || key.is_some() {
+                bail!("cluster.insecure_plaintext = true and cluster.tls_* files are both set: remove one (TLS is the safe choice)");
+            }
+            return Ok(None);
+        }
+        match (ca, cert, key) {
+            (Some(ca), Some(cert), Some(key)) => {
+                Ok(Some(proto::tls::TlsFiles { ca_file: ca.clone(), cert_file: cert.clone(), key_file: key.clone() }))
+            }
+            (None, None, None) => bail!(
+                "the cluster port needs TLS: set cluster.tls_ca_file, cluster.tls_cert_file and cluster.tls_key_file \
+                 (`flotilla certs --nodes N --out DIR` makes a CA and node certificates), or set \
+                 cluster.insecure_plaintext = true on a network nobody else can reach"
+            ),
+            _ => bail!("set all three of cluster.tls_ca_file, cluster.tls_cert_file and cluster.tls_key_file (or none, with cluster.insecure_plaintext = true)"),
+        }
+    }
+
     /// `peers` parsed into id → `host:port`, with an error naming the bad entry.
     pub fn peer_map(&self) -> Result<BTreeMap<u64, String>> {
         let mut out = BTreeMap::new();
@@ -134,6 +178,9 @@ impl Default for GatewaySection {
             advertise_url: None,
             mode: gateway::Mode::Redirect,
             leader_wait: Duration::from_secs(5),
+            header_timeout: Duration::from_secs(15),
+            max_connections: 4096,
+            max_fills: 16,
         }
     }
 }
@@ -171,6 +218,15 @@ impl Config {
         if self.node_id == 0 {
             bail!("node_id must be 1 or more");
         }
+        if self.gateway.header_timeout < Duration::from_millis(100) {
+            bail!("gateway.header_timeout must be at least 100ms (e.g. \"15s\")");
+        }
+        if self.gateway.max_fills == 0 {
+            bail!("gateway.max_fills must be at least 1 (e.g. 16)");
+        }
+        if self.gateway.max_connections == 0 {
+            bail!("gateway.max_connections must be at least 1 (e.g. 4096)");
+        }
         if self.cache.list_ttl.is_zero() {
             bail!("cache.list_ttl must be more than 0 (e.g. \"60s\")");
         }
@@ -194,6 +250,7 @@ impl Config {
             if self.cluster.secret_file.is_none() {
                 bail!("cluster.secret_file is required when cluster.peers is set (the same secret on every node)");
             }
+            self.cluster.tls_files()?;
             if let Some(listen) = self.admin.listen {
                 bail!("admin.listen ({listen}) is for a single node: a cluster node serves the admin API on its cluster port; remove admin.listen");
             }
@@ -204,9 +261,15 @@ impl Config {
     }
 }
 
-/// Reads a secret from the file a setting (`setting`) names: trimmed, at
-/// least 16 printable characters.
+/// Refuses a file holding a secret that group or others may read.
+pub fn check_private_file(path: &Path, setting: &str) -> Result<()> {
+    proto::tls::check_private(path, setting).map_err(anyhow::Error::msg)
+}
+
+/// Reads a secret from the file a setting (`setting`) names: not readable
+/// by group or others, trimmed, at least 16 printable characters.
 pub fn read_secret_file(path: &Path, setting: &str) -> Result<String> {
+    check_private_file(path, setting)?;
     let secret = std::fs::read_to_string(path).with_context(|| format!("cannot read {setting} {}", path.display()))?.trim().to_string();
     if secret.len() < 16 || !secret.bytes().all(|b| b.is_ascii_graphic()) {
         bail!("{setting} {} must hold at least 16 printable characters (e.g. `openssl rand -hex 32`)", path.display());
@@ -318,6 +381,7 @@ mod tests {
                 ("FLOTILLA_NODE_ID", "2"),
                 ("FLOTILLA_CLUSTER__PEERS", "1=n1:7000, 2=n2:7000,3=n3:7000"),
                 ("FLOTILLA_CLUSTER__SECRET_FILE", "/etc/flotilla/secret"),
+                ("FLOTILLA_CLUSTER__INSECURE_PLAINTEXT", "true"),
                 ("FLOTILLA_GATEWAY__MODE", "forward"),
                 ("FLOTILLA_RAFT__HEARTBEAT", "3s"),
                 ("FLOTILLA_RAFT__ELECTION_TIMEOUT_MIN", "10s"),
@@ -360,6 +424,15 @@ mod tests {
         assert!(err.contains("not in cluster.peers"), "{err}");
         let err = Config::load(None, env(&[("FLOTILLA_CLUSTER__PEERS", "n1:7000")])).unwrap_err().to_string();
         assert!(err.contains("1=host:7000"), "{err}");
+        let cluster = [("FLOTILLA_CLUSTER__PEERS", "1=n1:7000"), ("FLOTILLA_CLUSTER__SECRET_FILE", "/s")];
+        let err = Config::load(None, env(&cluster)).unwrap_err().to_string();
+        assert!(err.contains("tls_ca_file") && err.contains("flotilla certs") && err.contains("insecure_plaintext"), "{err}");
+        let err = Config::load(None, env(&[cluster[0], cluster[1], ("FLOTILLA_CLUSTER__TLS_CA_FILE", "/ca.crt")])).unwrap_err().to_string();
+        assert!(err.contains("all three"), "{err}");
+        let mixed =
+            [cluster[0], cluster[1], ("FLOTILLA_CLUSTER__TLS_CA_FILE", "/ca.crt"), ("FLOTILLA_CLUSTER__INSECURE_PLAINTEXT", "true")];
+        let err = Config::load(None, env(&mixed)).unwrap_err().to_string();
+        assert!(err.contains("both set"), "{err}");
         let err = Config::load(None, env(&[("FLOTILLA_ADMIN__TOKEN_FILE", "/etc/flotilla/admin-token")])).unwrap_err().to_string();
         assert!(err.contains("admin.token_file") && err.contains("admin.listen"), "{err}");
         let single = env(&[("FLOTILLA_ADMIN__TOKEN_FILE", "/etc/flotilla/admin-token"), ("FLOTILLA_ADMIN__LISTEN", "127.0.0.1:7000")]);
@@ -367,6 +440,7 @@ mod tests {
         let clustered = env(&[
             ("FLOTILLA_CLUSTER__PEERS", "1=n1:7000"),
             ("FLOTILLA_CLUSTER__SECRET_FILE", "/s"),
+            ("FLOTILLA_CLUSTER__INSECURE_PLAINTEXT", "true"),
             ("FLOTILLA_ADMIN__LISTEN", "127.0.0.1:7000"),
         ]);
         let err = Config::load(None, clustered).unwrap_err().to_string();
@@ -400,6 +474,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("proxy"), "{err}");
+    }
+
+    #[test]
+    fn secret_files_readable_by_others_are_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "0123456789abcdef0123").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = read_secret_file(&path, "cluster.secret_file").unwrap_err().to_string();
+        assert!(err.contains(&format!("chmod 600 {}", path.display())), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_secret_file(&path, "cluster.secret_file").unwrap(), "0123456789abcdef0123");
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub struct DevClusterArgs {
     /// Address every node binds and advertises.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
+    /// Run the cluster port without TLS (by default dev-cluster makes a CA
+    /// and node certificates in <data-dir>/certs and uses mutual TLS).
+    #[arg(long)]
+    pub insecure_plaintext: bool,
 }
 
 pub fn run(args: DevClusterArgs) -> Result<()> {
@@ -37,13 +41,20 @@ pub fn run(args: DevClusterArgs) -> Result<()> {
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let secret = ensure_random_file(&args.data_dir, "cluster-secret")?;
     let admin_token = ensure_random_file(&args.data_dir, "admin-token")?;
+    let certs = args.data_dir.join("certs");
+    if !args.insecure_plaintext {
+        let missing = (1..=u64::from(args.nodes)).any(|i| !certs.join(format!("node-{i}.crt")).exists()) || !certs.join("ca.crt").exists();
+        if missing {
+            crate::certs::make(&certs, &(1..=u64::from(args.nodes)).collect::<Vec<_>>(), 2)?;
+        }
+    }
     let exe = std::env::current_exe().context("cannot find the flotilla executable")?;
     let peers: Vec<String> = (1..=args.nodes).map(|i| format!("{i}={}:{}", args.host, args.cluster_port + i - 1)).collect();
     let urls: Vec<String> = (1..=args.nodes).map(|i| format!("http://{}:{}", args.host, args.gateway_port + i - 1)).collect();
 
     let mut children = Vec::new();
     for i in 1..=args.nodes {
-        let files = NodeFiles { secret: &secret, admin_token: &admin_token };
+        let files = NodeFiles { secret: &secret, admin_token: &admin_token, certs: (!args.insecure_plaintext).then_some(certs.as_path()) };
         let child = spawn_node(&exe, &args, i, &peers.join(","), files, &urls[usize::from(i - 1)])?;
         children.push((i, child));
     }
@@ -59,8 +70,16 @@ pub fn run(args: DevClusterArgs) -> Result<()> {
     }
     println!("\nUse it from Go with:\n  export GOPROXY=\"{}\"", urls.join("|"));
     let cluster_ports: Vec<String> = (1..=args.nodes).map(|i| format!("{}:{}", args.host, args.cluster_port + i - 1)).collect();
+    let tls = if args.insecure_plaintext {
+        String::new()
+    } else {
+        let c = certs.display();
+        format!(
+            " \\\n    FLOTILLA_TLS_CA_FILE={c}/ca.crt FLOTILLA_TLS_CERT_FILE={c}/flotillactl.crt FLOTILLA_TLS_KEY_FILE={c}/flotillactl.key"
+        )
+    };
     println!(
-        "Administer it with:\n  export FLOTILLA_CLUSTER={} FLOTILLA_ADMIN_TOKEN=\"$(cat {})\"\n  flotillactl status\n  flotillactl purge <module>@<version>",
+        "Administer it with:\n  export FLOTILLA_CLUSTER={} FLOTILLA_ADMIN_TOKEN=\"$(cat {})\"{tls}\n  flotillactl status\n  flotillactl purge <module>@<version>",
         cluster_ports.join(","),
         admin_token.display()
     );
@@ -73,12 +92,21 @@ pub fn run(args: DevClusterArgs) -> Result<()> {
 struct NodeFiles<'a> {
     secret: &'a Path,
     admin_token: &'a Path,
+    /// The folder of `flotilla certs` output; `None`: plaintext.
+    certs: Option<&'a Path>,
 }
 
 fn spawn_node(exe: &Path, args: &DevClusterArgs, i: u16, peers: &str, files: NodeFiles<'_>, url: &str) -> Result<Child> {
     let dir = node_dir(&args.data_dir, i);
-    Command::new(exe)
-        .arg("serve")
+    let mut cmd = Command::new(exe);
+    match files.certs {
+        Some(certs) => cmd
+            .env("FLOTILLA_CLUSTER__TLS_CA_FILE", certs.join("ca.crt"))
+            .env("FLOTILLA_CLUSTER__TLS_CERT_FILE", certs.join(format!("node-{i}.crt")))
+            .env("FLOTILLA_CLUSTER__TLS_KEY_FILE", certs.join(format!("node-{i}.key"))),
+        None => cmd.env("FLOTILLA_CLUSTER__INSECURE_PLAINTEXT", "true"),
+    };
+    cmd.arg("serve")
         .args(["--listen", &format!("{}:{}", args.host, args.gateway_port + i - 1)])
         .arg("--data-dir")
         .arg(&dir)
@@ -101,14 +129,23 @@ fn node_dir(root: &Path, i: u16) -> PathBuf {
     root.join(format!("node{i}"))
 }
 
-/// A random secret file (`cluster-secret`, `admin-token`), made once per data folder.
+/// A random secret file (`cluster-secret`, `admin-token`), made once per
+/// data folder, readable by its owner only.
 fn ensure_random_file(root: &Path, name: &str) -> Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let path = root.join(name);
     if !path.exists() {
         let mut bytes = [0u8; 32];
         let mut urandom = std::fs::File::open("/dev/urandom").context("cannot open /dev/urandom")?;
         std::io::Read::read_exact(&mut urandom, &mut bytes).context("cannot read /dev/urandom")?;
-        std::fs::write(&path, hex::encode(bytes)).with_context(|| format!("cannot write {}", path.display()))?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        file.write_all(hex::encode(bytes).as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(path)
 }

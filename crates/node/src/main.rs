@@ -1,6 +1,7 @@
 //! `flotilla`: a highly available Go module mirror.
 
 mod admin;
+mod certs;
 mod cluster;
 mod config;
 mod devcluster;
@@ -32,6 +33,10 @@ enum Command {
     /// cluster ports 7000…, data under one folder), print the GOPROXY line
     /// to use, and stop them all on Ctrl-C.
     DevCluster(devcluster::DevClusterArgs),
+    /// Make a cluster CA and certificates for the nodes (node-<id>) and for
+    /// flotillactl, for mutual TLS on the cluster port. Keys are written
+    /// 0600; an existing CA in the folder is reused (to renew or add nodes).
+    Certs(certs::CertsArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -57,6 +62,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::DevCluster(args) => devcluster::run(args),
+        Command::Certs(args) => certs::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

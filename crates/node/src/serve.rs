@@ -4,7 +4,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use tokio::sync::watch;
@@ -64,16 +63,8 @@ async fn serve(config: Config) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (gateway.listen)", config.gateway.listen))?;
     tracing::info!(addr = %listener.local_addr()?, node_id = config.node_id, "gateway listening");
-    // Without TCP_NODELAY a response written in two parts (headers, then a
-    // small body) waits for the client's delayed ACK on a keep-alive
-    // connection: 20-40 ms for every small zip.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY on a gateway connection: {e}");
-        }
-    });
-    let server = axum::serve(listener, gateway::router(state)).with_graceful_shutdown(shutdown_signal());
-    let served = server.await.context("gateway server failed");
+    let limits = GatewayLimits { header_timeout: config.gateway.header_timeout, max_connections: config.gateway.max_connections };
+    let served = serve_gateway(listener, gateway::router(state), limits, shutdown_signal()).await;
 
     let _ = stop_tx.send(true);
     if let Some(task) = single_admin {
@@ -213,6 +204,7 @@ fn gateway_config(config: &Config) -> gateway::GatewayConfig {
         leader_wait: config.gateway.leader_wait,
         hot_zips_bytes: config.cache.memory,
         sumdb: config.sumdb.clone(),
+        max_fills: config.gateway.max_fills,
         ..Default::default()
     }
 }
@@ -227,6 +219,79 @@ fn open_store(config: &Config) -> Result<Arc<store::Store>> {
 
 fn upstream_config(config: &Config) -> upstream::Config {
     upstream::Config { user_agent: format!("flotilla/{}", env!("CARGO_PKG_VERSION")), ..config.upstream.clone() }
+}
+
+/// What one gateway connection may take.
+struct GatewayLimits {
+    /// Longest wait for a request's headers, also between requests on a
+    /// kept-alive connection (slowloris; idle connections).
+    header_timeout: Duration,
+    /// Connections served at once; more wait in the kernel's backlog.
+    max_connections: usize,
+}
+
+/// Serves the gateway until `shutdown` resolves, then lets the requests in
+/// flight finish. Every connection sets TCP_NODELAY, must send its request
+/// headers within `header_timeout` (and is closed when idle that long), and
+/// at most `max_connections` are served at once.
+async fn serve_gateway(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: GatewayLimits,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
+    builder.http2().timer(TokioTimer::new()).keep_alive_interval(limits.header_timeout).keep_alive_timeout(limits.header_timeout);
+    let builder = Arc::new(builder);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut warned: Option<std::time::Instant> = None;
+    loop {
+        if permits.available_permits() == 0 && warned.is_none_or(|at| at.elapsed() > Duration::from_secs(30)) {
+            warned = Some(std::time::Instant::now());
+            tracing::warn!(
+                max = limits.max_connections,
+                "gateway connection limit reached (gateway.max_connections); new connections wait"
+            );
+        }
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit.context("connection limit closed")?,
+            _ = &mut shutdown => break,
+        };
+        let (tcp, _remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "accepting a gateway connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        // Without TCP_NODELAY a response written in two parts (headers, then
+        // a small body) waits for the client's delayed ACK on a keep-alive
+        // connection: 20-40 ms for every small zip.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY on a gateway connection: {e}");
+        }
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service).into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "gateway connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// Resolves on SIGTERM or SIGINT; a second signal, or in-flight requests

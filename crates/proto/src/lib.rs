@@ -15,3 +15,5 @@ pub use v1::raft_client::RaftClient;
 pub use v1::raft_server::{Raft, RaftServer};
 pub use v1::{AnnounceReply, AnnounceRequest, PurgeReply, PurgeRequest};
 pub use v1::{Chunk, FetchRequest, RaftReply, RaftRequest, ReportReply, ReportRequest, StatReply, StatRequest};
+
+pub mod tls;

@@ -22,6 +22,8 @@ pub struct RaftConfig {
     /// Identity of the cluster, recorded in the data dir on first start and
     /// sent with every RPC, so nodes and data of different clusters never mix.
     pub cluster_id: String,
+    /// How the cluster port is reached and secured (plaintext or mutual TLS).
+    pub transport: proto::tls::Transport,
 }
 
 /// Timing and snapshot policy: the `[raft]` section of the node's
@@ -99,6 +101,7 @@ impl Default for RaftConfig {
             settings: RaftSettings::default(),
             secret: String::new(),
             cluster_id: String::new(),
+            transport: proto::tls::Transport::Plaintext,
         }
     }
 }
@@ -176,6 +179,7 @@ mod tests {
             },
             secret: "s".into(),
             cluster_id: "c".into(),
+            transport: proto::tls::Transport::Plaintext,
         }
     }
 

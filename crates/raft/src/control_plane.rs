@@ -11,7 +11,8 @@ use openraft::RaftMetrics;
 use proto::{AnnounceRequest, RaftClient};
 use store::Sha256;
 use tokio::sync::watch;
-use tonic::transport::Endpoint;
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
 
 use crate::log_store::LogStore;
 use crate::network::{ClusterAuth, LeaderCommit, Network, RaftService, MAX_MESSAGE_SIZE};
@@ -47,7 +48,7 @@ impl ControlPlane {
     pub async fn start(cfg: RaftConfig, db: store::Db) -> Result<Self, Error> {
         cfg.validate()?;
         let openraft_config = Arc::new(cfg.openraft_config()?);
-        let auth = Arc::new(ClusterAuth::new(&cfg.secret, &cfg.cluster_id, cfg.peers.clone())?);
+        let auth = Arc::new(ClusterAuth::new(&cfg.secret, &cfg.cluster_id, cfg.peers.clone(), cfg.transport.clone())?);
         let log = LogStore::new(db.clone());
         log.claim_cluster(&cfg.cluster_id)?;
         let state = StateMachine::open(db).map_err(|e| Error::Start(format!("opening the catalog state machine: {e}")))?;
@@ -133,10 +134,15 @@ impl ControlPlane {
     }
 
     /// The `flotilla.v1.Raft` gRPC service, to mount on the cluster port.
-    pub fn service(&self) -> proto::RaftServer<impl proto::Raft> {
-        proto::RaftServer::new(RaftService::new(self.inner.raft.clone(), self.inner.auth.clone(), self.inner.leader_commit.clone()))
-            .max_decoding_message_size(MAX_MESSAGE_SIZE)
-            .max_encoding_message_size(MAX_MESSAGE_SIZE)
+    /// Callers are authenticated on their headers and certificate before a
+    /// message (up to 64 MiB: AppendEntries batches, snapshot chunks) is read.
+    pub fn service(&self) -> InterceptedService<proto::RaftServer<impl proto::Raft>, impl Interceptor + Clone> {
+        let server =
+            proto::RaftServer::new(RaftService::new(self.inner.raft.clone(), self.inner.auth.clone(), self.inner.leader_commit.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                .max_encoding_message_size(MAX_MESSAGE_SIZE);
+        let auth = self.inner.auth.clone();
+        InterceptedService::new(server, move |request| auth.intercept(request, "Raft"))
     }
 
     /// Proposes `cmd` and waits until a majority has committed it; returns
@@ -172,14 +178,12 @@ impl ControlPlane {
             return Ok(self.propose(cmd, ANNOUNCE_TIMEOUT).await?);
         }
         let addr = self.peer_addr(leader).ok_or(Error::UnknownPrimary(leader))?;
-        let endpoint =
-            Endpoint::from_shared(format!("http://{addr}")).map_err(|e| Error::BadAddress { addr: addr.clone(), reason: e.to_string() })?;
-        let channel = endpoint
-            .connect_timeout(Duration::from_secs(1))
-            .timeout(ANNOUNCE_TIMEOUT * 2)
-            .connect()
-            .await
-            .map_err(|e| Error::Unreachable { node: leader, addr: addr.clone(), reason: e.to_string() })?;
+        let endpoint = self.inner.auth.endpoint(leader, &addr).map_err(|reason| Error::BadAddress { addr: addr.clone(), reason })?;
+        let channel = endpoint.timeout(ANNOUNCE_TIMEOUT * 2).connect().await.map_err(|e| Error::Unreachable {
+            node: leader,
+            addr: addr.clone(),
+            reason: e.to_string(),
+        })?;
         let mut request = tonic::Request::new(AnnounceRequest { from: me, gateway_url: gateway_url.to_owned() });
         self.inner.auth.stamp(&mut request);
         let reply = RaftClient::new(channel)
@@ -264,8 +268,9 @@ impl ControlPlane {
 
     /// An accepted cluster-port connection that reports its closing, so a
     /// follower notices at once when a killed primary's connection drops.
-    pub fn track_connection(&self, stream: tokio::net::TcpStream) -> PeerConn {
-        PeerConn::new(stream, self.inner.leader_commit.clone())
+    /// `slot` (the per-address connection limit) is freed with it.
+    pub fn track_connection(&self, stream: tokio::net::TcpStream, slot: Option<proto::tls::ConnSlot>) -> PeerConn {
+        PeerConn::new(stream, self.inner.leader_commit.clone(), slot)
     }
 
     /// Index of the last entry applied to this node's catalog.

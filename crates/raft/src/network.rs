@@ -15,6 +15,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse,
 };
 use openraft::AnyError;
+use proto::tls::{PeerIdentity, Transport};
 use proto::{AnnounceReply, AnnounceRequest, RaftClient, RaftReply, RaftRequest};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -30,23 +31,33 @@ const SECRET_HEADER: &str = "x-flotilla-secret";
 const CLUSTER_HEADER: &str = "x-flotilla-cluster";
 /// An AppendEntries batch or a snapshot chunk may exceed tonic's 4 MiB default.
 pub(crate) const MAX_MESSAGE_SIZE: usize = 64 << 20;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 type RpcError<E = openraft::error::Infallible> = RPCError<u64, ClusterNode, RaftError<u64, E>>;
 
-/// What a node proves and checks on every cluster RPC (raft and blobs).
+/// What a node proves and checks on every cluster RPC (raft and blobs),
+/// and how it reaches its peers.
 pub struct ClusterAuth {
     secret: AsciiMetadataValue,
     cluster_id: AsciiMetadataValue,
     peers: BTreeMap<u64, String>,
+    transport: Transport,
+}
+
+/// The member a cluster RPC came from, as its TLS certificate names it (set
+/// by [`ClusterAuth::intercept`] before the request body is read).
+#[derive(Clone, Copy, Debug)]
+struct CertifiedSender(u64);
+
+fn remote_of<T>(request: &Request<T>) -> String {
+    request.remote_addr().map_or_else(|| "an unknown address".to_string(), |a| a.to_string())
 }
 
 impl ClusterAuth {
-    pub(crate) fn new(secret: &str, cluster_id: &str, peers: BTreeMap<u64, String>) -> Result<Self, Error> {
+    pub(crate) fn new(secret: &str, cluster_id: &str, peers: BTreeMap<u64, String>, transport: Transport) -> Result<Self, Error> {
         let header = |what: &str, value: &str| {
             AsciiMetadataValue::try_from(value).map_err(|_| Error::Config(format!("the {what} must be printable ASCII without newlines")))
         };
-        Ok(ClusterAuth { secret: header("cluster secret", secret)?, cluster_id: header("cluster id", cluster_id)?, peers })
+        Ok(ClusterAuth { secret: header("cluster secret", secret)?, cluster_id: header("cluster id", cluster_id)?, peers, transport })
     }
 
     /// Adds this cluster's credentials to an outgoing request.
@@ -55,30 +66,92 @@ impl ClusterAuth {
         request.metadata_mut().insert(CLUSTER_HEADER, self.cluster_id.clone());
     }
 
-    /// Refuses (and logs) a request from outside the cluster; `from` is the
-    /// node id the request claims to come from.
-    pub fn admit<T>(&self, request: &Request<T>, from: u64, rpc: &str) -> Result<(), Status> {
-        let remote = request.remote_addr().map_or_else(|| "an unknown address".to_string(), |a| a.to_string());
-        let metadata = request.metadata();
+    /// How this node reaches the cluster port (plaintext or mutual TLS).
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// A channel endpoint to member `target` at `addr`, whose certificate
+    /// must name `node-<target>` (the one channel builder of the cluster port).
+    pub fn endpoint(&self, target: u64, addr: &str) -> Result<Endpoint, String> {
+        self.transport.endpoint(addr, &proto::tls::node_name(target))
+    }
+
+    /// The secret and the cluster id of a request.
+    fn check_headers(&self, metadata: &tonic::metadata::MetadataMap, remote: &str, rpc: &str) -> Result<(), Status> {
         let secret_ok = metadata.get(SECRET_HEADER).is_some_and(|given| bool::from(given.as_bytes().ct_eq(self.secret.as_bytes())));
         if !secret_ok {
-            tracing::warn!(%remote, from, rpc, "refused cluster RPC: wrong cluster secret (or none)");
+            tracing::warn!(%remote, rpc, "refused cluster RPC: wrong cluster secret (or none)");
             return Err(Status::unauthenticated("wrong cluster secret: the caller's cluster.secret_file differs from this node's"));
         }
         let cluster = metadata.get(CLUSTER_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
         if cluster != self.cluster_id.as_bytes() {
             let theirs = String::from_utf8_lossy(cluster);
             let ours = String::from_utf8_lossy(self.cluster_id.as_bytes());
-            tracing::warn!(%remote, from, rpc, caller_cluster = %theirs, "refused cluster RPC: caller belongs to another cluster");
+            tracing::warn!(%remote, rpc, caller_cluster = %theirs, "refused cluster RPC: caller belongs to another cluster");
             return Err(Status::failed_precondition(format!(
                 "wrong cluster: the caller is in cluster {theirs:?}, this node is in cluster {ours:?}"
             )));
+        }
+        Ok(())
+    }
+
+    /// On a TLS connection, the member its certificate names (anything else
+    /// is refused); `None` on a plaintext one.
+    fn certified<T>(&self, request: &Request<T>, remote: &str, rpc: &str) -> Result<Option<u64>, Status> {
+        match proto::tls::peer_identity(request, self.peers.keys().copied()) {
+            None if self.transport.is_tls() => {
+                tracing::warn!(%remote, rpc, "refused cluster RPC: no client certificate");
+                Err(Status::unauthenticated("a member's client certificate is required"))
+            }
+            None => Ok(None),
+            Some(PeerIdentity::Node(id)) => Ok(Some(id)),
+            Some(other) => {
+                tracing::warn!(%remote, rpc, peer = ?other, "refused cluster RPC: the certificate does not name a member of cluster.peers");
+                Err(Status::permission_denied("the client certificate does not name a member of this cluster (node-<id> of cluster.peers)"))
+            }
+        }
+    }
+
+    /// Checks a request on its headers and connection alone, before its
+    /// body is read: secret, cluster id and, over TLS, the member the
+    /// certificate names (kept in the request for [`ClusterAuth::admit`]).
+    pub fn intercept(&self, mut request: Request<()>, service: &str) -> Result<Request<()>, Status> {
+        let remote = remote_of(&request);
+        self.check_headers(request.metadata(), &remote, service)?;
+        if let Some(id) = self.certified(&request, &remote, service)? {
+            request.extensions_mut().insert(CertifiedSender(id));
+        }
+        Ok(request)
+    }
+
+    /// Refuses (and logs) a request from outside the cluster and returns
+    /// the sender's node id: over TLS the member its certificate names (a
+    /// message claiming another node in `from` is refused), in plaintext
+    /// `from` if it is a configured peer.
+    pub fn admit<T>(&self, request: &Request<T>, from: u64, rpc: &str) -> Result<u64, Status> {
+        let remote = remote_of(request);
+        let certified = match request.extensions().get::<CertifiedSender>() {
+            Some(&CertifiedSender(id)) => Some(id),
+            None => {
+                self.check_headers(request.metadata(), &remote, rpc)?;
+                self.certified(request, &remote, rpc)?
+            }
+        };
+        if let Some(id) = certified {
+            if from != id {
+                tracing::warn!(%remote, from, certificate = id, rpc, "refused cluster RPC: the message claims another node than its certificate names");
+                return Err(Status::permission_denied(format!(
+                    "the message claims to come from node {from}, but the client certificate names node {id}"
+                )));
+            }
+            return Ok(id);
         }
         if !self.peers.contains_key(&from) {
             tracing::warn!(%remote, from, rpc, "refused cluster RPC: node id is not among cluster.peers");
             return Err(Status::permission_denied(format!("node {from} is not among this node's cluster.peers")));
         }
-        Ok(())
+        Ok(from)
     }
 }
 
@@ -95,9 +168,11 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         // The configured address wins over the one in the membership log, so
         // moving a peer takes a config change only.
         let addr = self.auth.peers.get(&target).cloned().unwrap_or_else(|| node.addr.clone());
-        let client = Endpoint::from_shared(format!("http://{addr}"))
+        let client = self
+            .auth
+            .endpoint(target, &addr)
             .map(|endpoint| {
-                let channel = endpoint.connect_timeout(CONNECT_TIMEOUT).connect_lazy();
+                let channel = endpoint.connect_lazy();
                 RaftClient::new(channel).max_decoding_message_size(MAX_MESSAGE_SIZE).max_encoding_message_size(MAX_MESSAGE_SIZE)
             })
             .map_err(|e| Arc::new(Error::BadAddress { reason: format!("invalid cluster address of node {target}: {e}"), addr }));
@@ -271,8 +346,7 @@ impl RaftService {
         F: FnOnce(Raft, Req, Vec<u8>) -> Fut,
         Fut: Future<Output = Result<Resp, RaftError<u64, E>>>,
     {
-        let from = request.get_ref().from;
-        self.auth.admit(&request, from, rpc)?;
+        let from = self.auth.admit(&request, request.get_ref().from, rpc)?;
         let req: Req = serde_json::from_slice(&request.get_ref().payload)
             .map_err(|e| Status::invalid_argument(format!("undecodable {rpc} payload: {e}")))?;
         if vote(&req).leader_id().voted_for() != Some(from) {
@@ -318,7 +392,33 @@ impl proto::Raft for RaftService {
     }
 
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        self.handle("Vote", request, |r: &VoteRequest<u64>| &r.vote, |raft, r, _| async move { raft.vote(r).await }).await
+        self.handle(
+            "Vote",
+            request,
+            |r: &VoteRequest<u64>| &r.vote,
+            |raft, r, _| async move {
+                // No raft amnesia: a node whose log is empty (its data dir
+                // was wiped, or it never caught up) while the candidate's is
+                // not has lost what it acknowledged and voted before; voting
+                // now could elect a candidate that lacks committed entries.
+                // It abstains until a leader has brought it up to date.
+                let (mine, my_vote) = {
+                    let metrics = raft.metrics();
+                    let m = metrics.borrow();
+                    (m.last_log_index.unwrap_or(0), m.vote)
+                };
+                let theirs = r.last_log_id.map_or(0, |l| l.index);
+                if mine == 0 && theirs > 0 {
+                    tracing::info!(
+                        candidate = %r.vote,
+                        "not voting: this node's log is empty but the cluster's is not (wiped data dir?); it votes once it has caught up"
+                    );
+                    return Ok(VoteResponse::new(my_vote, None, false));
+                }
+                raft.vote(r).await
+            },
+        )
+        .await
     }
 
     async fn install_snapshot(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
@@ -337,8 +437,7 @@ impl proto::Raft for RaftService {
     }
 
     async fn announce(&self, request: Request<AnnounceRequest>) -> Result<Response<AnnounceReply>, Status> {
-        let from = request.get_ref().from;
-        self.auth.admit(&request, from, "Announce")?;
+        let from = self.auth.admit(&request, request.get_ref().from, "Announce")?;
         let url = request.get_ref().gateway_url.trim().to_owned();
         if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > MAX_URL {
             return Err(Status::invalid_argument(format!("gateway URL {url:?} is not an http(s) URL of at most {MAX_URL} bytes")));

@@ -24,11 +24,12 @@ pub struct PeerConn {
     stream: TcpStream,
     peer: Option<SocketAddr>,
     leader: Arc<LeaderCommit>,
+    _slot: Option<proto::tls::ConnSlot>,
 }
 
 impl PeerConn {
-    pub(crate) fn new(stream: TcpStream, leader: Arc<LeaderCommit>) -> Self {
-        PeerConn { peer: stream.peer_addr().ok(), stream, leader }
+    pub(crate) fn new(stream: TcpStream, leader: Arc<LeaderCommit>, slot: Option<proto::tls::ConnSlot>) -> Self {
+        PeerConn { peer: stream.peer_addr().ok(), stream, leader, _slot: slot }
     }
 }
 

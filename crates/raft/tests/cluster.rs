@@ -76,6 +76,7 @@ fn config(id: u64, peers: &BTreeMap<u64, String>, snapshot_every: u64) -> RaftCo
         settings: RaftSettings { snapshot_every, ..RaftSettings::default() },
         secret: SECRET.into(),
         cluster_id: CLUSTER.into(),
+        transport: proto::tls::Transport::Plaintext,
     }
 }
 

@@ -67,6 +67,23 @@ impl ReplicationConfig {
                 self.min_copies
             )));
         }
+        let at_least = |name: &str, value: Duration, min: Duration, why: &str| {
+            if value < min {
+                return Err(Error::Config(format!("replication.{name} must be at least {min:?}, not {value:?} ({why})")));
+            }
+            Ok(())
+        };
+        at_least("anti_entropy_interval", self.anti_entropy_interval, Duration::from_secs(1), "each pass scans the whole catalog")?;
+        at_least("retry_max", self.retry_max, Duration::from_millis(250), "retries start 250ms apart and double up to it")?;
+        at_least("min_copies_timeout", self.min_copies_timeout, Duration::from_millis(100), "how long a miss waits for copies")?;
+        if self.scrub_rate > 0 {
+            at_least(
+                "scrub_interval",
+                self.scrub_interval,
+                Duration::from_secs(1),
+                "each pass re-hashes every blob; scrub_rate = 0 turns it off",
+            )?;
+        }
         Ok(())
     }
 }
@@ -129,5 +146,21 @@ mod tests {
         assert!(bad.validate(3).unwrap_err().to_string().contains("min_copies"));
         let bad = ReplicationConfig { workers: 0, ..Default::default() };
         assert!(bad.validate(3).unwrap_err().to_string().contains("workers"));
+    }
+
+    #[test]
+    fn busy_loops_and_hot_retries_are_refused() {
+        let ok = ReplicationConfig::default();
+        let cases: [(&str, ReplicationConfig); 4] = [
+            ("anti_entropy_interval", ReplicationConfig { anti_entropy_interval: Duration::ZERO, ..ok.clone() }),
+            ("retry_max", ReplicationConfig { retry_max: Duration::ZERO, ..ok.clone() }),
+            ("min_copies_timeout", ReplicationConfig { min_copies_timeout: Duration::ZERO, ..ok.clone() }),
+            ("scrub_interval", ReplicationConfig { scrub_interval: Duration::ZERO, ..ok.clone() }),
+        ];
+        for (name, cfg) in cases {
+            let err = cfg.validate(3).unwrap_err().to_string();
+            assert!(err.contains(name), "{name}: {err}");
+        }
+        ReplicationConfig { scrub_interval: Duration::ZERO, scrub_rate: 0, ..ok }.validate(3).unwrap();
     }
 }

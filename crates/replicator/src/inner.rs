@@ -5,14 +5,14 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use proto::BlobsClient;
 use raft::{ClusterAuth, ControlPlane};
 use store::{Catalog, Sha256};
 use tokio::sync::{mpsc, Notify};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use upstream::Group;
 
 use crate::placement::Placed;
@@ -20,8 +20,6 @@ use crate::queue::Queue;
 use crate::throttle::Throttle;
 use crate::{pull, Error, ReplicationConfig, Result};
 use api::Lag;
-
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Counters since this process started.
 #[derive(Default)]
@@ -112,9 +110,8 @@ impl Inner {
             return Ok(client.clone());
         }
         let addr = self.control.peer_addr(peer).ok_or(Error::UnknownPeer(peer))?;
-        let endpoint =
-            Endpoint::from_shared(format!("http://{addr}")).map_err(|e| Error::BadAddress { addr: addr.clone(), reason: e.to_string() })?;
-        let channel = endpoint.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true).connect_lazy();
+        let endpoint = self.auth.endpoint(peer, &addr).map_err(|reason| Error::BadAddress { addr: addr.clone(), reason })?;
+        let channel = endpoint.connect_lazy();
         let client = BlobsClient::new(channel);
         self.clients.lock().insert(peer, client.clone());
         Ok(client)

@@ -96,6 +96,8 @@ async fn send_report(inner: &Inner, placed: &[Placed]) -> Result<()> {
     }
     let mut request = Request::new(ReportRequest { from: inner.me, sha256: stored, lost });
     inner.auth.stamp(&mut request);
+    // The primary proposes the report through raft (5 s per entry, two at most).
+    request.set_timeout(Duration::from_secs(12));
     inner.client(leader)?.report(request).await.map(|_| ()).map_err(|s| Error::Report(format!("primary (node {leader}): {}", s.message())))
 }
 

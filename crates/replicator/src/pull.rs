@@ -109,12 +109,20 @@ async fn fetch_from(
     let mut client = inner.client(peer)?;
     let mut request = Request::new(FetchRequest { from: inner.me, sha256: sha.to_hex(), offset: *offset });
     inner.auth.stamp(&mut request);
-    let mut stream = match client.fetch(request).await {
-        Ok(resp) => resp.into_inner(),
-        Err(status) if status.code() == Code::NotFound => return Err(Error::Peer("does not have it".into())),
-        Err(status) => return Err(Error::Peer(format!("{}: {}", code_name(status.code()), status.message()))),
+    // A frozen peer must not hold a pull (and a client waiting on it) for
+    // long: the answer and every chunk have to arrive within CHUNK_IDLE.
+    let mut stream = match tokio::time::timeout(CHUNK_IDLE, client.fetch(request)).await {
+        Err(_) => return Err(Error::Peer(format!("no answer within {CHUNK_IDLE:?}"))),
+        Ok(Ok(resp)) => resp.into_inner(),
+        Ok(Err(status)) if status.code() == Code::NotFound => return Err(Error::Peer("does not have it".into())),
+        Ok(Err(status)) => return Err(Error::Peer(format!("{}: {}", code_name(status.code()), status.message()))),
     };
-    while let Some(chunk) = stream.next().await {
+    loop {
+        let chunk = match tokio::time::timeout(CHUNK_IDLE, stream.next()).await {
+            Err(_) => return Err(Error::Peer(format!("transfer stalled at byte {offset}: nothing for {CHUNK_IDLE:?}"))),
+            Ok(None) => break,
+            Ok(Some(chunk)) => chunk,
+        };
         let chunk = chunk.map_err(|s| Error::Peer(format!("transfer broke at byte {offset}: {}", s.message())))?;
         if chunk.offset != *offset {
             return Err(Error::Peer(format!("sent bytes from offset {} when {offset} was expected", chunk.offset)));
@@ -134,6 +142,9 @@ async fn fetch_from(
     }
     Ok(())
 }
+
+/// The longest a pull waits for a peer's answer or its next chunk.
+const CHUNK_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn code_name(code: Code) -> &'static str {
     match code {

@@ -12,6 +12,8 @@ use raft::ControlPlane;
 use store::{Sha256, Store};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
 use upstream::Group;
 
 use crate::anti_entropy::anti_entropy;
@@ -86,8 +88,14 @@ impl Replicator {
     }
 
     /// The `flotilla.v1.Blobs` gRPC service, to mount on the cluster port.
-    pub fn service(&self) -> BlobsServer<BlobService> {
-        BlobsServer::new(BlobService { inner: self.inner.clone() })
+    /// Callers are authenticated on their headers and certificate before a
+    /// request is read; requests are small (a report names at most 10,000
+    /// blobs), so tonic's 4 MiB limit stays.
+    pub fn service(&self) -> InterceptedService<BlobsServer<BlobService>, impl Interceptor + Clone> {
+        let auth = self.inner.auth.clone();
+        InterceptedService::new(BlobsServer::new(BlobService { inner: self.inner.clone() }), move |request| {
+            auth.intercept(request, "Blobs")
+        })
     }
 
     /// Copies blob `sha` from a peer now (a client asked for a zip this node

@@ -50,6 +50,7 @@ impl Upstream {
             "" => None,
             list => Some(Chain::parse("upstream.private_proxies", list)?),
         };
+        gomod::check_prefix_patterns(&cfg.private).map_err(|e| Error::Config(format!("upstream.private: {e}")))?;
         let http = Http::new(&cfg)?;
         Ok(Upstream {
             inner: Arc::new(Inner {

@@ -5,6 +5,8 @@ use std::time::Duration;
 use proto::v1::{CheckUpstreamReply, CheckUpstreamRequest, NodeUpstream, UpstreamProbe};
 use tonic::metadata::MetadataMap;
 
+use proto::tls::Transport;
+
 use super::{passed_on, peer_client, AdminService, Node};
 
 /// DNS, TCP and an HTTP request per proxy, with their own timeouts.
@@ -31,7 +33,7 @@ impl AdminService {
         let asks = members.into_iter().map(|(id, addr)| {
             let metadata = metadata.clone();
             async move {
-                let answer = if id == me { Ok(self.probe_here().await) } else { ask(me, &addr, &metadata).await };
+                let answer = if id == me { Ok(self.probe_here().await) } else { ask(&self.transport(), me, &addr, &metadata).await };
                 match answer {
                     Ok(proxies) => NodeUpstream { node_id: id, reachable: true, error: String::new(), proxies },
                     Err(error) => NodeUpstream { node_id: id, reachable: false, error, proxies: Vec::new() },
@@ -42,8 +44,8 @@ impl AdminService {
     }
 }
 
-async fn ask(me: u64, addr: &str, metadata: &MetadataMap) -> Result<Vec<UpstreamProbe>, String> {
-    let mut client = peer_client(addr, PEER_TIMEOUT).await?;
+async fn ask(transport: &Transport, me: u64, addr: &str, metadata: &MetadataMap) -> Result<Vec<UpstreamProbe>, String> {
+    let mut client = peer_client(transport, addr, PEER_TIMEOUT).await?;
     let request = passed_on(me, metadata, CheckUpstreamRequest { all_members: false });
     let reply = client.check_upstream(request).await.map_err(|s| s.message().to_string())?.into_inner();
     Ok(reply.nodes.into_iter().flat_map(|n| n.proxies).collect())

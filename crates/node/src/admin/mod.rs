@@ -19,6 +19,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gomod::{ModulePath, Version};
+use proto::tls::Transport;
 use proto::v1::{
     AuditEntry, AuditReply, AuditRequest, CheckSumdbReply, CheckSumdbRequest, CheckUpstreamReply, CheckUpstreamRequest, ClusterStatusReply,
     ClusterStatusRequest, ListModulesReply, ListModulesRequest, NodeStatusReply, NodeStatusRequest, NodeVerifyReport, ShowModuleReply,
@@ -92,7 +93,16 @@ impl AdminService {
     }
 
     pub fn server(self) -> proto::AdminServer<Self> {
-        proto::AdminServer::new(self)
+        // Admin requests are small: a larger one is refused unread.
+        proto::AdminServer::new(self).max_decoding_message_size(64 << 10)
+    }
+
+    /// How this node reaches its peers' cluster ports (mutual TLS or plaintext).
+    fn transport(&self) -> Transport {
+        match &self.node {
+            Node::Cluster { control, .. } => control.auth().transport().clone(),
+            Node::Single { .. } => Transport::Plaintext,
+        }
     }
 
     /// Checks the caller's token; answers its name.
@@ -169,10 +179,9 @@ fn parse_target(req: &PurgeRequest) -> Result<(ModulePath, Version), Status> {
 }
 
 /// An admin client of the node at cluster address `addr`.
-async fn peer_client(addr: &str, timeout: Duration) -> Result<AdminClient<tonic::transport::Channel>, String> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).map_err(|e| e.to_string())?;
-    let channel =
-        endpoint.connect_timeout(timeout.min(Duration::from_secs(2))).timeout(timeout).connect().await.map_err(|e| with_sources(&e))?;
+async fn peer_client(transport: &Transport, addr: &str, timeout: Duration) -> Result<AdminClient<tonic::transport::Channel>, String> {
+    let endpoint = transport.endpoint(addr, proto::tls::ANY_NODE)?;
+    let channel = endpoint.timeout(timeout).connect().await.map_err(|e| with_sources(&e))?;
     Ok(AdminClient::new(channel))
 }
 
@@ -199,8 +208,15 @@ fn with_sources(e: &dyn std::error::Error) -> String {
 }
 
 /// Passes a call on to the primary with the caller's token.
-async fn forward(me: u64, leader: u64, addr: &str, metadata: &MetadataMap, req: PurgeRequest) -> Result<Response<PurgeReply>, Status> {
-    let mut client = peer_client(addr, FORWARD_TIMEOUT)
+async fn forward(
+    transport: &Transport,
+    me: u64,
+    leader: u64,
+    addr: &str,
+    metadata: &MetadataMap,
+    req: PurgeRequest,
+) -> Result<Response<PurgeReply>, Status> {
+    let mut client = peer_client(transport, addr, FORWARD_TIMEOUT)
         .await
         .map_err(|e| Status::unavailable(format!("cannot reach the primary, node {leader} at {addr}: {e}; retry")))?;
     client.purge(passed_on(me, metadata, req)).await.map_err(|status| lost_answer(status, leader))
@@ -276,7 +292,7 @@ impl proto::Admin for AdminService {
         if let Some((leader, addr)) = self.primary(request.metadata()).await? {
             tracing::info!(%module, %version, primary = leader, "passing a purge on to the primary");
             let metadata = request.metadata().clone();
-            return forward(me, leader, &addr, &metadata, request.into_inner()).await;
+            return forward(&self.transport(), me, leader, &addr, &metadata, request.into_inner()).await;
         }
         let target = format!("{module}@{version}");
         let outcome = self.purge_here(&module, &version).await;
@@ -293,7 +309,7 @@ impl proto::Admin for AdminService {
         let who = self.admit(&request, "Verify")?;
         if let Some((leader, addr)) = self.primary(request.metadata()).await? {
             let me = self.me();
-            let mut client = peer_client(&addr, verify::VERIFY_TIMEOUT)
+            let mut client = peer_client(&self.transport(), &addr, verify::VERIFY_TIMEOUT)
                 .await
                 .map_err(|e| Status::unavailable(format!("cannot reach the primary, node {leader} at {addr}: {e}; retry")))?;
             return client.verify(passed_on(me, request.metadata(), VerifyRequest {})).await;
@@ -317,7 +333,7 @@ impl proto::Admin for AdminService {
         let who = self.admit(&request, "VerifySumdb")?;
         if let Some((leader, addr)) = self.primary(request.metadata()).await? {
             let me = self.me();
-            let mut client = peer_client(&addr, sumdb::VERIFY_SUMDB_TIMEOUT)
+            let mut client = peer_client(&self.transport(), &addr, sumdb::VERIFY_SUMDB_TIMEOUT)
                 .await
                 .map_err(|e| Status::unavailable(format!("cannot reach the primary, node {leader} at {addr}: {e}; retry")))?;
             return client.verify_sumdb(passed_on(me, request.metadata(), VerifySumdbRequest {})).await;
@@ -332,7 +348,7 @@ impl proto::Admin for AdminService {
         self.admit(&request, "CheckSumdb")?;
         if let Some((leader, addr)) = self.primary(request.metadata()).await? {
             let me = self.me();
-            let mut client = peer_client(&addr, sumdb::CHECK_SUMDB_TIMEOUT)
+            let mut client = peer_client(&self.transport(), &addr, sumdb::CHECK_SUMDB_TIMEOUT)
                 .await
                 .map_err(|e| Status::unavailable(format!("cannot reach the primary, node {leader} at {addr}: {e}; retry")))?;
             return client.check_sumdb(passed_on(me, request.metadata(), CheckSumdbRequest {})).await;

@@ -8,6 +8,8 @@ use api::Lag;
 use proto::v1::{ClusterStatusReply, FailingBlob, MemberStatus, NodeStatusReply, NodeStatusRequest, RaftMember};
 use tonic::metadata::MetadataMap;
 
+use proto::tls::Transport;
+
 use super::{passed_on, peer_client, AdminService, Node};
 
 /// How long a member may take to report its status before it counts as unreachable.
@@ -84,7 +86,7 @@ impl AdminService {
         let asks = members.into_iter().map(|(id, addr, gateway)| {
             let metadata = metadata.clone();
             async move {
-                let reported = if id == me { Ok(self.local_status()) } else { ask(me, &addr, &metadata).await };
+                let reported = if id == me { Ok(self.local_status()) } else { ask(&self.transport(), me, &addr, &metadata).await };
                 (id, addr, gateway, reported)
             }
         });
@@ -126,9 +128,9 @@ fn primary(members: &[MemberStatus]) -> u64 {
     members.iter().filter_map(|m| m.status.as_ref()).filter(|s| s.acting_primary).max_by_key(|s| s.term).map_or(0, |s| s.node_id)
 }
 
-async fn ask(me: u64, addr: &str, metadata: &MetadataMap) -> Result<NodeStatusReply, String> {
+async fn ask(transport: &Transport, me: u64, addr: &str, metadata: &MetadataMap) -> Result<NodeStatusReply, String> {
     let call = async {
-        let mut client = peer_client(addr, PEER_TIMEOUT).await?;
+        let mut client = peer_client(transport, addr, PEER_TIMEOUT).await?;
         client.node_status(passed_on(me, metadata, NodeStatusRequest {})).await.map(|r| r.into_inner()).map_err(|s| s.message().to_string())
     };
     match tokio::time::timeout(PEER_TIMEOUT, call).await {

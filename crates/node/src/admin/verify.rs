@@ -7,6 +7,8 @@ use proto::v1::{BlobProblem, BlobRepair, NodeVerifyReport, NodeVerifyResult, Ver
 use tonic::metadata::MetadataMap;
 use tonic::Status;
 
+use proto::tls::Transport;
+
 use super::{passed_on, peer_client, AdminService, Node};
 
 /// How long one member may take to verify its blobs.
@@ -81,8 +83,11 @@ impl AdminService {
         let runs = members.into_iter().map(|(id, addr)| {
             let metadata = metadata.clone();
             async move {
-                let result =
-                    if id == me { self.verify_here().await.map_err(|s| s.message().to_string()) } else { ask(me, &addr, &metadata).await };
+                let result = if id == me {
+                    self.verify_here().await.map_err(|s| s.message().to_string())
+                } else {
+                    ask(&self.transport(), me, &addr, &metadata).await
+                };
                 match result {
                     Ok(report) => NodeVerifyResult { node_id: id, reachable: true, error: String::new(), report: Some(report) },
                     Err(error) => NodeVerifyResult { node_id: id, reachable: false, error, report: None },
@@ -93,8 +98,8 @@ impl AdminService {
     }
 }
 
-async fn ask(me: u64, addr: &str, metadata: &MetadataMap) -> Result<NodeVerifyReport, String> {
-    let mut client = peer_client(addr, VERIFY_TIMEOUT).await?;
+async fn ask(transport: &Transport, me: u64, addr: &str, metadata: &MetadataMap) -> Result<NodeVerifyReport, String> {
+    let mut client = peer_client(transport, addr, VERIFY_TIMEOUT).await?;
     client.verify_node(passed_on(me, metadata, VerifyRequest {})).await.map(|r| r.into_inner()).map_err(|s| s.message().to_string())
 }
 
