@@ -440,6 +440,7 @@ mod tests {
         let clustered = env(&[
             ("FLOTILLA_CLUSTER__PEERS", "1=n1:7000"),
             ("FLOTILLA_CLUSTER__SECRET_FILE", "/s"),
+            ("FLOTILLA_CLUSTER__INSECURE_PLAINTEXT", "true"),
             ("FLOTILLA_ADMIN__LISTEN", "127.0.0.1:7000"),
         ]);
         let err = Config::load(None, clustered).unwrap_err().to_string();
