@@ -161,6 +161,10 @@ async fn fetch_zip(state: &Arc<AppState>, module: &ModulePath, version: &Version
 
     modcheck::check_zip_matches_mod(state, module, version, summary.go_mod.as_deref(), &what)?;
     sumdb::check_zip(state, module, version, &summary.h1, &what).await?;
+    // Pinned from before the blob is written until its catalog entry is
+    // committed: garbage collection must not delete it in between (a purged
+    // version fetched again while a collection runs).
+    let _pin = state.store.blobs.pin(&sha);
     let blobs = state.store.blobs.clone();
     tokio::task::spawn_blocking(move || blobs.commit(temp, &sha))
         .await

@@ -12,7 +12,9 @@ mod error;
 mod sha;
 
 pub use audit::{append_audit, audit_op, read_audit, AuditRecord};
-pub use blobs::{BlobContent, BlobStats, BlobStore, FileStamp, OpenBlob, TempBlob};
+pub use blobs::{
+    BlobContent, BlobPin, BlobStats, BlobStore, FileStamp, GcLock, OpenBlob, TempBlob, QUARANTINE_MAX_BYTES, QUARANTINE_MAX_FILES,
+};
 pub use catalog::{
     Catalog, CatalogOp, LatestRecord, ListRecord, Pending, Plan, SumdbHead, VersionParts, ZipRef, PART_INFO, PART_MOD, PART_ZIP,
 };
