@@ -131,6 +131,7 @@ async fn fetch_zip(state: &Arc<AppState>, module: &ModulePath, version: &Version
         }
     };
     let limits = state.cfg.zip_limits;
+    disk_space(state)?;
     let mut temp = state.store.blobs.temp()?;
     let file = temp.take_file().ok_or_else(|| ApiError::internal("temp file missing"))?;
     let mut writer = Sha256Writer::new(tokio::fs::File::from_std(file));
@@ -138,6 +139,13 @@ async fn fetch_zip(state: &Arc<AppState>, module: &ModulePath, version: &Version
     let suffix = format!("@v/{}.zip", version.escaped());
     let result = state.upstream.download(module, &suffix, limits.max_zip_size, &mut writer).await;
     state.metrics.upstream("zip", outcome(&result), started.elapsed());
+    if let Err(upstream::Error::Io(e)) = &result {
+        if store::is_disk_full(e) {
+            let why = store::disk_full_message(state.store.data_dir(), state.store.free_bytes());
+            tracing::error!(what, "{why}; the partial download was discarded");
+            return Err(ApiError::insufficient_storage(format!("cannot store {what}: {why}")));
+        }
+    }
     if let Err(e) = &result {
         tracing::warn!(what, error = %e, "upstream zip download failed; partial file discarded");
         return Err(from_upstream(&what, e));
@@ -203,7 +211,17 @@ fn stored_zip(state: &AppState, module: &ModulePath, version: &Version) -> Resul
     Ok(state.store.blobs.exists(&sha).then_some(zip))
 }
 
+/// 507 with the reason when the data directory is (nearly) full: a fill
+/// stores nothing then, and resumes by itself once space is freed.
+fn disk_space(state: &AppState) -> Result<(), ApiError> {
+    state.store.check_space().map_err(|why| {
+        tracing::warn!("refusing a fill: {why}");
+        ApiError::insufficient_storage(why)
+    })
+}
+
 async fn put(state: &AppState, module: &ModulePath, version: &Version, parts: VersionParts) -> Result<(), ApiError> {
+    disk_space(state)?;
     state.cluster.commit(CatalogOp::PutVersion { module: module.clone(), version: version.clone(), parts }).await
 }
 

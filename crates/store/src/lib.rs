@@ -45,4 +45,40 @@ impl Store {
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
+
+    /// Bytes this process may still write on the file system holding the
+    /// data directory; `None` when that cannot be told.
+    pub fn free_bytes(&self) -> Option<u64> {
+        rustix::fs::statvfs(&self.data_dir).ok().map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+    }
+
+    /// `Err(reason)` when the data directory has less than
+    /// [`MIN_FREE_BYTES`] free: new files are then refused before anything
+    /// is written, so the catalog and the raft log always have room, and
+    /// taken again by themselves once space is freed.
+    pub fn check_space(&self) -> std::result::Result<(), String> {
+        match self.free_bytes() {
+            Some(free) if free < MIN_FREE_BYTES => Err(disk_full_message(&self.data_dir, Some(free))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Free space a node keeps in its data directory for the catalog and the
+/// raft log: a fill is refused below it.
+pub const MIN_FREE_BYTES: u64 = 16 << 20;
+
+/// The one-line reason a write was refused for lack of disk space.
+pub fn disk_full_message(data_dir: &Path, free: Option<u64>) -> String {
+    let free = free.map(|f| format!(" ({} KiB free", f >> 10)).unwrap_or_else(|| " (".to_owned());
+    format!(
+        "data directory {} is full{free}, {} MiB are kept free for the catalog and log); free space there and the node resumes by itself",
+        data_dir.display(),
+        MIN_FREE_BYTES >> 20
+    )
+}
+
+/// Whether an I/O error means the disk is full (ENOSPC, EDQUOT).
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
 }
