@@ -109,3 +109,66 @@ fn a_full_disk_refuses_fills_with_the_reason_and_heals_when_space_is_freed() {
     assert!(node.is_running());
     node.stop();
 }
+
+/// A follower whose disk fills up keeps applying the raft log (the reserve
+/// is left for it), defers pulling blobs with a reason naming its data
+/// directory, says so on `/readyz`, and catches up by itself once space is
+/// freed.
+#[test]
+fn a_cluster_node_with_a_full_disk_keeps_raft_going_and_catches_up_when_space_is_freed() {
+    use harness::cluster::{Cluster, ClusterOptions};
+    let origin = harness::Origin::start(ModuleSet::standard().with_large(24 << 20));
+    let env = vec![("FLOTILLA_REPLICATION__RETRY_MAX", "1s"), ("FLOTILLA_REPLICATION__ANTI_ENTROPY_INTERVAL", "1s")];
+    let mut cluster = Cluster::start(&origin.url(), ClusterOptions { env, ..Default::default() });
+    let (leader, _) = cluster.wait_converged(&[1, 2, 3], Duration::from_secs(30));
+    let full = cluster.others(leader)[0];
+
+    // Move the follower's data onto a small tmpfs (same files, so the same
+    // raft state).
+    cluster.node_mut(full).stop();
+    let data = cluster.node(full).data_dir();
+    let saved = data.with_file_name("data-saved");
+    std::fs::rename(&data, &saved).unwrap();
+    std::fs::create_dir(&data).unwrap();
+    let Some(_mount) = mount_tmpfs(&data, "96m") else { return };
+    let copied = Command::new("cp").arg("-a").arg(format!("{}/.", saved.display())).arg(&data).status().unwrap();
+    assert!(copied.success());
+    cluster.node_mut(full).restart();
+    cluster.wait_converged(&[1, 2, 3], Duration::from_secs(30));
+
+    // 20 MiB free: more than the 16 MiB reserve, less than the 24 MiB zip
+    // the leader caches next. Pulling it would eat the reserve.
+    let filler = data.join("filler");
+    fill_leaving(&filler, 20 << 20);
+    let v = origin.modules().get("example.com/large", "v1.0.0").clone();
+    let r = cluster.get(leader, &v.url_path("zip"));
+    assert_eq!(r.status, 200, "{}", r.summary());
+    let data_name = data.display().to_string();
+    let node = cluster.node(full);
+    assert!(wait_until(Duration::from_secs(10), || node.logs().contains("is full")), "the pull is deferred with the reason");
+    // Later writes still commit and the full node still applies them.
+    let later = origin.modules().get("example.com/alpha", "v1.2.0").clone();
+    for ext in ["info", "zip"] {
+        let r = cluster.get(leader, &later.url_path(ext));
+        assert_eq!(r.status, 200, "{}", r.summary());
+    }
+    // Raft keeps going on the full node: it applies the new entry.
+    cluster.wait_for("the full node applies what the leader committed", Duration::from_secs(10), || {
+        let (l, f) = (cluster.status(leader), cluster.status(full));
+        matches!((l, f), (Ok(l), Ok(f)) if l.committed.is_some() && f.last_applied >= l.committed)
+    });
+    assert!(!node.blob_path(&v.zip_sha256()).exists());
+    assert!(leftovers(&data.join("partial")).is_empty(), "no partial download eats the reserve");
+    fill_leaving(&filler, 4 << 20);
+    let ready = node.get("/readyz");
+    assert_eq!(ready.status, 503, "{}", ready.summary());
+    assert!(ready.text().contains(&data_name), "{}", ready.text());
+
+    std::fs::remove_file(&filler).unwrap();
+    assert!(wait_until(Duration::from_secs(20), || node.blob_path(&v.zip_sha256()).exists()), "the blob is pulled once space is freed");
+    assert!(wait_until(Duration::from_secs(10), || node.get("/readyz").status == 200));
+    let r = node.get(&v.url_path("zip"));
+    assert_eq!(r.status, 200, "{}", r.summary());
+    assert!(r.body == v.zip);
+    cluster.node_mut(full).stop();
+}

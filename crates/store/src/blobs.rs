@@ -336,6 +336,16 @@ impl BlobStore {
         Ok(true)
     }
 
+    /// `Err(reason)` unless the data directory has `need` bytes free on top
+    /// of [`crate::MIN_FREE_BYTES`] (kept for the catalog and the raft log).
+    pub fn check_space(&self, need: u64) -> std::result::Result<(), String> {
+        let data_dir = self.inner.blobs.parent().unwrap_or(&self.inner.blobs);
+        match rustix::fs::statvfs(data_dir).ok().map(|s| s.f_bavail.saturating_mul(s.f_frsize)) {
+            Some(free) if free < crate::MIN_FREE_BYTES.saturating_add(need) => Err(crate::disk_full_message(data_dir, Some(free))),
+            _ => Ok(()),
+        }
+    }
+
     /// How many times a blob was hashed to verify it (reads and scrub).
     pub fn verifications(&self) -> u64 {
         self.inner.verifications.load(Ordering::Relaxed)

@@ -57,10 +57,7 @@ impl Store {
     /// is written, so the catalog and the raft log always have room, and
     /// taken again by themselves once space is freed.
     pub fn check_space(&self) -> std::result::Result<(), String> {
-        match self.free_bytes() {
-            Some(free) if free < MIN_FREE_BYTES => Err(disk_full_message(&self.data_dir, Some(free))),
-            _ => Ok(()),
-        }
+        self.blobs.check_space(0)
     }
 }
 
