@@ -172,11 +172,14 @@ async fn fetch_zip(state: &Arc<AppState>, module: &ModulePath, version: &Version
     // Pinned from before the blob is written until its catalog entry is
     // committed: garbage collection must not delete it in between (a purged
     // version fetched again while a collection runs).
-    let _pin = state.store.blobs.pin(&sha);
+    // (Taken off the executor: it waits while a collection holds its lock.)
     let blobs = state.store.blobs.clone();
-    tokio::task::spawn_blocking(move || blobs.commit(temp, &sha))
-        .await
-        .map_err(|e| ApiError::internal(format!("blob commit task failed: {e}")))??;
+    let _pin = tokio::task::spawn_blocking(move || {
+        let pin = blobs.pin(&sha);
+        blobs.commit(temp, &sha).map(|_| pin)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("blob commit task failed: {e}")))??;
     if let Some(known) = state.store.catalog.zip(module, version)? {
         if known.h1 != summary.h1 {
             tracing::error!(what, known = %known.h1, got = %summary.h1, "upstream zip differs from the one this mirror recorded; refused");

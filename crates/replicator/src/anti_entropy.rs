@@ -128,15 +128,15 @@ pub(crate) fn collect_garbage(
     }
     let mut deleted = 0;
     if !expired.is_empty() {
-        // From the last look at the catalog until the deletes are done no
-        // blob can be pinned: a fill pins its blob before writing it and
-        // keeps the pin until its catalog entry is committed, so a version
-        // fetched again meanwhile either shows in `again` or waits for us
-        // and then writes its blob anew.
-        let lock = blobs.gc_lock();
+        // A fill pins its blob before writing it and keeps the pin until
+        // its catalog entry is committed: a version fetched again either
+        // finished before `gc_begin` (so `again` sees it) or pinned its blob
+        // since, and that blob is spared by this pass.
+        blobs.gc_begin();
         let again = referenced(catalog)?;
         #[cfg(test)]
         crate::gc_tests::before_delete();
+        let lock = blobs.gc_lock();
         for sha in expired.iter().filter(|sha| !again.contains_key(sha)) {
             let _ = std::fs::remove_file(blobs.partial_path(sha));
             if lock.delete_unpinned(sha)? {

@@ -12,9 +12,10 @@
 //! is left alone. `quarantine/` keeps at most [`QUARANTINE_MAX_FILES`] files
 //! and [`QUARANTINE_MAX_BYTES`] bytes, the oldest removed first.
 //!
-//! Garbage collection deletes a blob only under [`BlobStore::gc_lock`], and
-//! never one that is pinned ([`BlobStore::pin`]): a fill pins its blob from
-//! before it is written until its catalog entry is committed.
+//! Garbage collection never deletes a blob pinned ([`BlobStore::pin`])
+//! since its last look at the catalog began ([`BlobStore::gc_begin`]): a
+//! fill pins its blob from before it is written until its catalog entry is
+//! committed.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -52,9 +53,9 @@ struct Inner {
     /// Per-blob (striped) locks: verifying, quarantining and renaming a blob
     /// into place are serialised per blob.
     stripes: Vec<Mutex<()>>,
-    /// Blobs a writer is about to reference (count of pins), which garbage
-    /// collection must not delete.
-    pins: Mutex<HashMap<Sha256, usize>>,
+    /// Blobs a writer is about to reference, which garbage collection must
+    /// not delete.
+    pins: Mutex<Pins>,
     /// How many times a blob's content was hashed to verify it on read.
     verifications: AtomicU64,
     quarantine_limits: Mutex<(usize, u64)>,
@@ -161,7 +162,7 @@ impl BlobStore {
             quarantine: data_dir.join("quarantine"),
             verified: Mutex::new(HashMap::new()),
             stripes: (0..VERIFY_STRIPES).map(|_| Mutex::new(())).collect(),
-            pins: Mutex::new(HashMap::new()),
+            pins: Mutex::new(Pins::default()),
             verifications: AtomicU64::new(0),
             quarantine_limits: Mutex::new((QUARANTINE_MAX_FILES, QUARANTINE_MAX_BYTES)),
             count: AtomicU64::new(0),
@@ -351,15 +352,26 @@ impl BlobStore {
         self.inner.verifications.load(Ordering::Relaxed)
     }
 
-    /// Keeps blob `sha` from garbage collection until the pin is dropped.
-    /// Waits while a collection holds [`BlobStore::gc_lock`].
+    /// Keeps blob `sha` from garbage collection until the pin is dropped,
+    /// and from the collection pass under way (see [`BlobStore::gc_begin`]).
     pub fn pin(&self, sha: &Sha256) -> BlobPin {
-        *self.inner.pins.lock().entry(*sha).or_insert(0) += 1;
+        let mut pins = self.inner.pins.lock();
+        *pins.count.entry(*sha).or_insert(0) += 1;
+        pins.touched.insert(*sha);
         BlobPin { store: self.clone(), sha: *sha }
     }
 
-    /// Held by garbage collection from its last look at the catalog until
-    /// its deletes are done; no blob can be pinned meanwhile.
+    /// Called by garbage collection just before its last look at the
+    /// catalog: forgets which blobs were pinned before. A blob pinned or
+    /// unpinned from now on is not deleted by this pass (its catalog entry
+    /// may have been committed after that look); one whose pin ended before
+    /// had its entry committed before, so the look sees it.
+    pub fn gc_begin(&self) {
+        self.inner.pins.lock().touched.clear();
+    }
+
+    /// Held by garbage collection while it deletes; see
+    /// [`GcLock::delete_unpinned`].
     pub fn gc_lock(&self) -> GcLock<'_> {
         GcLock { store: self, pins: self.inner.pins.lock() }
     }
@@ -492,25 +504,35 @@ pub struct BlobPin {
 impl Drop for BlobPin {
     fn drop(&mut self) {
         let mut pins = self.store.inner.pins.lock();
-        if let Some(n) = pins.get_mut(&self.sha) {
+        pins.touched.insert(self.sha);
+        if let Some(n) = pins.count.get_mut(&self.sha) {
             *n -= 1;
             if *n == 0 {
-                pins.remove(&self.sha);
+                pins.count.remove(&self.sha);
             }
         }
     }
 }
 
+/// Pinned blobs (how many pins each) and those pinned or unpinned since
+/// the collection pass under way began.
+#[derive(Default)]
+struct Pins {
+    count: HashMap<Sha256, usize>,
+    touched: std::collections::HashSet<Sha256>,
+}
+
 /// Garbage collection's hold on the blob store; see [`BlobStore::gc_lock`].
 pub struct GcLock<'a> {
     store: &'a BlobStore,
-    pins: parking_lot::MutexGuard<'a, HashMap<Sha256, usize>>,
+    pins: parking_lot::MutexGuard<'a, Pins>,
 }
 
 impl GcLock<'_> {
-    /// Deletes blob `sha` unless it is pinned; `Ok(true)` when deleted.
+    /// Deletes blob `sha` unless it is pinned or was pinned since
+    /// [`BlobStore::gc_begin`]; `Ok(true)` when deleted.
     pub fn delete_unpinned(&self, sha: &Sha256) -> Result<bool> {
-        if self.pins.contains_key(sha) {
+        if self.pins.count.contains_key(sha) || self.pins.touched.contains(sha) {
             return Ok(false);
         }
         self.store.delete(sha)
