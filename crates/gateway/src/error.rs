@@ -34,6 +34,11 @@ impl ApiError {
         ApiError { retry_after: Some(retry_after), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message) }
     }
 
+    /// 507: the data directory is full; nothing was stored.
+    pub fn insufficient_storage(message: impl Into<String>) -> Self {
+        ApiError { retry_after: Some(30), ..Self::new(StatusCode::INSUFFICIENT_STORAGE, message) }
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
@@ -51,6 +56,15 @@ impl From<gomod::Error> for ApiError {
 
 impl From<store::Error> for ApiError {
     fn from(e: store::Error) -> Self {
+        if let store::Error::Io { path, source } = &e {
+            if store::is_disk_full(source) {
+                tracing::error!(error = %e, "disk full; nothing was stored");
+                return ApiError::insufficient_storage(format!(
+                    "disk full writing {}: nothing was stored; free space in the data directory and the node resumes by itself",
+                    path.display()
+                ));
+            }
+        }
         tracing::error!(error = %e, "storage error");
         ApiError::internal(format!("storage error: {e}"))
     }

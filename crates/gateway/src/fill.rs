@@ -131,6 +131,7 @@ async fn fetch_zip(state: &Arc<AppState>, module: &ModulePath, version: &Version
         }
     };
     let limits = state.cfg.zip_limits;
+    disk_space(state)?;
     let mut temp = state.store.blobs.temp()?;
     let file = temp.take_file().ok_or_else(|| ApiError::internal("temp file missing"))?;
     let mut writer = Sha256Writer::new(tokio::fs::File::from_std(file));
@@ -138,6 +139,13 @@ async fn fetch_zip(state: &Arc<AppState>, module: &ModulePath, version: &Version
     let suffix = format!("@v/{}.zip", version.escaped());
     let result = state.upstream.download(module, &suffix, limits.max_zip_size, &mut writer).await;
     state.metrics.upstream("zip", outcome(&result), started.elapsed());
+    if let Err(upstream::Error::Io(e)) = &result {
+        if store::is_disk_full(e) {
+            let why = store::disk_full_message(state.store.data_dir(), state.store.free_bytes());
+            tracing::error!(what, "{why}; the partial download was discarded");
+            return Err(ApiError::insufficient_storage(format!("cannot store {what}: {why}")));
+        }
+    }
     if let Err(e) = &result {
         tracing::warn!(what, error = %e, "upstream zip download failed; partial file discarded");
         return Err(from_upstream(&what, e));
@@ -161,11 +169,18 @@ async fn fetch_zip(state: &Arc<AppState>, module: &ModulePath, version: &Version
 
     modcheck::check_zip_matches_mod(state, module, version, summary.go_mod.as_deref(), &what)?;
     sumdb::check_zip(state, module, version, &summary.h1, &what).await?;
+    // Pinned from before the blob is written until its catalog entry is
+    // committed: garbage collection must not delete it in between (a purged
+    // version fetched again while a collection runs).
+    // (Taken off the executor: it waits while a collection holds its lock.)
     let blobs = state.store.blobs.clone();
-    // Hashed while it streamed in: committed without reading it again.
-    tokio::task::spawn_blocking(move || blobs.commit_hashed(temp, sha))
-        .await
-        .map_err(|e| ApiError::internal(format!("blob commit task failed: {e}")))??;
+    let _pin = tokio::task::spawn_blocking(move || {
+        let pin = blobs.pin(&sha);
+        // Hashed while it streamed in: committed without reading it again.
+        blobs.commit_hashed(temp, sha).map(|_| pin)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("blob commit task failed: {e}")))??;
     if let Some(known) = state.store.catalog.zip(module, version)? {
         if known.h1 != summary.h1 {
             tracing::error!(what, known = %known.h1, got = %summary.h1, "upstream zip differs from the one this mirror recorded; refused");
@@ -199,7 +214,17 @@ fn stored_zip(state: &AppState, module: &ModulePath, version: &Version) -> Resul
     Ok(state.store.blobs.exists(&zip.sha256).then_some(zip))
 }
 
+/// 507 with the reason when the data directory is (nearly) full: a fill
+/// stores nothing then, and resumes by itself once space is freed.
+fn disk_space(state: &AppState) -> Result<(), ApiError> {
+    state.store.check_space().map_err(|why| {
+        tracing::warn!("refusing a fill: {why}");
+        ApiError::insufficient_storage(why)
+    })
+}
+
 async fn put(state: &AppState, module: &ModulePath, version: &Version, parts: VersionParts) -> Result<(), ApiError> {
+    disk_space(state)?;
     state.cluster.commit(CatalogOp::PutVersion { module: module.clone(), version: version.clone(), parts }).await?;
     Ok(())
 }

@@ -34,10 +34,11 @@ pub async fn serving(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-/// Ready when the store is usable. (In a cluster this will also require a
-/// known primary and an applied log.)
+/// Ready when the store is usable and its data directory is not full (the
+/// reason says which directory and how much is free). (In a cluster this
+/// also requires a known primary and an applied log.)
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    match state.cluster.ready() {
+    match state.store.check_space().and_then(|()| state.cluster.ready().map_err(|e| e.to_string())) {
         Ok(()) => "ready\n".into_response(),
         Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response(),
     }

@@ -84,7 +84,8 @@ fn anti_entropy_pass(inner: &Inner) -> Result<(), store::Error> {
 /// Deletes local blobs (and stray partial files) that no catalog entry has
 /// referenced for `grace`, as seen by passes at least `grace` apart. A blob
 /// is deleted only if a second read of the catalog, just before, still does
-/// not reference it. Returns how many blobs were deleted.
+/// not reference it and no writer has pinned it. Returns how many blobs
+/// were deleted.
 pub(crate) fn collect_garbage(
     catalog: &Catalog,
     blobs: &store::BlobStore,
@@ -125,10 +126,18 @@ pub(crate) fn collect_garbage(
     }
     let mut deleted = 0;
     if !expired.is_empty() {
+        // A fill pins its blob before writing it and keeps the pin until
+        // its catalog entry is committed: a version fetched again either
+        // finished before `gc_begin` (so `again` sees it) or pinned its blob
+        // since, and that blob is spared by this pass.
+        blobs.gc_begin();
         let again = referenced(catalog)?;
+        #[cfg(test)]
+        crate::gc_tests::before_delete();
+        let lock = blobs.gc_lock();
         for sha in expired.iter().filter(|sha| !again.contains_key(sha)) {
             let _ = std::fs::remove_file(blobs.partial_path(sha));
-            if blobs.delete(sha)? {
+            if lock.delete_unpinned(sha)? {
                 tracing::info!(blob = %sha, grace_seconds = grace / 1000, "deleted a blob no catalog entry references");
                 deleted += 1;
             }

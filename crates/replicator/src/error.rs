@@ -45,6 +45,9 @@ pub enum Error {
     /// Every byte arrived but they hash to something else; they were discarded.
     #[error("the {size} bytes received hash to {actual}; discarded, will fetch again")]
     Mismatch { size: u64, actual: Sha256 },
+    /// The data directory has no room for the blob; retried later.
+    #[error("{0}")]
+    DiskFull(String),
     /// Placement could not be reported to the primary.
     #[error("{0}")]
     Report(String),

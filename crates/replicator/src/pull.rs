@@ -24,6 +24,13 @@ pub(crate) struct Pulled {
 /// Copies blob `sha` (`size` bytes) from the first peer that has it.
 pub(crate) async fn pull(inner: &Inner, sha: Sha256, size: u64) -> Result<Pulled> {
     let path = inner.blobs.partial_path(&sha);
+    // A pull starts only when the rest of the blob fits and leaves the
+    // reserve for the catalog and the raft log: a full disk defers
+    // replication (retried with backoff) instead of starving raft.
+    let have = tokio::fs::metadata(&path).await.map(|m| m.len()).unwrap_or(0);
+    if let Err(why) = inner.blobs.check_space(size.saturating_sub(have)) {
+        return Err(Error::DiskFull(why));
+    }
     let mut file = tokio::fs::OpenOptions::new()
         .read(true)
         .write(true)

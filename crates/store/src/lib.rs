@@ -12,7 +12,9 @@ mod error;
 mod sha;
 
 pub use audit::{append_audit, audit_op, read_audit, AuditRecord};
-pub use blobs::{BlobContent, BlobStats, BlobStore, FileStamp, OpenBlob, TempBlob};
+pub use blobs::{
+    BlobContent, BlobPin, BlobStats, BlobStore, FileStamp, GcLock, OpenBlob, TempBlob, QUARANTINE_MAX_BYTES, QUARANTINE_MAX_FILES,
+};
 pub use catalog::{
     Catalog, CatalogOp, LatestRecord, ListRecord, Pending, Plan, SumdbHead, VersionParts, ZipRef, PART_INFO, PART_MOD, PART_ZIP,
 };
@@ -43,4 +45,37 @@ impl Store {
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
+
+    /// Bytes this process may still write on the file system holding the
+    /// data directory; `None` when that cannot be told.
+    pub fn free_bytes(&self) -> Option<u64> {
+        rustix::fs::statvfs(&self.data_dir).ok().map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+    }
+
+    /// `Err(reason)` when the data directory has less than
+    /// [`MIN_FREE_BYTES`] free: new files are then refused before anything
+    /// is written, so the catalog and the raft log always have room, and
+    /// taken again by themselves once space is freed.
+    pub fn check_space(&self) -> std::result::Result<(), String> {
+        self.blobs.check_space(0)
+    }
+}
+
+/// Free space a node keeps in its data directory for the catalog and the
+/// raft log: a fill is refused below it.
+pub const MIN_FREE_BYTES: u64 = 16 << 20;
+
+/// The one-line reason a write was refused for lack of disk space.
+pub fn disk_full_message(data_dir: &Path, free: Option<u64>) -> String {
+    let free = free.map(|f| format!(" ({} KiB free", f >> 10)).unwrap_or_else(|| " (".to_owned());
+    format!(
+        "data directory {} is full{free}, {} MiB are kept free for the catalog and log); free space there and the node resumes by itself",
+        data_dir.display(),
+        MIN_FREE_BYTES >> 20
+    )
+}
+
+/// Whether an I/O error means the disk is full (ENOSPC, EDQUOT).
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
 }
