@@ -2,7 +2,8 @@
 //! `flotilla.v1.Raft` service that hands incoming RPCs to the local raft.
 //!
 //! Every RPC carries the cluster secret (`x-flotilla-secret`) and the cluster
-//! id (`x-flotilla-cluster`); the server also admits only configured peers.
+//! id (`x-flotilla-cluster`); the server also admits only members: the raft
+//! membership (voters and learners) once known, `cluster.peers` before.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -139,7 +140,7 @@ impl ClusterAuth {
             None => Ok(None),
             Some(PeerIdentity::Node(id)) => Ok(Some(id)),
             Some(other) => {
-                tracing::warn!(%remote, rpc, peer = ?other, "refused cluster RPC: the certificate does not name a cluster member");
+                tracing::warn!(%remote, rpc, peer = ?other, "refused cluster RPC: the certificate does not name a member of the cluster (its raft membership)");
                 Err(Status::permission_denied(
                     "the client certificate does not name a member of this cluster (node-<id> of a member of the raft membership)",
                 ))
