@@ -203,4 +203,21 @@ fn the_last_voter_is_never_removed() {
     assert!(!missing.success && missing.stderr.contains("not a member"), "{}", missing.summary());
     let list = flotillactl_env(&addr, Some(ADMIN_TOKEN), &["members", "list", "--json"], &[]);
     assert_eq!(membership(&list.json()), vec![(1, Some("voter".into()))]);
+
+    // A learner at an address where nothing answers: promoting it would
+    // leave the voters (1 and 2) without a quorum of reachable nodes, so
+    // flotillactl warns and, without a terminal or --force, changes nothing.
+    let dead = format!("127.0.0.1:{}", free_port());
+    let added = flotillactl_env(&addr, Some(ADMIN_TOKEN), &["members", "add", "2", &dead], &[]);
+    ok(&added, "members add of an unreachable learner");
+    let promote = flotillactl_env(&addr, Some(ADMIN_TOKEN), &["members", "promote", "2"], &[]);
+    assert!(!promote.success, "{}", promote.summary());
+    assert!(promote.stderr.contains("warning") && promote.stderr.contains("--force"), "{}", promote.summary());
+    let list = flotillactl_env(&addr, Some(ADMIN_TOKEN), &["members", "list", "--json"], &[]);
+    assert_eq!(membership(&list.json()), vec![(1, Some("voter".into())), (2, Some("learner".into()))]);
+    // Removing the learner leaves the voters as they are: no question asked.
+    let removed = flotillactl_env(&addr, Some(ADMIN_TOKEN), &["members", "remove", "2"], &[]);
+    ok(&removed, "members remove of a learner");
+    let list = flotillactl_env(&addr, Some(ADMIN_TOKEN), &["members", "list", "--json"], &[]);
+    assert_eq!(membership(&list.json()), vec![(1, Some("voter".into()))]);
 }
