@@ -168,7 +168,9 @@ impl AdminService {
                 "node {by} passed this call on to node {me}, which is not the primary either (primary: node {leader}); retry"
             )));
         }
-        let addr = control.peer_addr(leader).ok_or_else(|| Status::internal(format!("primary {leader} is not among cluster.peers")))?;
+        let addr = control
+            .peer_addr(leader)
+            .ok_or_else(|| Status::internal(format!("no cluster address known for the primary, node {leader}")))?;
         Ok(Some((leader, addr)))
     }
 }
