@@ -502,8 +502,9 @@ fn wrong_secret_unknown_peer_and_foreign_data_are_refused_with_a_clear_log_line(
     }
     drop(impostor);
 
-    // A stranger with the right secret that is not among the peers: it lists
-    // itself as node 4 and campaigns; the members refuse it by its id.
+    // A stranger with the right secret that is not a member (not in the raft
+    // membership): it lists itself as node 4 and campaigns; the members
+    // refuse it by its id.
     let mut members = cluster.layout.members.clone();
     members.push(Member {
         id: 4,
@@ -512,7 +513,7 @@ fn wrong_secret_unknown_peer_and_foreign_data_are_refused_with_a_clear_log_line(
     });
     let stranger_layout = Layout { members, secret_file: cluster.layout.secret_file.clone(), tls: None };
     let stranger = Node::start_on(stranger_layout.options(4, &origin.url(), &[]), stranger_layout.member(4).gateway);
-    let unknown = |id: u64| cluster.node(id).logs().contains("refused cluster RPC: node id is not among cluster.peers");
+    let unknown = |id: u64| cluster.node(id).logs().contains("refused cluster RPC: node id is not a cluster member");
     let refused_stranger = harness::wait_until(Duration::from_secs(15), || unknown(1) || unknown(2));
     let (still, _) = cluster.wait_converged(&[1, 2], CONVERGE);
     assert_eq!(still, primary, "the stranger disturbed the cluster");

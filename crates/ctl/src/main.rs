@@ -4,7 +4,7 @@
 //! - `client`: reaching a node (first address that answers) and its errors.
 //! - `status`: `status` and `replication` (cluster health and lag).
 //! - `modules`: `modules list|show`.
-//! - `members`: `members list` (raft membership against cluster.peers).
+//! - `members`: `members list|add|promote|remove` (the raft membership).
 //! - `purge`: removing a version (asks first on a terminal).
 //! - `audit`: the audit log.
 //! - `warm`: prefetching versions through the primary's gateway.

@@ -43,7 +43,7 @@ pub async fn purge(admin: &Admin, json: bool, target: &str, yes: bool) -> Result
 }
 
 /// Asks `question` on the terminal; true for `y` or `yes`.
-fn confirm(question: &str) -> Result<bool> {
+pub(crate) fn confirm(question: &str) -> Result<bool> {
     print!("{question} [y/N] ");
     std::io::stdout().flush()?;
     let mut answer = String::new();

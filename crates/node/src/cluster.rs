@@ -225,7 +225,15 @@ pub fn raft_config(config: &Config) -> Result<RaftConfig> {
         Some(id) => id.trim().to_string(),
         None => cluster_id(&secret),
     };
-    let cfg = RaftConfig { node_id: config.node_id, peers, settings: config.raft.clone(), cluster_id, secret, transport };
+    let cfg = RaftConfig {
+        node_id: config.node_id,
+        peers,
+        settings: config.raft.clone(),
+        cluster_id,
+        secret,
+        transport,
+        join: config.cluster.join,
+    };
     cfg.validate()?;
     Ok(cfg)
 }
@@ -376,8 +384,9 @@ pub async fn serve_grpc(
             server.serve_with_incoming_shutdown(incoming, shutdown).await
         }
         Some(config) => {
-            let members = control.members();
-            let admit = move |cert: &proto::tls::CertificateDer<'_>| match ClusterTls::identify(cert, members.iter().copied()) {
+            // The raft membership of the moment: a node added later is admitted.
+            let members = control.clone();
+            let admit = move |cert: &proto::tls::CertificateDer<'_>| match ClusterTls::identify(cert, members.members()) {
                 PeerIdentity::Node(_) | PeerIdentity::Ctl => Ok(()),
                 PeerIdentity::Stranger(why) => Err(why),
             };

@@ -83,6 +83,11 @@ pub struct ClusterSection {
     /// Serve and call the cluster port without TLS (the secret travels in
     /// clear): only for a network nobody else can reach.
     pub insecure_plaintext: bool,
+    /// Join a running cluster instead of forming one: the node does not
+    /// bootstrap a membership from `peers` and waits until the primary adds
+    /// it (`flotillactl members add`). Its `peers` lists the members it may
+    /// reach first and itself.
+    pub join: bool,
 }
 
 /// `peers` as a TOML array or, from the environment, one comma-separated string.

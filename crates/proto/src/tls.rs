@@ -11,7 +11,8 @@
 //! before a byte of a request is read.
 //!
 //! Names (DNS subject alternative names of the certificates):
-//! - `node-<id>`: node `id` of `cluster.peers`; a node connecting to node 2
+//! - `node-<id>`: node `id` of the cluster (a member of its raft
+//!   membership, `cluster.peers` before it is known); a node connecting to node 2
 //!   requires the server's certificate to name `node-2`.
 //! - `flotilla-node`: on every node certificate too, what `flotillactl`
 //!   checks (it talks to whichever node answers).
@@ -173,7 +174,7 @@ impl ClusterTls {
         match nodes[..] {
             [id] => PeerIdentity::Node(id),
             [] if names(CTL_NAME) => PeerIdentity::Ctl,
-            [] => PeerIdentity::Stranger("a certificate that names no member of cluster.peers".into()),
+            [] => PeerIdentity::Stranger("a certificate that names no member of the cluster".into()),
             _ => PeerIdentity::Stranger(format!("a certificate that names several members ({nodes:?})")),
         }
     }
@@ -188,7 +189,7 @@ pub fn pem_names_node(cert_pem: &[u8], id: u64) -> bool {
 /// Who is on the other end of a cluster connection, from its certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PeerIdentity {
-    /// A member of `cluster.peers`.
+    /// A member of the cluster (one of the ids it was asked about).
     Node(u64),
     /// The admin client.
     Ctl,
@@ -290,7 +291,7 @@ where
                     None => Err("no client certificate".into()),
                 };
                 if let Err(why) = verdict {
-                    tracing::warn!(%remote, %why, "refused cluster connection: the certificate does not name a member of cluster.peers");
+                    tracing::warn!(%remote, %why, "refused cluster connection: the certificate does not name a member of the cluster (its raft membership)");
                     return;
                 }
                 let _ = tx.send(Ok(stream)).await;

@@ -24,6 +24,9 @@ pub struct RaftConfig {
     pub cluster_id: String,
     /// How the cluster port is reached and secured (plaintext or mutual TLS).
     pub transport: proto::tls::Transport,
+    /// Join a running cluster (`cluster.join`): never bootstrap a
+    /// membership; wait until the primary adds this node.
+    pub join: bool,
 }
 
 /// Timing and snapshot policy: the `[raft]` section of the node's
@@ -102,6 +105,7 @@ impl Default for RaftConfig {
             secret: String::new(),
             cluster_id: String::new(),
             transport: proto::tls::Transport::Plaintext,
+            join: false,
         }
     }
 }
@@ -180,6 +184,7 @@ mod tests {
             secret: "s".into(),
             cluster_id: "c".into(),
             transport: proto::tls::Transport::Plaintext,
+            join: false,
         }
     }
 

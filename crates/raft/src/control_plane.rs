@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
-use openraft::RaftMetrics;
+use openraft::{ChangeMembers, RaftMetrics};
 use proto::{AnnounceRequest, RaftClient};
 use store::Sha256;
 use tokio::sync::watch;
@@ -56,14 +56,22 @@ impl ControlPlane {
         let network = Network { node_id: cfg.node_id, auth: auth.clone() };
         let raft =
             Raft::new(cfg.node_id, openraft_config, network, log.clone(), state.clone()).await.map_err(|e| Error::Start(e.to_string()))?;
-        bootstrap(&raft, &cfg).await?;
+        if cfg.join {
+            tracing::info!(
+                node_id = cfg.node_id,
+                "cluster.join: not bootstrapping; waiting for the primary to add this node (`flotillactl members add`)"
+            );
+        } else {
+            bootstrap(&raft, &cfg).await?;
+        }
 
         let observer = Arc::new(Observer { log, quorum_acked_at: Mutex::new(None), stopped: AtomicBool::new(false) });
         let metrics = raft.metrics();
         let first = observer.observe(&metrics.borrow());
+        auth.set_members(membership_ids(&metrics.borrow()));
         let (tx, status) = watch::channel(first);
         let lease_ms = cfg.settings.election_timeout_max.as_millis() as u64;
-        tokio::spawn(publish_status(metrics, tx, observer.clone(), cfg.settings.heartbeat, lease_ms));
+        tokio::spawn(publish_status(metrics, tx, observer.clone(), auth.clone(), cfg.settings.heartbeat, lease_ms));
         tracing::info!(node_id = cfg.node_id, peers = ?cfg.peers, "raft control plane started");
         let leader_commit = Arc::new(LeaderCommit::default());
         Ok(ControlPlane { inner: Arc::new(Inner { cfg, raft, auth, state, observer, status, leader_commit }) })
@@ -128,9 +136,39 @@ impl ControlPlane {
         ))
     }
 
-    /// Ids of every configured cluster member.
+    /// Ids of every cluster member, voters and learners: the raft
+    /// membership once known (`cluster.peers` before, on a joining node).
     pub fn members(&self) -> Vec<u64> {
+        self.inner.auth.members()
+    }
+
+    /// Ids of this node's `cluster.peers`.
+    pub fn configured_peers(&self) -> Vec<u64> {
         self.inner.cfg.peers.keys().copied().collect()
+    }
+
+    /// Adds `node_id` at cluster address `addr` as a learner: it receives
+    /// the log (and the blobs) but does not vote. Only on the primary.
+    pub async fn add_learner(&self, node_id: u64, addr: &str) -> Result<u64, ProposeError> {
+        let node = ClusterNode { addr: addr.to_owned(), gateway_url: String::new() };
+        let change = self.inner.raft.add_learner(node_id, node, false);
+        membership_result(tokio::time::timeout(MEMBERSHIP_TIMEOUT, change).await)
+    }
+
+    /// Makes learner `node_id` a voter. Only on the primary.
+    pub async fn promote(&self, node_id: u64) -> Result<u64, ProposeError> {
+        let change = self.inner.raft.change_membership(ChangeMembers::AddVoterIds([node_id].into()), false);
+        membership_result(tokio::time::timeout(MEMBERSHIP_TIMEOUT, change).await)
+    }
+
+    /// Removes `node_id` (a voter or a learner) from the membership. Only
+    /// on the primary; the caller checks it is not the last voter.
+    pub async fn remove_member(&self, node_id: u64) -> Result<u64, ProposeError> {
+        let voter = self.membership().iter().any(|(id, _, voter)| *id == node_id && *voter);
+        let change: ChangeMembers<u64, ClusterNode> =
+            if voter { ChangeMembers::RemoveVoters([node_id].into()) } else { ChangeMembers::RemoveNodes([node_id].into()) };
+        let change = self.inner.raft.change_membership(change, false);
+        membership_result(tokio::time::timeout(MEMBERSHIP_TIMEOUT, change).await)
     }
 
     /// The `flotilla.v1.Raft` gRPC service, to mount on the cluster port.
@@ -195,7 +233,7 @@ impl ControlPlane {
 
     /// Every member's configured cluster address and announced gateway URL.
     pub fn member_addresses(&self) -> Vec<(u64, String, Option<String>)> {
-        self.inner.cfg.peers.iter().map(|(&id, addr)| (id, addr.clone(), self.gateway_url(id))).collect()
+        self.members().into_iter().filter_map(|id| Some((id, self.peer_addr(id)?, self.gateway_url(id)))).collect()
     }
 
     /// The current status, with a fresh `millis_since_quorum_ack`.
@@ -246,9 +284,14 @@ impl ControlPlane {
         }
     }
 
-    /// The configured cluster address (`host:port`) of `node_id`.
+    /// The cluster address (`host:port`) of `node_id`: the configured one
+    /// (`cluster.peers`), else the one the raft membership records (a node
+    /// added with `flotillactl members add`).
     pub fn peer_addr(&self, node_id: u64) -> Option<String> {
-        self.inner.cfg.peers.get(&node_id).cloned()
+        if let Some(addr) = self.inner.auth.configured_addr(node_id) {
+            return Some(addr.clone());
+        }
+        self.membership().into_iter().find(|(id, _, _)| *id == node_id).map(|(_, addr, _)| addr)
     }
 
     /// The highest commit index a leader has sent this node since it
@@ -289,6 +332,31 @@ impl ControlPlane {
     fn lease_ms(&self) -> u64 {
         self.inner.cfg.settings.election_timeout_max.as_millis() as u64
     }
+}
+
+/// How long a membership change may take to commit (a joint
+/// configuration is two log entries).
+const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(10);
+
+type MembershipWrite = Result<
+    Result<openraft::raft::ClientWriteResponse<crate::types::TypeConfig>, RaftError<u64, ClientWriteError<u64, ClusterNode>>>,
+    tokio::time::error::Elapsed,
+>;
+
+fn membership_result(written: MembershipWrite) -> Result<u64, ProposeError> {
+    match written {
+        Err(_) => Err(ProposeError::Timeout),
+        Ok(Ok(written)) => Ok(written.log_id.index),
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+            Err(ProposeError::NotLeader { leader: forward.leader_id })
+        }
+        Ok(Err(e)) => Err(ProposeError::Fatal(e.to_string())),
+    }
+}
+
+/// Ids of the voters and learners of the membership `metrics` shows.
+fn membership_ids(metrics: &RaftMetrics<u64, ClusterNode>) -> std::collections::BTreeSet<u64> {
+    metrics.membership_config.membership().nodes().map(|(id, _)| *id).collect()
 }
 
 async fn bootstrap(raft: &Raft, cfg: &RaftConfig) -> Result<(), Error> {
@@ -345,13 +413,18 @@ async fn publish_status(
     mut metrics: watch::Receiver<RaftMetrics<u64, ClusterNode>>,
     tx: watch::Sender<RaftStatus>,
     observer: Arc<Observer>,
+    auth: Arc<ClusterAuth>,
     tick: Duration,
     lease_ms: u64,
 ) {
     loop {
         let status = tokio::select! {
             changed = metrics.changed() => match changed {
-                Ok(()) => observer.observe(&metrics.borrow_and_update()),
+                Ok(()) => {
+                    let metrics = metrics.borrow_and_update();
+                    auth.set_members(membership_ids(&metrics));
+                    observer.observe(&metrics)
+                }
                 Err(_) => {
                     observer.stopped.store(true, Ordering::Relaxed);
                     tx.send_modify(RaftStatus::stopped);

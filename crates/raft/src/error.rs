@@ -15,7 +15,7 @@ pub enum Error {
     /// No leader is known, so there is no primary to ask.
     #[error("no primary known yet")]
     NoPrimary,
-    #[error("primary {0} is not among cluster.peers")]
+    #[error("no cluster address known for the primary, node {0}")]
     UnknownPrimary(u64),
     #[error("bad address {addr:?}: {reason}")]
     BadAddress { addr: String, reason: String },

@@ -2,7 +2,8 @@
 //! `flotilla.v1.Raft` service that hands incoming RPCs to the local raft.
 //!
 //! Every RPC carries the cluster secret (`x-flotilla-secret`) and the cluster
-//! id (`x-flotilla-cluster`); the server also admits only configured peers.
+//! id (`x-flotilla-cluster`); the server also admits only members: the raft
+//! membership (voters and learners) once known, `cluster.peers` before.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -40,6 +41,9 @@ pub struct ClusterAuth {
     secret: AsciiMetadataValue,
     cluster_id: AsciiMetadataValue,
     peers: BTreeMap<u64, String>,
+    /// Who is admitted: the raft membership (voters and learners) once this
+    /// node knows it, `peers` before (a node joining a cluster).
+    members: parking_lot::RwLock<std::collections::BTreeSet<u64>>,
     transport: Transport,
 }
 
@@ -57,7 +61,36 @@ impl ClusterAuth {
         let header = |what: &str, value: &str| {
             AsciiMetadataValue::try_from(value).map_err(|_| Error::Config(format!("the {what} must be printable ASCII without newlines")))
         };
-        Ok(ClusterAuth { secret: header("cluster secret", secret)?, cluster_id: header("cluster id", cluster_id)?, peers, transport })
+        let members = parking_lot::RwLock::new(peers.keys().copied().collect());
+        Ok(ClusterAuth {
+            secret: header("cluster secret", secret)?,
+            cluster_id: header("cluster id", cluster_id)?,
+            peers,
+            members,
+            transport,
+        })
+    }
+
+    /// The members admitted from now on (the raft membership changed).
+    pub(crate) fn set_members(&self, ids: std::collections::BTreeSet<u64>) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut members = self.members.write();
+        if *members != ids {
+            tracing::info!(members = ?ids, "cluster members admitted on the cluster port follow the raft membership");
+            *members = ids;
+        }
+    }
+
+    /// Ids of the members admitted now.
+    pub fn members(&self) -> Vec<u64> {
+        self.members.read().iter().copied().collect()
+    }
+
+    /// The configured (`cluster.peers`) address of `id`.
+    pub(crate) fn configured_addr(&self, id: u64) -> Option<&String> {
+        self.peers.get(&id)
     }
 
     /// Adds this cluster's credentials to an outgoing request.
@@ -99,7 +132,7 @@ impl ClusterAuth {
     /// On a TLS connection, the member its certificate names (anything else
     /// is refused); `None` on a plaintext one.
     fn certified<T>(&self, request: &Request<T>, remote: &str, rpc: &str) -> Result<Option<u64>, Status> {
-        match proto::tls::peer_identity(request, self.peers.keys().copied()) {
+        match proto::tls::peer_identity(request, self.members()) {
             None if self.transport.is_tls() => {
                 tracing::warn!(%remote, rpc, "refused cluster RPC: no client certificate");
                 Err(Status::unauthenticated("a member's client certificate is required"))
@@ -107,8 +140,10 @@ impl ClusterAuth {
             None => Ok(None),
             Some(PeerIdentity::Node(id)) => Ok(Some(id)),
             Some(other) => {
-                tracing::warn!(%remote, rpc, peer = ?other, "refused cluster RPC: the certificate does not name a member of cluster.peers");
-                Err(Status::permission_denied("the client certificate does not name a member of this cluster (node-<id> of cluster.peers)"))
+                tracing::warn!(%remote, rpc, peer = ?other, "refused cluster RPC: the certificate does not name a member of the cluster (its raft membership)");
+                Err(Status::permission_denied(
+                    "the client certificate does not name a member of this cluster (node-<id> of a member of the raft membership)",
+                ))
             }
         }
     }
@@ -147,9 +182,9 @@ impl ClusterAuth {
             }
             return Ok(id);
         }
-        if !self.peers.contains_key(&from) {
-            tracing::warn!(%remote, from, rpc, "refused cluster RPC: node id is not among cluster.peers");
-            return Err(Status::permission_denied(format!("node {from} is not among this node's cluster.peers")));
+        if !self.members.read().contains(&from) {
+            tracing::warn!(%remote, from, rpc, "refused cluster RPC: node id is not a cluster member");
+            return Err(Status::permission_denied(format!("node {from} is not a member of this node's cluster (raft membership)")));
         }
         Ok(from)
     }

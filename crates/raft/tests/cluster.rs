@@ -77,6 +77,7 @@ fn config(id: u64, peers: &BTreeMap<u64, String>, snapshot_every: u64) -> RaftCo
         secret: SECRET.into(),
         cluster_id: CLUSTER.into(),
         transport: proto::tls::Transport::Plaintext,
+        join: false,
     }
 }
 

@@ -32,7 +32,7 @@ pub enum Error {
     /// is shutting down).
     #[error("{what} task failed: {reason}")]
     Task { what: &'static str, reason: String },
-    #[error("node {0} is not in cluster.peers")]
+    #[error("node {0} is not a cluster member (no cluster address known)")]
     UnknownPeer(u64),
     #[error("bad address {addr:?}: {reason}")]
     BadAddress { addr: String, reason: String },

@@ -7,6 +7,7 @@
 //! single node ([`Node::Single`]) is its own primary and whole cluster.
 
 mod doctor;
+mod members;
 mod modules;
 mod status;
 mod sumdb;
@@ -167,7 +168,9 @@ impl AdminService {
                 "node {by} passed this call on to node {me}, which is not the primary either (primary: node {leader}); retry"
             )));
         }
-        let addr = control.peer_addr(leader).ok_or_else(|| Status::internal(format!("primary {leader} is not among cluster.peers")))?;
+        let addr = control
+            .peer_addr(leader)
+            .ok_or_else(|| Status::internal(format!("no cluster address known for the primary, node {leader}")))?;
         Ok(Some((leader, addr)))
     }
 }
@@ -233,7 +236,7 @@ fn lost_answer(status: Status, leader: u64) -> Status {
     };
     if lost {
         Status::deadline_exceeded(format!(
-            "outcome unknown: no answer from the primary, node {leader} ({}); the purge may still take effect",
+            "outcome unknown: no answer from the primary, node {leader} ({}); the change may still take effect",
             status.message()
         ))
     } else {
@@ -376,6 +379,33 @@ impl proto::Admin for AdminService {
             })
             .collect();
         Ok(Response::new(AuditReply { entries }))
+    }
+
+    async fn change_members(
+        &self,
+        request: Request<proto::v1::ChangeMembersRequest>,
+    ) -> Result<Response<proto::v1::ChangeMembersReply>, Status> {
+        let who = self.admit(&request, "ChangeMembers")?;
+        let change = members::Change::parse(request.get_ref())?;
+        if let Some((leader, addr)) = self.primary(request.metadata()).await? {
+            tracing::info!(change = %change, primary = leader, "passing a membership change on to the primary");
+            let me = self.me();
+            let mut client = peer_client(&self.transport(), &addr, FORWARD_TIMEOUT)
+                .await
+                .map_err(|e| Status::unavailable(format!("cannot reach the primary, node {leader} at {addr}: {e}; retry")))?;
+            let metadata = request.metadata().clone();
+            return client
+                .change_members(passed_on(me, &metadata, request.into_inner()))
+                .await
+                .map_err(|status| lost_answer(status, leader));
+        }
+        let outcome = self.change_here(&change).await;
+        let result = match &outcome {
+            Ok(reply) => format!("ok (raft index {})", reply.index),
+            Err(status) => status.message().to_string(),
+        };
+        self.record_audit(&who, request.metadata(), &format!("members {}", change.action()), &change.target(), &result).await;
+        outcome.map(Response::new)
     }
 
     async fn node_status(&self, request: Request<NodeStatusRequest>) -> Result<Response<NodeStatusReply>, Status> {

@@ -52,7 +52,7 @@ impl AdminService {
                 status.voters = raft.voters;
                 status.raft_members =
                     control.membership().into_iter().map(|(node_id, addr, voter)| RaftMember { node_id, addr, voter }).collect();
-                status.configured_peers = control.members();
+                status.configured_peers = control.configured_peers();
                 status.queue_blobs = replication.queue.blobs;
                 status.queue_bytes = replication.queue.bytes;
                 status.queue_oldest_seconds = replication.queue.oldest_seconds;
