@@ -141,7 +141,7 @@ async fn fetch_zip(state: &Arc<AppState>, module: &ModulePath, version: &Version
     state.metrics.upstream("zip", outcome(&result), started.elapsed());
     if let Err(upstream::Error::Io(e)) = &result {
         if store::is_disk_full(e) {
-            let why = store::disk_full_message(state.store.data_dir(), state.store.free_bytes());
+            let why = store::DiskFull { data_dir: state.store.data_dir().to_path_buf(), free: state.store.free_bytes() };
             tracing::error!(what, "{why}; the partial download was discarded");
             return Err(ApiError::insufficient_storage(format!("cannot store {what}: {why}")));
         }
@@ -219,7 +219,7 @@ fn stored_zip(state: &AppState, module: &ModulePath, version: &Version) -> Resul
 fn disk_space(state: &AppState) -> Result<(), ApiError> {
     state.store.check_space().map_err(|why| {
         tracing::warn!("refusing a fill: {why}");
-        ApiError::insufficient_storage(why)
+        ApiError::insufficient_storage(why.to_string())
     })
 }
 

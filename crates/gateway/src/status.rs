@@ -38,7 +38,7 @@ pub async fn serving(State(state): State<Arc<AppState>>) -> Response {
 /// reason says which directory and how much is free). (In a cluster this
 /// also requires a known primary and an applied log.)
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    match state.store.check_space().and_then(|()| state.cluster.ready().map_err(|e| e.to_string())) {
+    match state.store.check_space().map_err(|e| e.to_string()).and_then(|()| state.cluster.ready().map_err(|e| e.to_string())) {
         Ok(()) => "ready\n".into_response(),
         Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response(),
     }

@@ -47,7 +47,7 @@ pub enum Error {
     Mismatch { size: u64, actual: Sha256 },
     /// The data directory has no room for the blob; retried later.
     #[error("{0}")]
-    DiskFull(String),
+    DiskFull(#[from] store::DiskFull),
     /// Placement could not be reported to the primary.
     #[error("{0}")]
     Report(String),

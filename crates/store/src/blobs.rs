@@ -368,10 +368,12 @@ impl BlobStore {
 
     /// `Err(reason)` unless the data directory has `need` bytes free on top
     /// of [`crate::MIN_FREE_BYTES`] (kept for the catalog and the raft log).
-    pub fn check_space(&self, need: u64) -> std::result::Result<(), String> {
+    pub fn check_space(&self, need: u64) -> std::result::Result<(), crate::DiskFull> {
         let data_dir = self.inner.blobs.parent().unwrap_or(&self.inner.blobs);
         match rustix::fs::statvfs(data_dir).ok().map(|s| s.f_bavail.saturating_mul(s.f_frsize)) {
-            Some(free) if free < crate::MIN_FREE_BYTES.saturating_add(need) => Err(crate::disk_full_message(data_dir, Some(free))),
+            Some(free) if free < crate::MIN_FREE_BYTES.saturating_add(need) => {
+                Err(crate::DiskFull { data_dir: data_dir.to_path_buf(), free: Some(free) })
+            }
             _ => Ok(()),
         }
     }

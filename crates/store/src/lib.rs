@@ -56,7 +56,7 @@ impl Store {
     /// [`MIN_FREE_BYTES`] free: new files are then refused before anything
     /// is written, so the catalog and the raft log always have room, and
     /// taken again by themselves once space is freed.
-    pub fn check_space(&self) -> std::result::Result<(), String> {
+    pub fn check_space(&self) -> std::result::Result<(), DiskFull> {
         self.blobs.check_space(0)
     }
 }
@@ -65,15 +65,28 @@ impl Store {
 /// raft log: a fill is refused below it.
 pub const MIN_FREE_BYTES: u64 = 16 << 20;
 
-/// The one-line reason a write was refused for lack of disk space.
-pub fn disk_full_message(data_dir: &Path, free: Option<u64>) -> String {
-    let free = free.map(|f| format!(" ({} KiB free", f >> 10)).unwrap_or_else(|| " (".to_owned());
-    format!(
-        "data directory {} is full{free}, {} MiB are kept free for the catalog and log); free space there and the node resumes by itself",
-        data_dir.display(),
-        MIN_FREE_BYTES >> 20
-    )
+/// A write refused for lack of disk space in the data directory; its
+/// `Display` is the one-line reason a client or a log reader sees.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskFull {
+    pub data_dir: PathBuf,
+    /// Bytes free when it was noticed, where known.
+    pub free: Option<u64>,
 }
+
+impl std::fmt::Display for DiskFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let free = self.free.map(|b| format!(" ({} KiB free", b >> 10)).unwrap_or_else(|| " (".to_owned());
+        write!(
+            f,
+            "data directory {} is full{free}, {} MiB are kept free for the catalog and log); free space there and the node resumes by itself",
+            self.data_dir.display(),
+            MIN_FREE_BYTES >> 20
+        )
+    }
+}
+
+impl std::error::Error for DiskFull {}
 
 /// Whether an I/O error means the disk is full (ENOSPC, EDQUOT).
 pub fn is_disk_full(e: &std::io::Error) -> bool {
