@@ -31,10 +31,13 @@ use sha2::Digest;
 
 use crate::{Error, Result, Sha256};
 
-/// At most this many files are kept in `quarantine/` (oldest removed first).
-pub const QUARANTINE_MAX_FILES: usize = 64;
-/// At most this many bytes are kept in `quarantine/` (oldest removed first).
-pub const QUARANTINE_MAX_BYTES: u64 = 4 << 30;
+mod pins;
+mod verify;
+
+use pins::Pins;
+pub use pins::{BlobPin, GcLock};
+pub use verify::{QUARANTINE_MAX_BYTES, QUARANTINE_MAX_FILES};
+
 /// Verification and quarantine of a blob hold one of these locks, chosen by
 /// the blob's first byte.
 const VERIFY_STRIPES: usize = 64;
@@ -383,57 +386,6 @@ impl BlobStore {
         self.inner.verifications.load(Ordering::Relaxed)
     }
 
-    /// Keeps blob `sha` from garbage collection until the pin is dropped,
-    /// and from the collection pass under way (see [`BlobStore::gc_begin`]).
-    pub fn pin(&self, sha: &Sha256) -> BlobPin {
-        let mut pins = self.inner.pins.lock();
-        *pins.count.entry(*sha).or_insert(0) += 1;
-        pins.touched.insert(*sha);
-        BlobPin { store: self.clone(), sha: *sha }
-    }
-
-    /// Called by garbage collection just before its last look at the
-    /// catalog: forgets which blobs were pinned before. A blob pinned or
-    /// unpinned from now on is not deleted by this pass (its catalog entry
-    /// may have been committed after that look); one whose pin ended before
-    /// had its entry committed before, so the look sees it.
-    pub fn gc_begin(&self) {
-        self.inner.pins.lock().touched.clear();
-    }
-
-    /// Held by garbage collection while it deletes; see
-    /// [`GcLock::delete_unpinned`].
-    pub fn gc_lock(&self) -> GcLock<'_> {
-        GcLock { store: self, pins: self.inner.pins.lock() }
-    }
-
-    /// Changes the quarantine bounds (files, bytes); for tests and tuning.
-    pub fn set_quarantine_limits(&self, files: usize, bytes: u64) {
-        *self.inner.quarantine_limits.lock() = (files, bytes);
-    }
-
-    fn stripe(&self, sha: &Sha256) -> &Mutex<()> {
-        &self.inner.stripes[sha.0[0] as usize % VERIFY_STRIPES]
-    }
-
-    /// Verifies the file found for `sha` unless a reader that held the
-    /// blob's lock before us already verified this very file; `bytes`: its
-    /// content when already read whole.
-    fn verify_once(&self, sha: &Sha256, path: &Path, stamp: &FileStamp, bytes: Option<&[u8]>) -> Result<()> {
-        let _stripe = self.stripe(sha).lock();
-        if self.inner.verified.lock().get(sha) == Some(stamp) {
-            return Ok(());
-        }
-        self.inner.verifications.fetch_add(1, Ordering::Relaxed);
-        let actual = match bytes {
-            Some(bytes) => Sha256(sha2::Sha256::digest(bytes).into()),
-            None => hash_file(path)?,
-        };
-        #[cfg(test)]
-        tests::after_hash();
-        self.judge(sha, path, stamp, actual)
-    }
-
     pub fn delete(&self, sha: &Sha256) -> Result<bool> {
         let path = self.path_of(sha);
         self.inner.verified.lock().remove(sha);
@@ -445,64 +397,6 @@ impl BlobStore {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(Error::io(&path, e)),
-        }
-    }
-
-    /// Remembers the file as good when `actual` is its address, else
-    /// quarantines it, if it is still the file that was hashed (`stamp`).
-    /// Called with the blob's stripe lock held.
-    fn judge(&self, sha: &Sha256, path: &Path, stamp: &FileStamp, actual: Sha256) -> Result<()> {
-        if actual == *sha {
-            self.inner.verified.lock().insert(*sha, *stamp);
-            return Ok(());
-        }
-        let quarantined = self.inner.quarantine.join(format!("{}.{:030}", sha.to_hex(), now_nanos()));
-        let current = fs::metadata(path).ok().map(|meta| FileStamp::of(&meta));
-        if current.as_ref() != Some(stamp) {
-            // Another copy replaced the bad one since it was opened: leave
-            // the new file alone (`retry_replaced` reads and verifies it).
-            // `quarantined` names the live path to say so.
-            tracing::warn!(blob = %sha, actual = %actual, "a corrupt copy was read, but the file has been replaced since; not quarantined");
-            return Err(Error::Corrupt { expected: sha.to_hex(), actual: actual.to_hex(), quarantined: path.to_path_buf() });
-        }
-        self.inner.verified.lock().remove(sha);
-        fs::rename(path, &quarantined).map_err(|e| Error::io(path, e))?;
-        self.forget(stamp.len);
-        self.prune_quarantine();
-        tracing::error!(
-            blob = %sha, actual = %actual, quarantined = %quarantined.display(),
-            "corrupt blob: content does not match its sha256; moved aside and will not be served"
-        );
-        Err(Error::Corrupt { expected: sha.to_hex(), actual: actual.to_hex(), quarantined })
-    }
-
-    /// Removes the oldest quarantined files beyond the bounds.
-    fn prune_quarantine(&self) {
-        let (max_files, max_bytes) = *self.inner.quarantine_limits.lock();
-        let Ok(entries) = read_dir(&self.inner.quarantine) else { return };
-        // Names end in a zero-padded nanosecond time: sorting by the part
-        // after the last dot puts the oldest first.
-        let mut files: Vec<(String, PathBuf, u64)> = entries
-            .into_iter()
-            .filter_map(|p| {
-                let len = fs::symlink_metadata(&p).ok().filter(|m| m.is_file())?.len();
-                let name = p.file_name()?.to_str()?.to_string();
-                let key = name.rsplit('.').next().unwrap_or("").to_string();
-                Some((key, p, len))
-            })
-            .collect();
-        files.sort();
-        let mut total: u64 = files.iter().map(|f| f.2).sum();
-        let mut count = files.len();
-        for (_, path, len) in files {
-            if count <= max_files && total <= max_bytes {
-                break;
-            }
-            if fs::remove_file(&path).is_ok() {
-                tracing::info!(removed = %path.display(), "quarantine full: removed its oldest file");
-            }
-            count -= 1;
-            total = total.saturating_sub(len);
         }
     }
 
@@ -524,50 +418,6 @@ impl BlobStore {
             }
         }
         Ok(stats)
-    }
-}
-
-/// A blob garbage collection must not delete; see [`BlobStore::pin`].
-pub struct BlobPin {
-    store: BlobStore,
-    sha: Sha256,
-}
-
-impl Drop for BlobPin {
-    fn drop(&mut self) {
-        let mut pins = self.store.inner.pins.lock();
-        pins.touched.insert(self.sha);
-        if let Some(n) = pins.count.get_mut(&self.sha) {
-            *n -= 1;
-            if *n == 0 {
-                pins.count.remove(&self.sha);
-            }
-        }
-    }
-}
-
-/// Pinned blobs (how many pins each) and those pinned or unpinned since
-/// the collection pass under way began.
-#[derive(Default)]
-struct Pins {
-    count: HashMap<Sha256, usize>,
-    touched: std::collections::HashSet<Sha256>,
-}
-
-/// Garbage collection's hold on the blob store; see [`BlobStore::gc_lock`].
-pub struct GcLock<'a> {
-    store: &'a BlobStore,
-    pins: parking_lot::MutexGuard<'a, Pins>,
-}
-
-impl GcLock<'_> {
-    /// Deletes blob `sha` unless it is pinned or was pinned since
-    /// [`BlobStore::gc_begin`]; `Ok(true)` when deleted.
-    pub fn delete_unpinned(&self, sha: &Sha256) -> Result<bool> {
-        if self.pins.count.contains_key(sha) || self.pins.touched.contains(sha) {
-            return Ok(false);
-        }
-        self.store.delete(sha)
     }
 }
 
@@ -613,143 +463,4 @@ fn now_nanos() -> u128 {
 }
 
 #[cfg(test)]
-mod tests {
-    //! Verification once per blob, a quarantine that catches only the file
-    //! hashed, and a bounded quarantine directory.
-
-    use std::cell::RefCell;
-    use std::io::Write;
-    use std::sync::{Arc, Barrier};
-
-    use super::*;
-
-    thread_local! {
-        static AFTER_HASH: RefCell<Option<Box<dyn FnMut()>>> = RefCell::new(None);
-    }
-
-    /// Test hook: runs in the verifying thread between hashing and judging.
-    pub(super) fn after_hash() {
-        AFTER_HASH.with(|hook| {
-            if let Some(hook) = hook.borrow_mut().as_mut() {
-                hook();
-            }
-        });
-    }
-
-    fn put(store: &BlobStore, content: &[u8]) -> Sha256 {
-        let sha = Sha256::of(content);
-        let mut temp = store.temp().unwrap();
-        temp.file().write_all(content).unwrap();
-        store.commit(temp, &sha).unwrap();
-        sha
-    }
-
-    fn corrupt(store: &BlobStore, sha: &Sha256, content: &[u8]) {
-        // A new inode, so nothing remembered about the old file applies.
-        let path = store.path_of(sha);
-        fs::remove_file(&path).unwrap();
-        fs::write(&path, content).unwrap();
-    }
-
-    #[test]
-    fn first_read_verification_runs_once_for_readers_arriving_together() {
-        let dir = tempfile::tempdir().unwrap();
-        let content: Vec<u8> = (0..32u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
-        let sha = put(&BlobStore::new(dir.path()).unwrap(), &content);
-        for whole in [false, true] {
-            // A fresh store remembers nothing: the first reads must verify.
-            let store = BlobStore::new(dir.path()).unwrap();
-            let readers = 8;
-            let barrier = Arc::new(Barrier::new(readers));
-            let threads: Vec<_> = (0..readers)
-                .map(|_| {
-                    let (store, barrier) = (store.clone(), barrier.clone());
-                    std::thread::spawn(move || {
-                        barrier.wait();
-                        if whole {
-                            assert!(matches!(store.read(&sha, u64::MAX).unwrap(), Some(BlobContent::Whole { .. })));
-                        } else {
-                            assert_eq!(store.open(&sha).unwrap().unwrap().len, content_len());
-                        }
-                    })
-                })
-                .collect();
-            for t in threads {
-                t.join().unwrap();
-            }
-            assert_eq!(store.verifications(), 1, "{readers} readers together (whole read: {whole}) hashed the blob once");
-            store.open(&sha).unwrap().unwrap();
-            assert_eq!(store.verifications(), 1, "a later reader trusts the verified, unchanged file");
-        }
-    }
-
-    fn content_len() -> u64 {
-        32 << 20
-    }
-
-    #[test]
-    fn a_good_copy_renamed_in_while_a_bad_one_is_hashed_is_not_quarantined() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::new(dir.path()).unwrap();
-        let good = b"the good content".to_vec();
-        let sha = put(&store, &good);
-        corrupt(&store, &sha, b"rotten content!!");
-        let fresh = BlobStore::new(dir.path()).unwrap();
-        // While the reader has hashed the rotten file, a repair writes a
-        // good copy into place (as a pull or a fill would).
-        let writer = fresh.clone();
-        let good_copy = good.clone();
-        AFTER_HASH.with(|hook| {
-            let mut done = false;
-            *hook.borrow_mut() = Some(Box::new(move || {
-                if std::mem::replace(&mut done, true) {
-                    return;
-                }
-                let mut temp = writer.temp().unwrap();
-                temp.file().write_all(&good_copy).unwrap();
-                let path = temp.path().to_path_buf();
-                // commit_file takes the blob's lock, held by this reader:
-                // rename it in directly, as a concurrent writer's rename
-                // would land just before the reader's check.
-                fs::rename(&path, writer.path_of(&sha)).unwrap();
-            }))
-        });
-        let result = fresh.open(&sha);
-        AFTER_HASH.with(|hook| hook.borrow_mut().take());
-        let mut served = Vec::new();
-        result.unwrap().unwrap().file.read_to_end(&mut served).unwrap();
-        assert_eq!(served, good, "the reader is given the good copy, never the rotten bytes it hashed");
-        assert_eq!(fs::read(fresh.path_of(&sha)).unwrap(), good, "the good copy stays in place");
-        assert_eq!(read_dir(&dir.path().join("quarantine")).unwrap().len(), 0, "nothing was quarantined");
-        assert!(fresh.open(&sha).unwrap().is_some(), "the good copy verifies and is served");
-    }
-
-    #[test]
-    fn the_quarantine_keeps_only_the_newest_files_within_its_bounds() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::new(dir.path()).unwrap();
-        store.set_quarantine_limits(3, 1 << 20);
-        let mut shas = Vec::new();
-        for i in 0..6u8 {
-            let sha = put(&store, &[i; 100]);
-            corrupt(&store, &sha, &[i.wrapping_add(1); 100]);
-            assert!(matches!(store.open(&sha), Err(Error::Corrupt { .. })));
-            shas.push(sha);
-        }
-        let mut kept: Vec<String> = read_dir(&dir.path().join("quarantine"))
-            .unwrap()
-            .into_iter()
-            .map(|p| p.file_name().unwrap().to_str().unwrap().split('.').next().unwrap().to_string())
-            .collect();
-        kept.sort();
-        let mut newest: Vec<String> = shas[3..].iter().map(|s| s.to_hex()).collect();
-        newest.sort();
-        assert_eq!(kept, newest, "the three newest bad files are kept, the oldest removed");
-
-        store.set_quarantine_limits(100, 250);
-        let sha = put(&store, &[9; 100]);
-        corrupt(&store, &sha, &[10; 100]);
-        assert!(store.open(&sha).is_err());
-        assert_eq!(read_dir(&dir.path().join("quarantine")).unwrap().len(), 2, "bounded in bytes too");
-    }
-}
+mod tests;
