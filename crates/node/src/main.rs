@@ -1,8 +1,7 @@
 //! `flotilla`: a highly available Go module mirror.
 
-mod admin;
 mod certs;
-mod cluster;
+mod cluster_config;
 mod config;
 mod devcluster;
 mod logging;

@@ -8,9 +8,11 @@ use tokio::net::TcpListener;
 
 use tokio::sync::watch;
 
+use cluster::admin;
+
+use crate::cluster_config;
 use crate::config::Config;
 use crate::ServeArgs;
-use crate::{admin, cluster};
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -36,7 +38,7 @@ fn load_config(args: &ServeArgs) -> Result<Config> {
 
 async fn serve(config: Config) -> Result<()> {
     if !config.cluster.peers.is_empty() {
-        cluster::check_marker(&config.data_dir, &cluster::raft_config(&config)?.cluster_id)?;
+        cluster::check_marker(&config.data_dir, &cluster_config::raft_config(&config)?.cluster_id)?;
     }
     let store = open_store(&config)?;
     let upstream = upstream::Upstream::new(upstream_config(&config)).context("invalid [upstream] configuration")?;
@@ -95,7 +97,7 @@ async fn start_cluster(
     gateway_state: &admin::GatewaySlot,
     stop: watch::Receiver<bool>,
 ) -> Result<Clustered> {
-    let raft_cfg = cluster::raft_config(config)?;
+    let raft_cfg = cluster_config::raft_config(config)?;
     // Read before anything starts, so a bad token file stops the node at once.
     let tokens = config.admin.token_file.as_deref().map(admin::Tokens::load).transpose()?;
     match &tokens {
@@ -103,7 +105,7 @@ async fn start_cluster(
         Some(tokens) => tracing::info!(tokens = tokens.count(), "admin API enabled"),
     }
     let cluster_id = raft_cfg.cluster_id.clone();
-    let addr = cluster::listen_addr(config, &raft_cfg)?;
+    let addr = cluster_config::listen_addr(config, &raft_cfg)?;
     let peers = raft_cfg.peers.clone();
     let control = raft::ControlPlane::start(raft_cfg, store.catalog.db().clone()).await.context("cannot start the raft control plane")?;
     cluster::write_marker(store.data_dir(), &cluster_id)?;
