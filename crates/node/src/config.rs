@@ -1,13 +1,20 @@
 //! Configuration: defaults, then a TOML file, then `FLOTILLA_*` environment
 //! variables, then command-line flags — each layer overrides the one before.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
+
+mod cluster;
+mod env;
+mod secret;
+
+pub use self::cluster::ClusterSection;
+use self::env::apply_env;
+pub use self::secret::{check_private_file, read_secret_file};
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -60,93 +67,6 @@ pub struct GatewaySection {
     pub max_fills: usize,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ClusterSection {
-    /// Cluster gRPC listen address (raft, later blobs and admin).
-    pub listen: Option<SocketAddr>,
-    /// Every voter as `id=host:port`, identical on all nodes. Empty: single node.
-    #[serde(deserialize_with = "peers_list")]
-    pub peers: Vec<String>,
-    /// File holding the shared cluster secret (required with peers).
-    pub secret_file: Option<PathBuf>,
-    /// Mutual TLS on the cluster port: the cluster CA (PEM), this node's
-    /// certificate naming `node-<node_id>` and its key (`flotilla certs`
-    /// makes them). Required with peers unless `insecure_plaintext`.
-    pub tls_ca_file: Option<PathBuf>,
-    pub tls_cert_file: Option<PathBuf>,
-    pub tls_key_file: Option<PathBuf>,
-    /// The cluster's id (what `data_dir/cluster-id` records). Unset: derived
-    /// from the secret. Set it (same on every node) to rotate the secret
-    /// without wiping data: the id then no longer depends on the secret.
-    pub id: Option<String>,
-    /// Serve and call the cluster port without TLS (the secret travels in
-    /// clear): only for a network nobody else can reach.
-    pub insecure_plaintext: bool,
-    /// Join a running cluster instead of forming one: the node does not
-    /// bootstrap a membership from `peers` and waits until the primary adds
-    /// it (`flotillactl members add`). Its `peers` lists the members it may
-    /// reach first and itself.
-    pub join: bool,
-}
-
-/// `peers` as a TOML array or, from the environment, one comma-separated string.
-fn peers_list<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Peers {
-        One(String),
-        Many(Vec<String>),
-    }
-    Ok(match Peers::deserialize(d)? {
-        Peers::One(s) => s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect(),
-        Peers::Many(v) => v,
-    })
-}
-
-impl ClusterSection {
-    /// The TLS files, `None` with `insecure_plaintext`; an error naming the
-    /// fix when the two are mixed or files are missing.
-    pub fn tls_files(&self) -> Result<Option<proto::tls::TlsFiles>> {
-        let (ca, cert, key) = (&self.tls_ca_file, &self.tls_cert_file, &self.tls_key_file);
-        if self.insecure_plaintext {
-            if ca.is_some() || cert.is_some() || key.is_some() {
-                bail!("cluster.insecure_plaintext = true and cluster.tls_* files are both set: remove one (TLS is the safe choice)");
-            }
-            return Ok(None);
-        }
-        match (ca, cert, key) {
-            (Some(ca), Some(cert), Some(key)) => {
-                Ok(Some(proto::tls::TlsFiles { ca_file: ca.clone(), cert_file: cert.clone(), key_file: key.clone() }))
-            }
-            (None, None, None) => bail!(
-                "the cluster port needs TLS: set cluster.tls_ca_file, cluster.tls_cert_file and cluster.tls_key_file \
-                 (`flotilla certs --nodes N --out DIR` makes a CA and node certificates), or set \
-                 cluster.insecure_plaintext = true on a network nobody else can reach"
-            ),
-            _ => bail!("set all three of cluster.tls_ca_file, cluster.tls_cert_file and cluster.tls_key_file (or none, with cluster.insecure_plaintext = true)"),
-        }
-    }
-
-    /// `peers` parsed into id → `host:port`, with an error naming the bad entry.
-    pub fn peer_map(&self) -> Result<BTreeMap<u64, String>> {
-        let mut out = BTreeMap::new();
-        for entry in &self.peers {
-            let Some((id, addr)) = entry.split_once('=') else {
-                bail!("cluster.peers entry {entry:?} must look like \"1=host:7000\"");
-            };
-            let id: u64 = id.trim().parse().with_context(|| format!("cluster.peers entry {entry:?}: {id:?} is not a node id"))?;
-            if id == 0 || addr.trim().is_empty() || !addr.contains(':') {
-                bail!("cluster.peers entry {entry:?} must look like \"1=host:7000\" (id ≥ 1, address with port)");
-            }
-            if out.insert(id, addr.trim().to_string()).is_some() {
-                bail!("cluster.peers names node {id} twice");
-            }
-        }
-        Ok(out)
-    }
-}
-
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheSection {
@@ -195,10 +115,6 @@ impl Default for CacheSection {
         CacheSection { list_ttl: Duration::from_secs(60), negative_ttl: Duration::from_secs(600), memory: 64 << 20 }
     }
 }
-
-/// Variables that belong to other tools (flotillactl) or to logging, not to
-/// the configuration; they share the prefix and must not be rejected.
-const NOT_CONFIG: [&str; 4] = ["FLOTILLA_LOG", "FLOTILLA_CLUSTER", "FLOTILLA_ADMIN_TOKEN", "FLOTILLA_BIN"];
 
 impl Config {
     /// Loads the configuration from an optional file and the environment.
@@ -266,244 +182,5 @@ impl Config {
     }
 }
 
-/// Refuses a file holding a secret that group or others may read.
-pub fn check_private_file(path: &Path, setting: &str) -> Result<()> {
-    proto::tls::check_private(path, setting).map_err(anyhow::Error::msg)
-}
-
-/// Reads a secret from the file a setting (`setting`) names: not readable
-/// by group or others, trimmed, at least 16 printable characters.
-pub fn read_secret_file(path: &Path, setting: &str) -> Result<String> {
-    check_private_file(path, setting)?;
-    let secret = std::fs::read_to_string(path).with_context(|| format!("cannot read {setting} {}", path.display()))?.trim().to_string();
-    if secret.len() < 16 || !secret.bytes().all(|b| b.is_ascii_graphic()) {
-        bail!("{setting} {} must hold at least 16 printable characters (e.g. `openssl rand -hex 32`)", path.display());
-    }
-    Ok(secret)
-}
-
-/// `FLOTILLA_NODE_ID`, `FLOTILLA_DATA_DIR` and `FLOTILLA_<SECTION>__<KEY>`.
-fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<()> {
-    let vars: BTreeMap<String, String> = env.into_iter().filter(|(k, _)| k.starts_with("FLOTILLA_")).collect();
-    for (name, value) in vars {
-        if NOT_CONFIG.contains(&name.as_str()) {
-            continue;
-        }
-        let rest = &name["FLOTILLA_".len()..];
-        let value = env_value(&value);
-        match rest.split_once("__") {
-            None if rest == "NODE_ID" || rest == "DATA_DIR" => {
-                table.insert(rest.to_ascii_lowercase(), value);
-            }
-            None if rest == "SUMDB" && value.as_str() == Some("") => continue,
-            None if rest == "SUMDB" => {
-                if value.as_str() != Some("off") {
-                    bail!("{name} only takes \"off\" (no checksum database); configure databases with [[sumdb]] tables in the config file");
-                }
-                table.insert("sumdb".into(), toml::Value::Array(Vec::new()));
-            }
-            None => continue,
-            Some((section, key)) => {
-                let section = section.to_ascii_lowercase();
-                let entry = table.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                let Some(section_table) = entry.as_table_mut() else {
-                    bail!("environment variable {name}: [{section}] is not a section");
-                };
-                section_table.insert(key.to_ascii_lowercase(), value);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Environment values are strings; numbers and booleans are typed so that
-/// `FLOTILLA_NODE_ID=2` works like `node_id = 2`.
-fn env_value(raw: &str) -> toml::Value {
-    if let Ok(i) = raw.parse::<i64>() {
-        return toml::Value::Integer(i);
-    }
-    match raw {
-        "true" => toml::Value::Boolean(true),
-        "false" => toml::Value::Boolean(false),
-        _ => toml::Value::String(raw.to_string()),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
-
-    #[test]
-    fn defaults_need_no_file() {
-        let c = Config::load(None, env(&[])).unwrap();
-        assert_eq!(c.gateway.listen.to_string(), "0.0.0.0:8080");
-        assert_eq!(c.data_dir, PathBuf::from("./flotilla-data"));
-        assert_eq!(c.upstream.proxies, "https://proxy.golang.org");
-        assert_eq!(c.cache.list_ttl, Duration::from_secs(60));
-        assert_eq!(c.cache.negative_ttl, Duration::from_secs(600));
-    }
-
-    #[test]
-    fn file_then_env_override() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("flotilla.toml");
-        std::fs::write(&path, "node_id = 3\n[cache]\nlist_ttl = \"5s\"\n[upstream]\nproxies = \"http://a.example,http://b.example\"\n")
-            .unwrap();
-        let c = Config::load(Some(&path), env(&[("FLOTILLA_CACHE__LIST_TTL", "2s"), ("FLOTILLA_DATA_DIR", "/var/lib/x")])).unwrap();
-        assert_eq!(c.node_id, 3);
-        assert_eq!(c.cache.list_ttl, Duration::from_secs(2));
-        assert_eq!(c.data_dir, PathBuf::from("/var/lib/x"));
-        assert_eq!(c.upstream.proxies, "http://a.example,http://b.example");
-    }
-
-    #[test]
-    fn other_tools_variables_are_ignored() {
-        let c = Config::load(
-            None,
-            env(&[("FLOTILLA_CLUSTER", "n1:7000"), ("FLOTILLA_ADMIN_TOKEN", "x"), ("FLOTILLA_LOG", "debug"), ("FLOTILLA_NODE_ID", "2")]),
-        )
-        .unwrap();
-        assert_eq!(c.node_id, 2);
-    }
-
-    #[test]
-    fn typos_are_reported() {
-        let err = Config::load(None, env(&[("FLOTILLA_CACHE__LIST_TT", "2s")])).unwrap_err().to_string();
-        assert!(err.contains("list_tt"), "{err}");
-        let err = Config::load(None, env(&[("FLOTILLA_CACHE__LIST_TTL", "soon")])).unwrap_err().to_string();
-        assert!(err.contains("invalid configuration"), "{err}");
-    }
-
-    #[test]
-    fn cluster_settings_from_env() {
-        let c = Config::load(
-            None,
-            env(&[
-                ("FLOTILLA_NODE_ID", "2"),
-                ("FLOTILLA_CLUSTER__PEERS", "1=n1:7000, 2=n2:7000,3=n3:7000"),
-                ("FLOTILLA_CLUSTER__SECRET_FILE", "/etc/flotilla/secret"),
-                ("FLOTILLA_CLUSTER__INSECURE_PLAINTEXT", "true"),
-                ("FLOTILLA_GATEWAY__MODE", "forward"),
-                ("FLOTILLA_RAFT__HEARTBEAT", "3s"),
-                ("FLOTILLA_RAFT__ELECTION_TIMEOUT_MIN", "10s"),
-                ("FLOTILLA_RAFT__ELECTION_TIMEOUT_MAX", "20s"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(c.cluster.peer_map().unwrap().get(&2).map(String::as_str), Some("n2:7000"));
-        assert_eq!(c.gateway.mode, gateway::Mode::Forward);
-        assert_eq!(c.raft.heartbeat, Duration::from_secs(3));
-    }
-
-    #[test]
-    fn replication_settings() {
-        let c = Config::load(
-            None,
-            env(&[
-                ("FLOTILLA_REPLICATION__WORKERS", "8"),
-                ("FLOTILLA_REPLICATION__BANDWIDTH_LIMIT", "4MiB"),
-                ("FLOTILLA_REPLICATION__SCRUB_RATE", "1000"),
-                ("FLOTILLA_REPLICATION__PURGE_GRACE", "2s"),
-            ]),
-        )
-        .unwrap();
-        let r = &c.replication;
-        assert_eq!((r.workers, r.bandwidth_limit, r.scrub_rate), (8, 4 << 20, 1000));
-        assert_eq!(r.purge_grace, Duration::from_secs(2));
-        assert_eq!(r.min_copies, 1);
-        let err = Config::load(None, env(&[("FLOTILLA_REPLICATION__BANDWIDTH_LIMIT", "fast")])).unwrap_err().to_string();
-        assert!(err.contains("not a size"), "{err}");
-        let err = Config::load(None, env(&[("FLOTILLA_REPLICATION__MIN_COPIES", "2")])).unwrap_err().to_string();
-        assert!(err.contains("min_copies"), "{err}");
-    }
-
-    #[test]
-    fn cluster_mistakes_are_explained() {
-        let err = Config::load(None, env(&[("FLOTILLA_CLUSTER__PEERS", "1=n1:7000,2=n2:7000")])).unwrap_err().to_string();
-        assert!(err.contains("secret_file"), "{err}");
-        let err = Config::load(None, env(&[("FLOTILLA_NODE_ID", "5"), ("FLOTILLA_CLUSTER__PEERS", "1=n1:7000")])).unwrap_err().to_string();
-        assert!(err.contains("not in cluster.peers"), "{err}");
-        let err = Config::load(None, env(&[("FLOTILLA_CLUSTER__PEERS", "n1:7000")])).unwrap_err().to_string();
-        assert!(err.contains("1=host:7000"), "{err}");
-        let cluster = [("FLOTILLA_CLUSTER__PEERS", "1=n1:7000"), ("FLOTILLA_CLUSTER__SECRET_FILE", "/s")];
-        let err = Config::load(None, env(&cluster)).unwrap_err().to_string();
-        assert!(err.contains("tls_ca_file") && err.contains("flotilla certs") && err.contains("insecure_plaintext"), "{err}");
-        let err = Config::load(None, env(&[cluster[0], cluster[1], ("FLOTILLA_CLUSTER__TLS_CA_FILE", "/ca.crt")])).unwrap_err().to_string();
-        assert!(err.contains("all three"), "{err}");
-        let mixed =
-            [cluster[0], cluster[1], ("FLOTILLA_CLUSTER__TLS_CA_FILE", "/ca.crt"), ("FLOTILLA_CLUSTER__INSECURE_PLAINTEXT", "true")];
-        let err = Config::load(None, env(&mixed)).unwrap_err().to_string();
-        assert!(err.contains("both set"), "{err}");
-        let err = Config::load(None, env(&[("FLOTILLA_ADMIN__TOKEN_FILE", "/etc/flotilla/admin-token")])).unwrap_err().to_string();
-        assert!(err.contains("admin.token_file") && err.contains("admin.listen"), "{err}");
-        let single = env(&[("FLOTILLA_ADMIN__TOKEN_FILE", "/etc/flotilla/admin-token"), ("FLOTILLA_ADMIN__LISTEN", "127.0.0.1:7000")]);
-        assert_eq!(Config::load(None, single).unwrap().admin.listen, Some("127.0.0.1:7000".parse().unwrap()));
-        let clustered = env(&[
-            ("FLOTILLA_CLUSTER__PEERS", "1=n1:7000"),
-            ("FLOTILLA_CLUSTER__SECRET_FILE", "/s"),
-            ("FLOTILLA_CLUSTER__INSECURE_PLAINTEXT", "true"),
-            ("FLOTILLA_ADMIN__LISTEN", "127.0.0.1:7000"),
-        ]);
-        let err = Config::load(None, clustered).unwrap_err().to_string();
-        assert!(err.contains("remove admin.listen"), "{err}");
-    }
-
-    #[test]
-    fn sumdb_tables() {
-        let c = Config::load(None, env(&[])).unwrap();
-        assert_eq!(c.sumdb.len(), 1);
-        assert_eq!((c.sumdb[0].name.as_str(), c.sumdb[0].url.as_str()), ("sum.golang.org", "https://sum.golang.org"));
-        assert_eq!(c.sumdb[0].key.as_str(), gateway::SUM_GOLANG_ORG.1);
-        assert!(Config::load(None, env(&[("FLOTILLA_SUMDB", "off")])).unwrap().sumdb.is_empty());
-        assert!(Config::load(None, env(&[("FLOTILLA_SUMDB", "on")])).unwrap_err().to_string().contains("[[sumdb]]"));
-
-        let dir = tempfile::tempdir().unwrap();
-        let write = |text: &str| {
-            let path = dir.path().join("f.toml");
-            std::fs::write(&path, text).unwrap();
-            Config::load(Some(&path), env(&[]))
-        };
-        let key = gateway::SUM_GOLANG_ORG.1;
-        let c = write(&format!("[[sumdb]]\nname = \"sum.golang.org\"\nkey = \"{key}\"\nurl = \"http://127.0.0.1:9\"\n")).unwrap();
-        assert_eq!(c.sumdb[0].url, "http://127.0.0.1:9");
-        assert!(write("sumdb = []\n").unwrap().sumdb.is_empty());
-        let err = write(&format!("[[sumdb]]\nname = \"other\"\nkey = \"{key}\"\nurl = \"http://x\"\n")).unwrap_err().to_string();
-        assert!(err.contains("belong together"), "{err}");
-        let err = write("[[sumdb]]\nname = \"x\"\nkey = \"x+00000000+AAAA\"\nurl = \"http://x\"\n").unwrap_err().to_string();
-        assert!(err.contains("does not match"), "{err}");
-        let err = write(&format!("[[sumdb]]\nname = \"sum.golang.org\"\nkey = \"{key}\"\nurl = \"http://x\"\nproxy = 1\n"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("proxy"), "{err}");
-    }
-
-    #[test]
-    fn secret_files_readable_by_others_are_refused_with_the_fix() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("secret");
-        std::fs::write(&path, "0123456789abcdef0123").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let err = read_secret_file(&path, "cluster.secret_file").unwrap_err().to_string();
-        assert!(err.contains(&format!("chmod 600 {}", path.display())), "{err}");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(read_secret_file(&path, "cluster.secret_file").unwrap(), "0123456789abcdef0123");
-    }
-
-    #[test]
-    fn shipped_example_config_loads() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/flotilla.toml");
-        let c = Config::load(Some(&path), env(&[])).unwrap();
-        assert_eq!(c.data_dir, PathBuf::from("/var/lib/flotilla"));
-        for i in 1..=3 {
-            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../deploy/cluster/n{i}.toml"));
-            let c = Config::load(Some(&path), env(&[])).unwrap();
-            assert_eq!(c.node_id, i);
-            assert_eq!(c.cluster.peer_map().unwrap().len(), 3);
-        }
-    }
-}
+mod tests;
