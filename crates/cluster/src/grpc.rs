@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
-use proto::tls::{ClusterTls, ConnLimit, PeerIdentity, Transport};
+use proto::tls::{ClusterTls, ConnLimit, Transport};
 use raft::ControlPlane;
 use replicator::Replicator;
 use tokio::sync::watch;
@@ -88,11 +88,8 @@ pub async fn serve_grpc(
         Some(config) => {
             // The raft membership of the moment: a node added later is admitted.
             let members = control.clone();
-            let admit = move |cert: &proto::tls::CertificateDer<'_>| match ClusterTls::identify(cert, members.members()) {
-                PeerIdentity::Node(_) | PeerIdentity::Ctl => Ok(()),
-                PeerIdentity::Stranger(why) => Err(why),
-            };
-            server.serve_with_incoming_shutdown(proto::tls::accept(Box::pin(incoming), config, admit), shutdown).await
+            let identify = move |cert: &proto::tls::CertificateDer<'_>| ClusterTls::identify(cert, members.members());
+            server.serve_with_incoming_shutdown(proto::tls::accept(Box::pin(incoming), config, identify), shutdown).await
         }
     }
     .context("cluster gRPC server failed")

@@ -130,25 +130,13 @@ impl Admin {
 /// scheme is ignored: `transport` decides plaintext or TLS).
 pub async fn channel(transport: &Transport, addr: &str) -> Result<Channel> {
     let host_port = addr.split_once("://").map_or(addr, |(_, rest)| rest);
-    let endpoint = transport.endpoint(host_port, ANY_NODE).map_err(anyhow::Error::msg)?;
-    endpoint.connect().await.map_err(|e| anyhow::anyhow!("cannot connect ({})", with_sources(&e)))
+    let endpoint = transport.endpoint(host_port, ANY_NODE)?;
+    endpoint.connect().await.map_err(|e| anyhow::anyhow!("cannot connect ({})", proto::with_sources(&e)))
 }
 
 /// Whether the call may have reached the node and be running there still.
 fn timed_out(status: &Status) -> bool {
     status.code() == Code::DeadlineExceeded || status.message().to_ascii_lowercase().contains("timeout expired")
-}
-
-/// An error and its causes, `outer: inner: innermost`.
-pub fn with_sources(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn explain(status: &Status) -> String {

@@ -291,7 +291,7 @@ fn transport(cli: &Cli) -> Result<Transport> {
     Ok(match (&cli.tls_ca_file, &cli.tls_cert_file, &cli.tls_key_file) {
         (Some(ca), Some(cert), Some(key)) => {
             let files = TlsFiles { ca_file: ca.clone(), cert_file: cert.clone(), key_file: key.clone() };
-            Transport::Tls(std::sync::Arc::new(ClusterTls::load(&files).map_err(anyhow::Error::msg)?))
+            Transport::Tls(std::sync::Arc::new(ClusterTls::load(&files)?))
         }
         _ => Transport::Plaintext,
     })

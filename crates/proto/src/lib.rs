@@ -17,3 +17,16 @@ pub use v1::{AnnounceReply, AnnounceRequest, PurgeReply, PurgeRequest};
 pub use v1::{Chunk, FetchRequest, RaftReply, RaftRequest, ReportReply, ReportRequest, StatReply, StatRequest};
 
 pub mod tls;
+
+/// An error and its causes, `outer: inner: innermost` (tonic's transport
+/// errors hide the reason, e.g. "connection refused", in their sources).
+pub fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

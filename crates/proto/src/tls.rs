@@ -34,6 +34,9 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
+mod error;
+pub use error::TlsError;
+
 /// The name every node certificate carries besides its own `node-<id>`.
 pub const ANY_NODE: &str = "flotilla-node";
 /// The name of the admin client's certificate.
@@ -87,19 +90,14 @@ impl std::fmt::Debug for ClusterTls {
 /// read, with the command that fixes it. Group-readable is accepted only
 /// for a file owned by root (how Kubernetes mounts secrets with `fsGroup`;
 /// the rule PostgreSQL applies to its key).
-pub fn check_private(path: &Path, setting: &str) -> Result<(), String> {
+pub fn check_private(path: &Path, setting: &str) -> Result<(), TlsError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {setting} {}: {e}", path.display()))?;
+        let meta = std::fs::metadata(path).map_err(|source| TlsError::Read { what: setting.into(), path: path.into(), source })?;
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o007 != 0 || (mode & 0o070 != 0 && meta.uid() != 0) {
-            return Err(format!(
-                "{setting} {} is readable by {} (mode {mode:03o}); it holds a secret: run `chmod 600 {}`",
-                path.display(),
-                if mode & 0o007 != 0 { "everyone" } else { "its group" },
-                path.display()
-            ));
+            return Err(TlsError::NotPrivate { setting: setting.into(), path: path.into(), mode });
         }
     }
     Ok(())
@@ -107,59 +105,54 @@ pub fn check_private(path: &Path, setting: &str) -> Result<(), String> {
 
 impl ClusterTls {
     /// Reads and checks the three files.
-    pub fn load(files: &TlsFiles) -> Result<Self, String> {
-        let read = |path: &Path, what: &str| std::fs::read(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()));
+    pub fn load(files: &TlsFiles) -> Result<Self, TlsError> {
+        let read =
+            |path: &Path, what: &str| std::fs::read(path).map_err(|source| TlsError::Read { what: what.into(), path: path.into(), source });
         check_private(&files.key_file, "the TLS key file")?;
         Self::from_pem(
             read(&files.ca_file, "the CA file")?,
             read(&files.cert_file, "the certificate file")?,
             read(&files.key_file, "the TLS key file")?,
         )
-        .map_err(|e| {
-            format!(
-                "{e} (ca_file {}, cert_file {}, key_file {})",
-                files.ca_file.display(),
-                files.cert_file.display(),
-                files.key_file.display()
-            )
-        })
+        .map_err(|e| TlsError::InFiles { source: Box::new(e), files: files.clone() })
     }
 
     /// From PEM text: the CA certificate(s), this side's chain and its key.
-    pub fn from_pem(ca_pem: Vec<u8>, cert_pem: Vec<u8>, key_pem: Vec<u8>) -> Result<Self, String> {
-        let certs = |pem: &[u8], what: &str| -> Result<Vec<CertificateDer<'static>>, String> {
-            let certs: Vec<_> =
-                rustls_pemfile::certs(&mut &pem[..]).collect::<Result<_, _>>().map_err(|e| format!("{what} is not PEM: {e}"))?;
+    pub fn from_pem(ca_pem: Vec<u8>, cert_pem: Vec<u8>, key_pem: Vec<u8>) -> Result<Self, TlsError> {
+        let certs = |pem: &[u8], what: &'static str| -> Result<Vec<CertificateDer<'static>>, TlsError> {
+            let certs: Vec<_> = rustls_pemfile::certs(&mut &pem[..])
+                .collect::<Result<_, _>>()
+                .map_err(|e| TlsError::NotPem { what, reason: e.to_string() })?;
             if certs.is_empty() {
-                return Err(format!("{what} holds no PEM certificate"));
+                return Err(TlsError::NoCertificate { what });
             }
             Ok(certs)
         };
         let ca = certs(&ca_pem, "the CA file")?;
         let chain = certs(&cert_pem, "the certificate file")?;
         let key = rustls_pemfile::private_key(&mut &key_pem[..])
-            .map_err(|e| format!("the key file is not PEM: {e}"))?
-            .ok_or("the key file holds no PEM private key")?;
+            .map_err(|e| TlsError::NotPem { what: "the key file", reason: e.to_string() })?
+            .ok_or(TlsError::NoKey)?;
         let mut roots = RootCertStore::empty();
         for cert in ca {
-            roots.add(cert).map_err(|e| format!("the CA file holds an unusable certificate: {e}"))?;
+            roots.add(cert).map_err(|e| TlsError::UnusableCa { reason: e.to_string() })?;
         }
         Ok(ClusterTls { ca_pem, cert_pem, key_pem, roots: Arc::new(roots), chain, key })
     }
 
     /// The server side: this node's certificate, and a client certificate
     /// signed by the cluster CA required from every caller.
-    pub fn server_config(&self) -> Result<Arc<ServerConfig>, String> {
+    pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier = WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider.clone())
             .build()
-            .map_err(|e| format!("cannot use the CA file: {e}"))?;
+            .map_err(|e| TlsError::CaNotVerifier { reason: e.to_string() })?;
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
+            .map_err(|e| TlsError::Protocol { reason: e.to_string() })?
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.chain.clone(), self.key.clone_key())
-            .map_err(|e| format!("the certificate and key do not fit together: {e}"))?;
+            .map_err(|e| TlsError::KeyMismatch { reason: e.to_string() })?;
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(Arc::new(config))
     }
@@ -212,14 +205,14 @@ impl Transport {
     /// or [`ANY_NODE`]): connect timeout, TCP_NODELAY, HTTP/2 keepalive.
     /// Callers add a per-call deadline (`Endpoint::timeout` or the
     /// request's own).
-    pub fn endpoint(&self, addr: &str, server_name: &str) -> Result<Endpoint, String> {
+    pub fn endpoint(&self, addr: &str, server_name: &str) -> Result<Endpoint, TlsError> {
         let scheme = match self {
             Transport::Plaintext => "http",
             Transport::Tls(_) => "https",
         };
         let addr = addr.trim();
         let endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
-            .map_err(|e| format!("{addr:?} is not a host:port address: {e}"))?
+            .map_err(|e| TlsError::BadAddress { addr: addr.to_string(), reason: e.to_string() })?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
@@ -233,7 +226,7 @@ impl Transport {
                     .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
                     .domain_name(server_name)
                     .timeout(HANDSHAKE_TIMEOUT);
-                endpoint.tls_config(config).map_err(|e| format!("TLS settings for {addr}: {e}"))
+                endpoint.tls_config(config).map_err(|e| TlsError::ClientTls { addr: addr.to_string(), reason: e.to_string() })
             }
         }
     }
@@ -246,13 +239,14 @@ impl Transport {
 /// Accepted cluster connections over TLS: `incoming` yields raw
 /// connections with their remote address; each is handshaken (at most
 /// [`MAX_HANDSHAKES`] at once, each within a deadline) and passed on only
-/// when `admit` accepts the client's certificate (it answers why not).
+/// when `identify` finds the client's certificate names a member or the
+/// admin client (`PeerIdentity::Node`/`Ctl`; a `Stranger` says why not).
 /// Refusals are logged with the remote address. Ends when `incoming` ends
 /// or the returned stream is dropped.
 pub fn accept<IO, S>(
     mut incoming: S,
     config: Arc<ServerConfig>,
-    admit: impl Fn(&CertificateDer<'_>) -> Result<(), String> + Send + Sync + 'static,
+    identify: impl Fn(&CertificateDer<'_>) -> PeerIdentity + Send + Sync + 'static,
 ) -> impl tokio_stream::Stream<Item = io::Result<TlsStream<IO>>>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -261,7 +255,7 @@ where
     use tokio_stream::StreamExt;
     let (tx, rx) = mpsc::channel(32);
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let admit = Arc::new(admit);
+    let identify = Arc::new(identify);
     let permits = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     tokio::spawn(async move {
         loop {
@@ -271,7 +265,7 @@ where
             };
             let Some((io, remote)) = next else { return };
             let Ok(permit) = permits.clone().acquire_owned().await else { return };
-            let (acceptor, admit, tx) = (acceptor.clone(), admit.clone(), tx.clone());
+            let (acceptor, identify, tx) = (acceptor.clone(), identify.clone(), tx.clone());
             tokio::spawn(async move {
                 let remote = remote.map_or_else(|| "an unknown address".to_string(), |a| a.to_string());
                 let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
@@ -286,11 +280,11 @@ where
                     }
                 };
                 drop(permit);
-                let verdict = match stream.get_ref().1.peer_certificates().and_then(|c| c.first()) {
-                    Some(cert) => admit(cert),
-                    None => Err("no client certificate".into()),
+                let peer = match stream.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+                    Some(cert) => identify(cert),
+                    None => PeerIdentity::Stranger("no client certificate".into()),
                 };
-                if let Err(why) = verdict {
+                if let PeerIdentity::Stranger(why) = peer {
                     tracing::warn!(%remote, %why, "refused cluster connection: the certificate does not name a member of the cluster (its raft membership)");
                     return;
                 }
@@ -352,3 +346,6 @@ impl ConnLimit {
         Some(ConnSlot { ip, open: self.open.clone() })
     }
 }
+
+#[cfg(test)]
+mod tests;

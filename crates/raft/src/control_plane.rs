@@ -216,7 +216,8 @@ impl ControlPlane {
             return Ok(self.propose(cmd, ANNOUNCE_TIMEOUT).await?);
         }
         let addr = self.peer_addr(leader).ok_or(Error::UnknownPrimary(leader))?;
-        let endpoint = self.inner.auth.endpoint(leader, &addr).map_err(|reason| Error::BadAddress { addr: addr.clone(), reason })?;
+        let endpoint =
+            self.inner.auth.endpoint(leader, &addr).map_err(|e| Error::BadAddress { addr: addr.clone(), reason: e.to_string() })?;
         let channel = endpoint.timeout(ANNOUNCE_TIMEOUT * 2).connect().await.map_err(|e| Error::Unreachable {
             node: leader,
             addr: addr.clone(),

@@ -106,7 +106,7 @@ impl ClusterAuth {
 
     /// A channel endpoint to member `target` at `addr`, whose certificate
     /// must name `node-<target>` (the one channel builder of the cluster port).
-    pub fn endpoint(&self, target: u64, addr: &str) -> Result<Endpoint, String> {
+    pub fn endpoint(&self, target: u64, addr: &str) -> Result<Endpoint, proto::tls::TlsError> {
         self.transport.endpoint(addr, &proto::tls::node_name(target))
     }
 

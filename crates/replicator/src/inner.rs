@@ -110,7 +110,7 @@ impl Inner {
             return Ok(client.clone());
         }
         let addr = self.control.peer_addr(peer).ok_or(Error::UnknownPeer(peer))?;
-        let endpoint = self.auth.endpoint(peer, &addr).map_err(|reason| Error::BadAddress { addr: addr.clone(), reason })?;
+        let endpoint = self.auth.endpoint(peer, &addr).map_err(|e| Error::BadAddress { addr: addr.clone(), reason: e.to_string() })?;
         let channel = endpoint.connect_lazy();
         let client = BlobsClient::new(channel);
         self.clients.lock().insert(peer, client.clone());

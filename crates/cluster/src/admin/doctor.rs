@@ -7,7 +7,7 @@ use tonic::metadata::MetadataMap;
 
 use proto::tls::Transport;
 
-use super::{passed_on, peer_client, AdminService, Node};
+use super::{passed_on, peer_client, AdminService, Node, PeerError};
 
 /// DNS, TCP and an HTTP request per proxy, with their own timeouts.
 const PEER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -36,7 +36,7 @@ impl AdminService {
                 let answer = if id == me { Ok(self.probe_here().await) } else { ask(&self.transport(), me, &addr, &metadata).await };
                 match answer {
                     Ok(proxies) => NodeUpstream { node_id: id, reachable: true, error: String::new(), proxies },
-                    Err(error) => NodeUpstream { node_id: id, reachable: false, error, proxies: Vec::new() },
+                    Err(error) => NodeUpstream { node_id: id, reachable: false, error: error.to_string(), proxies: Vec::new() },
                 }
             }
         });
@@ -44,9 +44,9 @@ impl AdminService {
     }
 }
 
-async fn ask(transport: &Transport, me: u64, addr: &str, metadata: &MetadataMap) -> Result<Vec<UpstreamProbe>, String> {
+async fn ask(transport: &Transport, me: u64, addr: &str, metadata: &MetadataMap) -> Result<Vec<UpstreamProbe>, PeerError> {
     let mut client = peer_client(transport, addr, PEER_TIMEOUT).await?;
     let request = passed_on(me, metadata, CheckUpstreamRequest { all_members: false });
-    let reply = client.check_upstream(request).await.map_err(|s| s.message().to_string())?.into_inner();
+    let reply = client.check_upstream(request).await.map_err(PeerError::Refused)?.into_inner();
     Ok(reply.nodes.into_iter().flat_map(|n| n.proxies).collect())
 }

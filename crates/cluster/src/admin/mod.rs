@@ -9,11 +9,13 @@
 mod doctor;
 mod members;
 mod modules;
+mod peer;
 mod status;
 mod sumdb;
 mod tokens;
 mod verify;
 
+use peer::{forward, lost_answer, passed_on, peer_client, PeerError};
 pub use tokens::Tokens;
 
 use std::sync::{Arc, OnceLock};
@@ -26,7 +28,7 @@ use proto::v1::{
     ClusterStatusRequest, ListModulesReply, ListModulesRequest, NodeStatusReply, NodeStatusRequest, NodeVerifyReport, ShowModuleReply,
     ShowModuleRequest, VerifyReply, VerifyRequest, VerifySumdbReply, VerifySumdbRequest,
 };
-use proto::{AdminClient, PurgeReply, PurgeRequest};
+use proto::{PurgeReply, PurgeRequest};
 use raft::{AuditRecord, Command, ControlPlane, ProposeError};
 use replicator::Replicator;
 use store::{Catalog, CatalogOp, Store};
@@ -179,69 +181,6 @@ fn parse_target(req: &PurgeRequest) -> Result<(ModulePath, Version), Status> {
     let module = ModulePath::new(req.module.trim()).map_err(|e| Status::invalid_argument(format!("module {:?}: {e}", req.module)))?;
     let version = Version::new(req.version.trim()).map_err(|e| Status::invalid_argument(format!("version {:?}: {e}", req.version)))?;
     Ok((module, version))
-}
-
-/// An admin client of the node at cluster address `addr`.
-async fn peer_client(transport: &Transport, addr: &str, timeout: Duration) -> Result<AdminClient<tonic::transport::Channel>, String> {
-    let endpoint = transport.endpoint(addr, proto::tls::ANY_NODE)?;
-    let channel = endpoint.timeout(timeout).connect().await.map_err(|e| with_sources(&e))?;
-    Ok(AdminClient::new(channel))
-}
-
-/// `message` with the caller's token, and marked as passed on by node `me`.
-fn passed_on<T>(me: u64, metadata: &MetadataMap, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    if let Some(auth) = metadata.get(AUTHORIZATION) {
-        request.metadata_mut().insert(AUTHORIZATION, auth.clone());
-    }
-    request.metadata_mut().insert(FORWARDED, tonic::metadata::AsciiMetadataValue::from(me));
-    request
-}
-
-/// An error and its causes, `outer: inner: innermost`.
-fn with_sources(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// Passes a call on to the primary with the caller's token.
-async fn forward(
-    transport: &Transport,
-    me: u64,
-    leader: u64,
-    addr: &str,
-    metadata: &MetadataMap,
-    req: PurgeRequest,
-) -> Result<Response<PurgeReply>, Status> {
-    let mut client = peer_client(transport, addr, FORWARD_TIMEOUT)
-        .await
-        .map_err(|e| Status::unavailable(format!("cannot reach the primary, node {leader} at {addr}: {e}; retry")))?;
-    client.purge(passed_on(me, metadata, req)).await.map_err(|status| lost_answer(status, leader))
-}
-
-/// The primary may have committed a passed-on call whose answer was lost
-/// (a timeout, a dropped connection): only the primary's own refusals,
-/// which end in "retry" when nothing was done, may be taken at their word.
-fn lost_answer(status: Status, leader: u64) -> Status {
-    let lost = match status.code() {
-        tonic::Code::Cancelled | tonic::Code::Unknown => true,
-        tonic::Code::Unavailable => !status.message().ends_with("retry"),
-        _ => status.message().contains("Timeout expired"),
-    };
-    if lost {
-        Status::deadline_exceeded(format!(
-            "outcome unknown: no answer from the primary, node {leader} ({}); the change may still take effect",
-            status.message()
-        ))
-    } else {
-        status
-    }
 }
 
 impl AdminService {
@@ -426,23 +365,5 @@ impl proto::Admin for AdminService {
     async fn show_module(&self, request: Request<ShowModuleRequest>) -> Result<Response<ShowModuleReply>, Status> {
         self.admit(&request, "ShowModule")?;
         self.show(request.get_ref()).map(Response::new)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_lost_answer_from_the_primary_is_an_unknown_outcome_but_its_refusals_are_not() {
-        let lost = lost_answer(Status::unavailable("transport error: connection reset"), 2);
-        assert_eq!(lost.code(), tonic::Code::DeadlineExceeded);
-        assert!(lost.message().starts_with("outcome unknown"), "{}", lost.message());
-        let timed_out = lost_answer(Status::cancelled("Timeout expired"), 2);
-        assert_eq!(timed_out.code(), tonic::Code::DeadlineExceeded);
-        let refused = lost_answer(Status::unavailable("no primary elected within 5s (is a majority of the nodes up?); retry"), 2);
-        assert_eq!(refused.code(), tonic::Code::Unavailable);
-        let not_found = lost_answer(Status::not_found("example.com/m@v1.0.0 is not in the catalog; nothing to purge"), 2);
-        assert_eq!(not_found.code(), tonic::Code::NotFound);
     }
 }

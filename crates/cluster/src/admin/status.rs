@@ -10,7 +10,7 @@ use tonic::metadata::MetadataMap;
 
 use proto::tls::Transport;
 
-use super::{passed_on, peer_client, AdminService, Node};
+use super::{passed_on, peer_client, AdminService, Node, PeerError};
 
 /// How long a member may take to report its status before it counts as unreachable.
 const PEER_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -104,7 +104,7 @@ impl AdminService {
             let lag = lag.get(&id).copied();
             let (status, error) = match reported {
                 Ok(status) => (Some(status), String::new()),
-                Err(e) => (None, e),
+                Err(e) => (None, e.to_string()),
             };
             members.push(MemberStatus {
                 node_id: id,
@@ -128,14 +128,14 @@ fn primary(members: &[MemberStatus]) -> u64 {
     members.iter().filter_map(|m| m.status.as_ref()).filter(|s| s.acting_primary).max_by_key(|s| s.term).map_or(0, |s| s.node_id)
 }
 
-async fn ask(transport: &Transport, me: u64, addr: &str, metadata: &MetadataMap) -> Result<NodeStatusReply, String> {
+async fn ask(transport: &Transport, me: u64, addr: &str, metadata: &MetadataMap) -> Result<NodeStatusReply, PeerError> {
     let call = async {
         let mut client = peer_client(transport, addr, PEER_TIMEOUT).await?;
-        client.node_status(passed_on(me, metadata, NodeStatusRequest {})).await.map(|r| r.into_inner()).map_err(|s| s.message().to_string())
+        client.node_status(passed_on(me, metadata, NodeStatusRequest {})).await.map(|r| r.into_inner()).map_err(PeerError::Refused)
     };
     match tokio::time::timeout(PEER_TIMEOUT, call).await {
         Ok(answer) => answer,
-        Err(_) => Err(format!("no answer within {PEER_TIMEOUT:?}")),
+        Err(_) => Err(PeerError::Timeout(PEER_TIMEOUT)),
     }
 }
 

@@ -9,7 +9,7 @@ use tonic::Status;
 
 use proto::tls::Transport;
 
-use super::{passed_on, peer_client, AdminService, Node};
+use super::{passed_on, peer_client, AdminService, Node, PeerError};
 
 /// How long one member may take to verify its blobs.
 pub(super) const VERIFY_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -84,13 +84,13 @@ impl AdminService {
             let metadata = metadata.clone();
             async move {
                 let result = if id == me {
-                    self.verify_here().await.map_err(|s| s.message().to_string())
+                    self.verify_here().await.map_err(PeerError::Refused)
                 } else {
                     ask(&self.transport(), me, &addr, &metadata).await
                 };
                 match result {
                     Ok(report) => NodeVerifyResult { node_id: id, reachable: true, error: String::new(), report: Some(report) },
-                    Err(error) => NodeVerifyResult { node_id: id, reachable: false, error, report: None },
+                    Err(error) => NodeVerifyResult { node_id: id, reachable: false, error: error.to_string(), report: None },
                 }
             }
         });
@@ -98,9 +98,9 @@ impl AdminService {
     }
 }
 
-async fn ask(transport: &Transport, me: u64, addr: &str, metadata: &MetadataMap) -> Result<NodeVerifyReport, String> {
+async fn ask(transport: &Transport, me: u64, addr: &str, metadata: &MetadataMap) -> Result<NodeVerifyReport, PeerError> {
     let mut client = peer_client(transport, addr, VERIFY_TIMEOUT).await?;
-    client.verify_node(passed_on(me, metadata, VerifyRequest {})).await.map(|r| r.into_inner()).map_err(|s| s.message().to_string())
+    client.verify_node(passed_on(me, metadata, VerifyRequest {})).await.map(|r| r.into_inner()).map_err(PeerError::Refused)
 }
 
 /// One line for the audit log.

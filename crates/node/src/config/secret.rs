@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 
 /// Refuses a file holding a secret that group or others may read.
 pub fn check_private_file(path: &Path, setting: &str) -> Result<()> {
-    proto::tls::check_private(path, setting).map_err(anyhow::Error::msg)
+    Ok(proto::tls::check_private(path, setting)?)
 }
 
 /// Reads a secret from the file a setting (`setting`) names: not readable
