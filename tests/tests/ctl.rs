@@ -414,3 +414,59 @@ fn doctor_names_upstream_ca_file_for_an_untrusted_certificate() {
     assert_eq!(json.code, Some(2), "{}", json.summary());
     assert_eq!(json.json()["problems"], 3, "{}", json.summary());
 }
+
+#[test]
+fn admin_tokens_rotate_without_a_restart_and_a_bad_edit_keeps_them() {
+    const NEW_TOKEN: &str = "bob-new-token-0123456789abcdef";
+    const CAROL_TOKEN: &str = "carol-token-0123456789abcdef";
+    let origin = Origin::start(ModuleSet::default());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write_secret(dir.path(), "admin.tokens", &format!("alice:{ADMIN_TOKEN}"));
+    let token_file = path.display().to_string();
+    let cluster = Cluster::start(
+        &origin.url(),
+        ClusterOptions { env: vec![("FLOTILLA_ADMIN__TOKEN_FILE", token_file.as_str())], ..Default::default() },
+    );
+    cluster.wait_converged(&[1, 2, 3], CONVERGE);
+    let all: Vec<String> = cluster.ids().iter().map(|&id| cluster.layout.member(id).cluster.to_string()).collect();
+    let all = all.join(",");
+    // `status` asks every member with the caller's token: all three must take it.
+    let healthy = |token: &str| {
+        let run = flotillactl(&all, Some(token), &["status"]);
+        run.success && run.last_line().starts_with("healthy: 3 of 3 members reachable")
+    };
+    let refused = |token: &str| {
+        let run = flotillactl(&all, Some(token), &["status"]);
+        run.code == Some(1) && run.stderr.contains("wrong admin token")
+    };
+    assert!(healthy(ADMIN_TOKEN));
+    assert!(refused(NEW_TOKEN));
+
+    // The new token joins (clients switch), then the old one leaves.
+    std::fs::write(&path, format!("alice:{ADMIN_TOKEN}\nbob:{NEW_TOKEN}\n")).expect("add the new token");
+    assert!(wait_until(Duration::from_secs(10), || healthy(NEW_TOKEN)), "the new token was not accepted");
+    assert!(healthy(ADMIN_TOKEN), "the old token stays until it is removed");
+    std::fs::write(&path, format!("bob:{NEW_TOKEN}\n")).expect("remove the old token");
+    assert!(wait_until(Duration::from_secs(10), || refused(ADMIN_TOKEN)), "the removed token is still accepted");
+    assert!(healthy(NEW_TOKEN));
+    for id in cluster.ids() {
+        cluster.node(id).wait_for_log("admin.token_file changed", CONVERGE);
+    }
+
+    // A bad edit neither locks the operator out nor lets its new token in.
+    std::fs::write(&path, format!("bob:{NEW_TOKEN}\ncarol:{CAROL_TOKEN}\nno name here\n")).expect("break the file");
+    // Every member reads it again at its next admin call, and says so.
+    let noticed = wait_until(CONVERGE, || {
+        assert!(healthy(NEW_TOKEN), "a bad token file locked the old tokens out");
+        cluster.ids().iter().all(|&id| cluster.node(id).logs().contains("the admin tokens read before stay in force"))
+    });
+    assert!(noticed, "no node logged the bad token file");
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < until {
+        assert!(healthy(NEW_TOKEN), "a bad token file locked the old tokens out");
+        assert!(refused(CAROL_TOKEN), "a token of a bad file was accepted");
+    }
+    // Fixed, it is read again.
+    std::fs::write(&path, format!("bob:{NEW_TOKEN}\ncarol:{CAROL_TOKEN}\n")).expect("fix the file");
+    assert!(wait_until(Duration::from_secs(10), || healthy(CAROL_TOKEN)), "the fixed file was not read");
+}

@@ -99,7 +99,7 @@ async fn start_cluster(
 ) -> Result<Clustered> {
     let raft_cfg = cluster_config::raft_config(config)?;
     // Read before anything starts, so a bad token file stops the node at once.
-    let tokens = config.admin.token_file.as_deref().map(admin::Tokens::load).transpose()?;
+    let tokens = config.admin.token_file.as_deref().map(admin::TokenFile::load).transpose()?;
     match &tokens {
         None => tracing::info!("admin API disabled: no admin.token_file"),
         Some(tokens) => tracing::info!(tokens = tokens.count(), "admin API enabled"),
@@ -150,7 +150,7 @@ async fn start_single_admin(
     mut stop: watch::Receiver<bool>,
 ) -> Result<Option<tokio::task::JoinHandle<()>>> {
     let Some(addr) = config.admin.listen else { return Ok(None) };
-    let tokens = config.admin.token_file.as_deref().map(admin::Tokens::load).transpose()?;
+    let tokens = config.admin.token_file.as_deref().map(admin::TokenFile::load).transpose()?;
     if tokens.is_none() {
         tracing::info!("admin API refuses every call: no admin.token_file");
     }

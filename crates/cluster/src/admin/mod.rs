@@ -16,7 +16,7 @@ mod tokens;
 mod verify;
 
 use peer::{forward, lost_answer, passed_on, peer_client, PeerError};
-pub use tokens::Tokens;
+pub use tokens::{TokenFile, Tokens, TokensError};
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -61,7 +61,7 @@ pub struct AdminParts {
     pub upstream: upstream::Upstream,
     pub gateway: GatewaySlot,
     /// `None`: no `admin.token_file`, every call is refused.
-    pub tokens: Option<Tokens>,
+    pub tokens: Option<TokenFile>,
     pub leader_wait: Duration,
     pub purge_grace: Duration,
     /// This node's gateway URL (`gateway.advertise_url`).
@@ -74,7 +74,7 @@ pub struct AdminService {
     store: Arc<Store>,
     upstream: upstream::Upstream,
     gateway: GatewaySlot,
-    tokens: Option<Tokens>,
+    tokens: Option<TokenFile>,
     leader_wait: Duration,
     purge_grace: Duration,
     advertise_url: String,
@@ -118,7 +118,7 @@ impl AdminService {
         };
         let given = request.metadata().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
         match given.and_then(|given| tokens.who(given)) {
-            Some(name) => Ok(name.to_string()),
+            Some(name) => Ok(name),
             None => {
                 let remote = request.remote_addr().map_or_else(|| "an unknown address".to_string(), |a| a.to_string());
                 tracing::warn!(%remote, rpc, "refused admin RPC: wrong admin token (or none)");
