@@ -25,6 +25,11 @@ pub struct Config {
     /// the first verifies every fetched version. Default: sum.golang.org.
     /// `sumdb = []` (or `FLOTILLA_SUMDB=off`) turns both off.
     pub sumdb: Vec<gateway::SumdbConfig>,
+    /// How long a shutdown (SIGTERM/SIGINT) may take in all: requests in
+    /// flight finish, background workers stop, raft stops. Past it the
+    /// process exits with status 1.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
 }
 
 /// `[admin]`: the admin API (`flotilla.v1.Admin`, used by `flotillactl`) on
@@ -172,6 +177,7 @@ impl Default for Config {
             replication: replicator::ReplicationConfig::default(),
             admin: AdminSection::default(),
             sumdb: vec![gateway::SumdbConfig::sum_golang_org()],
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -231,6 +237,9 @@ impl Config {
         }
         if self.gateway.max_connections == 0 {
             bail!("gateway.max_connections must be at least 1 (e.g. 4096)");
+        }
+        if self.shutdown_grace.is_zero() {
+            bail!("shutdown_grace must be more than 0 (e.g. \"10s\")");
         }
         if self.cache.list_ttl.is_zero() {
             bail!("cache.list_ttl must be more than 0 (e.g. \"60s\")");
@@ -292,7 +301,7 @@ fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, Str
         let rest = &name["FLOTILLA_".len()..];
         let value = env_value(&value);
         match rest.split_once("__") {
-            None if rest == "NODE_ID" || rest == "DATA_DIR" => {
+            None if ["NODE_ID", "DATA_DIR", "SHUTDOWN_GRACE"].contains(&rest) => {
                 table.insert(rest.to_ascii_lowercase(), value);
             }
             None if rest == "SUMDB" && value.as_str() == Some("") => continue,
@@ -358,6 +367,15 @@ mod tests {
         assert_eq!(c.cache.list_ttl, Duration::from_secs(2));
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/x"));
         assert_eq!(c.upstream.proxies, "http://a.example,http://b.example");
+    }
+
+    #[test]
+    fn shutdown_grace_defaults_to_ten_seconds_and_must_be_positive() {
+        assert_eq!(Config::load(None, env(&[])).unwrap().shutdown_grace, Duration::from_secs(10));
+        let c = Config::load(None, env(&[("FLOTILLA_SHUTDOWN_GRACE", "30s")])).unwrap();
+        assert_eq!(c.shutdown_grace, Duration::from_secs(30));
+        let err = Config::load(None, env(&[("FLOTILLA_SHUTDOWN_GRACE", "0s")])).unwrap_err().to_string();
+        assert!(err.contains("shutdown_grace must be more than 0"), "{err}");
     }
 
     #[test]
