@@ -10,6 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use harness::cluster::{get_following, Cluster, ClusterOptions};
+use harness::ctl::{flotillactl, ADMIN_TOKEN};
 use harness::modules::{LARGE_MODULE, LARGE_VERSION};
 use harness::{ModuleSet, Node, NodeOptions, Origin, Tamper};
 use serde_json::Value;
@@ -93,7 +94,7 @@ fn a_single_node_lists_its_workers_too() {
     assert_eq!(workers_of(&node.get("/api/v1/status").body), Vec::<Value>::new(), "a node without peers or admin API runs no workers");
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let tokens = harness::cluster::write_secret(dir.path(), "admin.token", harness::ctl::ADMIN_TOKEN).display().to_string();
+    let tokens = harness::cluster::write_secret(dir.path(), "admin.token", ADMIN_TOKEN).display().to_string();
     let admin = format!("127.0.0.1:{}", harness::node::free_port());
     let node = Node::start(NodeOptions::new(origin.url()).env("FLOTILLA_ADMIN__LISTEN", &admin).env("FLOTILLA_ADMIN__TOKEN_FILE", &tokens));
     let workers = workers_of(&node.get("/api/v1/status").body);
@@ -101,6 +102,13 @@ fn a_single_node_lists_its_workers_too() {
     let api = named(&workers, "admin-api");
     assert_eq!(api["state"], "working", "{api}");
     assert!(api["detail"].as_str().is_some_and(|d| d.contains(&admin)), "{api}");
+
+    // flotillactl shows the same list (NodeStatus).
+    let run = flotillactl(&admin, Some(ADMIN_TOKEN), &["status", "--json"]);
+    assert!(run.success, "{}", run.summary());
+    let listed = &run.json()["members"][0]["status"]["workers"];
+    assert_eq!(listed[0]["name"], "admin-api", "{listed}");
+    assert_eq!(listed[0]["state"], "working", "{listed}");
 }
 
 #[test]
@@ -111,7 +119,14 @@ fn a_follower_whose_pulls_fail_shows_the_error_on_its_replication_worker() {
     let origin = Origin::start(set);
     // Replication at 64 KiB/s: a 1 MiB pull takes 16 s, so the primary is
     // gone before any follower holds the blob.
-    let opts = ClusterOptions { env: vec![("FLOTILLA_REPLICATION__BANDWIDTH_LIMIT", "64KiB")], ..ClusterOptions::default() };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tokens = harness::cluster::write_secret(dir.path(), "admin.token", ADMIN_TOKEN).display().to_string();
+    let env = vec![
+        ("FLOTILLA_REPLICATION__BANDWIDTH_LIMIT", "64KiB"),
+        ("FLOTILLA_REPLICATION__WORKERS", "1"),
+        ("FLOTILLA_ADMIN__TOKEN_FILE", tokens.as_str()),
+    ];
+    let opts = ClusterOptions { env, ..ClusterOptions::default() };
     let mut cluster = Cluster::start(&origin.url(), opts);
     let (primary, _) = cluster.wait_converged(&[1, 2, 3], CONVERGE);
     let path = large.url_path("zip");
@@ -133,6 +148,13 @@ fn a_follower_whose_pulls_fail_shows_the_error_on_its_replication_worker() {
     let at = w["last_error_at"].as_str().unwrap_or_default();
     assert!(at.len() == "2026-01-01T00:00:00Z".len() && at.ends_with('Z'), "last_error_at is RFC 3339: {w}");
     assert!(w["last_error_at_ms"].as_u64().is_some_and(|ms| ms > 0), "{w}");
+
+    // flotillactl status names the worker and its error.
+    let addr = cluster.layout.member(follower).cluster.to_string();
+    let run = flotillactl(&addr, Some(ADMIN_TOKEN), &["status"]);
+    let line = format!("node {follower} worker replication-worker-1 (");
+    let shown = run.stdout.lines().find(|l| l.starts_with(&line)).unwrap_or_else(|| panic!("no line {line:?}: {}", run.summary()));
+    assert!(shown.contains("last error at ") && shown.contains(&sha), "{shown}");
 }
 
 /// GETs `path` on `addr` in a thread (up to 60 s): its status and body.

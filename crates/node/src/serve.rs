@@ -130,6 +130,7 @@ async fn start_cluster(
         leader_wait: config.gateway.leader_wait,
         purge_grace: config.replication.purge_grace,
         advertise_url: advertise_url.clone(),
+        workers: workers.clone(),
     });
     {
         let (control, replicator) = (control.clone(), replicator.clone());
@@ -172,6 +173,7 @@ async fn start_single_admin(
         leader_wait: config.gateway.leader_wait,
         purge_grace: config.replication.purge_grace,
         advertise_url: advertise_url(config),
+        workers: workers.clone(),
     });
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     workers.spawn("admin-api", move |w| async move {
