@@ -1,8 +1,10 @@
 //! Background work is visible, and shutdown has one deadline: every node
-//! lists its named background workers in `/api/v1/status` with their state
-//! and last error; SIGTERM lets a slow request finish within
-//! `shutdown_grace` (exit status 0) and ends the process soon after the
-//! deadline when a request outlives it (exit status 1).
+//! lists its named background workers in `/api/v1/status` (and
+//! `flotillactl status`) with their state and last error, and stops them in
+//! reverse start order; SIGTERM lets a slow request finish within
+//! `shutdown_grace` (exit status 0), ends the process soon after the
+//! deadline when a request outlives it (exit status 1), and a second signal
+//! ends it at once (exit status 1).
 //!
 //! The tests run one at a time (a lock): clusters share two cores.
 
@@ -197,4 +199,21 @@ fn a_request_outliving_shutdown_grace_ends_the_process_at_the_deadline_with_stat
     assert!(took >= Duration::from_millis(1900), "the process ended after {took:?}, before the deadline");
     let logs = node.logs();
     assert!(logs.contains("shutdown_grace (2s)") && logs.contains("requests were still in flight"), "log tail:\n{}", node.log_tail(20));
+}
+
+#[test]
+fn a_second_signal_ends_a_draining_node_at_once_with_status_1() {
+    let _serial = serial();
+    let origin = Origin::start(ModuleSet::standard());
+    let path = "/example.com/alpha/@v/v1.1.0.info";
+    origin.tamper(path, Tamper::Hang);
+    let mut node = Node::start(NodeOptions::new(origin.url()).env("FLOTILLA_SHUTDOWN_GRACE", "60s"));
+    let _request = get_in_background(node.addr(), path.to_string());
+    harness::wait_for("the origin to receive the request", Duration::from_secs(10), || origin.count(path) == 1);
+    node.send_signal(libc::SIGTERM);
+    node.wait_for_log("shutting down", Duration::from_secs(10));
+    let started = Instant::now();
+    let status = node.stop().expect("the node was running");
+    assert!(!status.success(), "exit status {status:?} after a second signal");
+    assert!(started.elapsed() < Duration::from_secs(5), "the second signal took {:?} to end the process", started.elapsed());
 }

@@ -317,12 +317,15 @@ async fn serve_gateway(
 async fn shutdown_signal(grace: Duration) -> Deadline {
     wait_for_signal().await;
     let deadline = Deadline { at: Instant::now() + grace, grace };
+    // Listening before the log line, so a second signal sent once it is
+    // logged is never missed.
+    let second = next_signal();
     tracing::info!(
         grace = %humantime::format_duration(grace),
         "shutting down: finishing in-flight requests, then stopping the background workers and raft"
     );
     tokio::spawn(async {
-        wait_for_signal().await;
+        second.await;
         tracing::warn!("second signal: exiting now");
         std::process::exit(1);
     });
@@ -330,13 +333,21 @@ async fn shutdown_signal(grace: Duration) -> Deadline {
 }
 
 pub async fn wait_for_signal() {
+    next_signal().await
+}
+
+/// Listens for SIGTERM and SIGINT from now on; resolves on the first.
+fn next_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+    let listeners = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+    async move {
+        let (Ok(mut term), Ok(mut int)) = listeners else {
+            tracing::error!("cannot install signal handlers; stop with SIGKILL");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
     }
 }
