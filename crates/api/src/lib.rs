@@ -1,6 +1,7 @@
 //! What a node reports about itself, as types: the cluster part of
 //! `/api/v1/status` (`cluster`), the replication facts in it and the answer
-//! of `/api/v1/blobs/{sha256}` (`replication`). The crates that know these
+//! of `/api/v1/blobs/{sha256}` (`replication`), and its background workers
+//! (`workers`, built by crate `background`). The crates that know these
 //! facts (raft, the replicator, the node's `RaftCluster`) build them; the
 //! gateway serves, renders and measures them. Neither side depends on the
 //! other: both depend on this crate, which depends on serde only.
@@ -10,6 +11,8 @@
 
 mod cluster;
 mod replication;
+mod workers;
 
 pub use cluster::{ClusterFacts, ClusterStatus, Member, RaftRole};
 pub use replication::{BlobStatus, Lag, NodeLag, QueueStatus, QueuedBlob, ReplicationStatus};
+pub use workers::{WorkerState, WorkerStatus};

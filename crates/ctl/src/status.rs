@@ -66,6 +66,29 @@ fn print_status(reply: &ClusterStatusReply) {
     if !reply.lag_error.is_empty() {
         println!("replication lag unknown: {}", reply.lag_error);
     }
+    for line in worker_errors(reply) {
+        println!("{line}");
+    }
+}
+
+/// One line per background worker that failed or met an error, with when.
+fn worker_errors(reply: &ClusterStatusReply) -> Vec<String> {
+    let mut lines = Vec::new();
+    for m in &reply.members {
+        for w in m.status.iter().flat_map(|s| &s.workers).filter(|w| w.state == "failed" || !w.last_error.is_empty()) {
+            let at = std::time::UNIX_EPOCH + Duration::from_millis(w.last_error_at_ms);
+            lines.push(format!(
+                "node {} worker {} ({}, {} errors): last error at {}: {}",
+                m.node_id,
+                w.name,
+                w.state,
+                w.errors,
+                humantime::format_rfc3339_seconds(at),
+                w.last_error
+            ));
+        }
+    }
+    lines
 }
 
 fn role(m: &MemberStatus, primary: u64) -> String {
@@ -139,6 +162,12 @@ fn node_json(s: &NodeStatusReply) -> Value {
             "sha256": f.sha256, "size": f.size, "attempts": f.attempts, "last_error": f.last_error,
         })).collect::<Vec<_>>(),
         "voters": s.voters,
+        "workers": s.workers.iter().map(|w| json!({
+            "name": w.name, "state": w.state, "detail": (!w.detail.is_empty()).then_some(&w.detail),
+            "last_error": (!w.last_error.is_empty()).then_some(&w.last_error),
+            "last_error_at_ms": (w.last_error_at_ms != 0).then_some(w.last_error_at_ms),
+            "errors": w.errors, "completed": w.completed,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -308,6 +337,26 @@ mod tests {
         let reply = ClusterStatusReply { primary: 1, members: vec![member(1, 9, 9, true), member(2, 9, 9, false)], ..Default::default() };
         assert!(problems(&reply).is_empty());
         assert!(verdict(&reply, &[]).starts_with("healthy"));
+    }
+
+    #[test]
+    fn workers_with_errors_get_a_line_each() {
+        let mut node = member(2, 9, 9, false);
+        let worker = |name: &str, state: &str, error: &str| proto::v1::WorkerInfo {
+            name: name.into(),
+            state: state.into(),
+            last_error: error.into(),
+            last_error_at_ms: if error.is_empty() { 0 } else { 1_700_000_000_000 },
+            errors: u64::from(!error.is_empty()),
+            ..Default::default()
+        };
+        node.status.as_mut().unwrap().workers =
+            vec![worker("scrub", "idle", ""), worker("replication-worker-1", "idle", "blob ab: node 1 unreachable")];
+        let reply = ClusterStatusReply { primary: 1, members: vec![member(1, 9, 9, true), node], ..Default::default() };
+        assert_eq!(
+            worker_errors(&reply),
+            ["node 2 worker replication-worker-1 (idle, 1 errors): last error at 2023-11-14T22:13:20Z: blob ab: node 1 unreachable"]
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use background::Workers;
 use gomod::ModulePath;
 use store::{ListRecord, Store, ZipRef};
 use upstream::{Group, Upstream};
@@ -17,6 +18,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub upstream: Upstream,
     pub cluster: Arc<dyn Cluster>,
+    /// The node's background workers, listed by `/api/v1/status`.
+    pub workers: Workers,
     pub metrics: Metrics,
     pub(crate) hot_zips: HotZips,
     pub(crate) negative: NegativeCache,
@@ -38,7 +41,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(cfg: GatewayConfig, store: Arc<Store>, upstream: Upstream, cluster: Arc<dyn Cluster>) -> Arc<Self> {
+    pub fn new(cfg: GatewayConfig, store: Arc<Store>, upstream: Upstream, cluster: Arc<dyn Cluster>, workers: Workers) -> Arc<Self> {
         let cfg_max_fills = cfg.max_fills.max(1);
         Arc::new(AppState {
             negative: NegativeCache::new(cfg.negative_ttl),
@@ -47,6 +50,7 @@ impl AppState {
             store,
             upstream,
             cluster,
+            workers,
             metrics: Metrics::default(),
             zip_fills: Group::new(),
             file_fills: Group::new(),

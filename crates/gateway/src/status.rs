@@ -70,6 +70,7 @@ pub async fn status(State(state): State<Arc<AppState>>) -> Json<serde_json::Valu
         },
         "blobs": { "count": stats.count, "bytes": stats.bytes },
         "sumdb": sumdb_status(&state),
+        "workers": state.workers.status(),
     }))
 }
 

@@ -32,6 +32,11 @@ pub struct Config {
     /// the first verifies every fetched version. Default: sum.golang.org.
     /// `sumdb = []` (or `FLOTILLA_SUMDB=off`) turns both off.
     pub sumdb: Vec<gateway::SumdbConfig>,
+    /// How long a shutdown (SIGTERM/SIGINT) may take in all: requests in
+    /// flight finish, background workers stop, raft stops. Past it the
+    /// process exits with status 1.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
 }
 
 /// `[admin]`: the admin API (`flotilla.v1.Admin`, used by `flotillactl`) on
@@ -92,6 +97,7 @@ impl Default for Config {
             replication: replicator::ReplicationConfig::default(),
             admin: AdminSection::default(),
             sumdb: vec![gateway::SumdbConfig::sum_golang_org()],
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -147,6 +153,9 @@ impl Config {
         }
         if self.gateway.max_connections == 0 {
             bail!("gateway.max_connections must be at least 1 (e.g. 4096)");
+        }
+        if self.shutdown_grace.is_zero() {
+            bail!("shutdown_grace must be more than 0 (e.g. \"10s\")");
         }
         if self.cache.list_ttl.is_zero() {
             bail!("cache.list_ttl must be more than 0 (e.g. \"60s\")");

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
-
-use tokio::sync::watch;
+use tokio::time::Instant;
 
 use cluster::admin;
 
@@ -14,12 +13,14 @@ use crate::cluster_config;
 use crate::config::Config;
 use crate::ServeArgs;
 
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
 pub fn run(args: ServeArgs) -> Result<()> {
     let config = load_config(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
-    runtime.block_on(serve(config))
+    let result = runtime.block_on(serve(config));
+    // Whatever still runs (a request or worker past the deadline, a blocking
+    // read) is dropped, not waited for.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    result
 }
 
 fn load_config(args: &ServeArgs) -> Result<Config> {
@@ -36,6 +37,11 @@ fn load_config(args: &ServeArgs) -> Result<Config> {
     Ok(config)
 }
 
+/// Start-up: store, raft, replicator and cluster port, the gateway.
+/// Shutdown (SIGTERM/SIGINT), within one deadline (`shutdown_grace`): the
+/// gateway drains its requests, the background workers stop in reverse
+/// start order, raft stops. Past the deadline the process ends with an
+/// error (exit status 1).
 async fn serve(config: Config) -> Result<()> {
     if !config.cluster.peers.is_empty() {
         cluster::check_marker(&config.data_dir, &cluster_config::raft_config(&config)?.cluster_id)?;
@@ -44,48 +50,49 @@ async fn serve(config: Config) -> Result<()> {
     let upstream = upstream::Upstream::new(upstream_config(&config)).context("invalid [upstream] configuration")?;
     tracing::info!(upstream = %upstream.describe(), "upstream configured");
 
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let workers = background::Workers::new();
     // The admin API starts before the gateway state exists; it finds it here.
     let gateway_state = Arc::new(OnceLock::new());
-    let clustered = if config.cluster.peers.is_empty() {
+    let raft = if config.cluster.peers.is_empty() {
+        start_single_admin(&config, &store, &upstream, &gateway_state, &workers).await?;
         None
     } else {
-        Some(start_cluster(&config, &store, &upstream, &gateway_state, stop_rx.clone()).await?)
+        Some(start_cluster(&config, &store, &upstream, &gateway_state, &workers).await?)
     };
-    let cluster: Arc<dyn gateway::Cluster> = match &clustered {
-        Some((raft, _)) => raft.clone(),
+    let cluster: Arc<dyn gateway::Cluster> = match &raft {
+        Some(raft) => raft.clone(),
         None => gateway::Standalone::new(store.clone()),
     };
 
-    let single_admin =
-        if clustered.is_none() { start_single_admin(&config, &store, &upstream, &gateway_state, stop_rx.clone()).await? } else { None };
-    let state = gateway::AppState::new(gateway_config(&config), store, upstream, cluster);
+    let state = gateway::AppState::new(gateway_config(&config), store, upstream, cluster, workers.clone());
     let _ = gateway_state.set(state.clone());
     let listener = TcpListener::bind(config.gateway.listen)
         .await
         .with_context(|| format!("cannot listen on {} (gateway.listen)", config.gateway.listen))?;
     tracing::info!(addr = %listener.local_addr()?, node_id = config.node_id, "gateway listening");
     let limits = GatewayLimits { header_timeout: config.gateway.header_timeout, max_connections: config.gateway.max_connections };
-    let served = serve_gateway(listener, gateway::router(state), limits, shutdown_signal()).await;
+    let deadline = serve_gateway(listener, gateway::router(state), limits, shutdown_signal(config.shutdown_grace)).await?;
 
-    let _ = stop_tx.send(true);
-    if let Some(task) = single_admin {
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
+    workers.stop_all(deadline.at).await.map_err(|e| deadline.passed(&format!("the background worker {} was still running", e.worker)))?;
+    if let Some(raft) = raft {
+        tokio::time::timeout_at(deadline.at, raft.control().shutdown()).await.map_err(|_| deadline.passed("raft was still stopping"))?;
     }
-    if let Some((raft, tasks)) = clustered {
-        for task in tasks {
-            let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
-        }
-        if tokio::time::timeout(SHUTDOWN_GRACE, raft.control().shutdown()).await.is_err() {
-            tracing::warn!("raft did not stop in time");
-        }
-    }
-    served?;
     tracing::info!("stopped");
     Ok(())
 }
 
-type Clustered = (Arc<cluster::RaftCluster>, Vec<tokio::task::JoinHandle<()>>);
+/// When shutdown must be over: `shutdown_grace` after the signal.
+#[derive(Clone, Copy, Debug)]
+struct Deadline {
+    at: Instant,
+    grace: Duration,
+}
+
+impl Deadline {
+    fn passed(&self, what: &str) -> anyhow::Error {
+        anyhow::anyhow!("shutdown took longer than shutdown_grace ({}): {what}", humantime::format_duration(self.grace))
+    }
+}
 
 /// Opens the raft control plane on the node's database, starts the blob
 /// replicator, serves the cluster port and keeps this node's gateway URL
@@ -95,8 +102,8 @@ async fn start_cluster(
     store: &Arc<store::Store>,
     upstream: &upstream::Upstream,
     gateway_state: &admin::GatewaySlot,
-    stop: watch::Receiver<bool>,
-) -> Result<Clustered> {
+    workers: &background::Workers,
+) -> Result<Arc<cluster::RaftCluster>> {
     let raft_cfg = cluster_config::raft_config(config)?;
     // Read before anything starts, so a bad token file stops the node at once.
     let tokens = config.admin.token_file.as_deref().map(admin::TokenFile::load).transpose()?;
@@ -114,7 +121,7 @@ async fn start_cluster(
     }
     let advertise_url = advertise_url(config);
     tracing::info!(node_id = config.node_id, ?peers, %advertise_url, "cluster mode");
-    let (replicator, mut tasks) = replicator::Replicator::start(config.replication.clone(), store, control.clone(), stop.clone())
+    let replicator = replicator::Replicator::start(config.replication.clone(), store, control.clone(), workers)
         .map_err(|e| anyhow::anyhow!("cannot start the blob replicator: {e}"))?;
     let admin = admin::AdminService::new(admin::AdminParts {
         node: admin::Node::Cluster { control: control.clone(), replicator: replicator.clone() },
@@ -125,31 +132,34 @@ async fn start_cluster(
         leader_wait: config.gateway.leader_wait,
         purge_grace: config.replication.purge_grace,
         advertise_url: advertise_url.clone(),
+        workers: workers.clone(),
     });
-    let grpc = {
-        let (control, replicator, stop) = (control.clone(), replicator.clone(), stop.clone());
-        tokio::spawn(async move {
-            if let Err(e) = cluster::serve_grpc(control, replicator, admin, addr, stop).await {
+    {
+        let (control, replicator) = (control.clone(), replicator.clone());
+        workers.spawn("cluster-grpc", move |w| async move {
+            w.working(format!("serving the cluster port on {addr}"));
+            if let Err(e) = cluster::serve_grpc(control, replicator, admin, addr, w.stop_signal()).await {
+                w.error(format_args!("{e:#}"));
                 tracing::error!("{e:#}");
             }
-        })
-    };
+        });
+    }
     let raft = cluster::RaftCluster::new(control, replicator, advertise_url);
-    tasks.push(grpc);
-    tasks.push(tokio::spawn(raft.clone().announce_gateway_url(stop)));
-    Ok((raft, tasks))
+    let announcer = raft.clone();
+    workers.spawn("announce", move |w| announcer.announce_gateway_url(w));
+    Ok(raft)
 }
 
-/// A single node's admin API on `admin.listen` (if set), served until
-/// `stop` turns true. A bad token file or a busy address stops start-up.
+/// A single node's admin API on `admin.listen` (if set), served by the
+/// worker `admin-api`. A bad token file or a busy address stops start-up.
 async fn start_single_admin(
     config: &Config,
     store: &Arc<store::Store>,
     upstream: &upstream::Upstream,
     gateway_state: &admin::GatewaySlot,
-    mut stop: watch::Receiver<bool>,
-) -> Result<Option<tokio::task::JoinHandle<()>>> {
-    let Some(addr) = config.admin.listen else { return Ok(None) };
+    workers: &background::Workers,
+) -> Result<()> {
+    let Some(addr) = config.admin.listen else { return Ok(()) };
     let tokens = config.admin.token_file.as_deref().map(admin::TokenFile::load).transpose()?;
     if tokens.is_none() {
         tracing::info!("admin API refuses every call: no admin.token_file");
@@ -165,9 +175,12 @@ async fn start_single_admin(
         leader_wait: config.gateway.leader_wait,
         purge_grace: config.replication.purge_grace,
         advertise_url: advertise_url(config),
+        workers: workers.clone(),
     });
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    Ok(Some(tokio::spawn(async move {
+    workers.spawn("admin-api", move |w| async move {
+        w.working(format!("serving the admin API on {addr}"));
+        let mut stop = w.stop_signal();
         let served = tonic::transport::Server::builder()
             .add_service(service.server())
             .serve_with_incoming_shutdown(incoming, async move {
@@ -175,9 +188,11 @@ async fn start_single_admin(
             })
             .await;
         if let Err(e) = served {
+            w.error(format_args!("admin API failed: {e}"));
             tracing::error!("admin API failed: {e}");
         }
-    })))
+    });
+    Ok(())
 }
 
 /// `gateway.advertise_url`, or `http://<listen address>` with the host name
@@ -232,16 +247,17 @@ struct GatewayLimits {
     max_connections: usize,
 }
 
-/// Serves the gateway until `shutdown` resolves, then lets the requests in
-/// flight finish. Every connection sets TCP_NODELAY, must send its request
-/// headers within `header_timeout` (and is closed when idle that long), and
-/// at most `max_connections` are served at once.
+/// Serves the gateway until `shutdown` resolves with the shutdown deadline,
+/// then lets the requests in flight finish until then (an error if they do
+/// not). Every connection sets TCP_NODELAY, must send its request headers
+/// within `header_timeout` (and is closed when idle that long), and at most
+/// `max_connections` are served at once.
 async fn serve_gateway(
     listener: TcpListener,
     app: axum::Router,
     limits: GatewayLimits,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> Result<()> {
+    shutdown: impl std::future::Future<Output = Deadline>,
+) -> Result<Deadline> {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -251,7 +267,7 @@ async fn serve_gateway(
     let builder = Arc::new(builder);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut warned: Option<std::time::Instant> = None;
-    loop {
+    let deadline = loop {
         if permits.available_permits() == 0 && warned.is_none_or(|at| at.elapsed() > Duration::from_secs(30)) {
             warned = Some(std::time::Instant::now());
             tracing::warn!(
@@ -261,7 +277,7 @@ async fn serve_gateway(
         }
         let permit = tokio::select! {
             permit = permits.clone().acquire_owned() => permit.context("connection limit closed")?,
-            _ = &mut shutdown => break,
+            deadline = &mut shutdown => break deadline,
         };
         let (tcp, _remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -273,7 +289,7 @@ async fn serve_gateway(
                     continue;
                 }
             },
-            _ = &mut shutdown => break,
+            deadline = &mut shutdown => break deadline,
         };
         // Without TCP_NODELAY a response written in two parts (headers, then
         // a small body) waits for the client's delayed ACK on a keep-alive
@@ -290,34 +306,50 @@ async fn serve_gateway(
             }
             drop(permit);
         });
-    }
+    };
     drop(listener);
-    graceful.shutdown().await;
-    Ok(())
+    match tokio::time::timeout_at(deadline.at, graceful.shutdown()).await {
+        Ok(()) => Ok(deadline),
+        Err(_) => Err(deadline.passed("requests were still in flight")),
+    }
 }
 
-/// Resolves on SIGTERM or SIGINT; a second signal, or in-flight requests
-/// outliving the grace period, end the process at once.
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT with the shutdown deadline, `grace` from
+/// now; a second signal ends the process at once (exit status 1).
+async fn shutdown_signal(grace: Duration) -> Deadline {
     wait_for_signal().await;
-    tracing::info!(grace_seconds = SHUTDOWN_GRACE.as_secs(), "shutting down: finishing in-flight requests");
+    let deadline = Deadline { at: Instant::now() + grace, grace };
+    // Listening before the log line, so a second signal sent once it is
+    // logged is never missed.
+    let second = next_signal();
+    tracing::info!(
+        grace = %humantime::format_duration(grace),
+        "shutting down: finishing in-flight requests, then stopping the background workers and raft"
+    );
     tokio::spawn(async {
-        tokio::select! {
-            _ = wait_for_signal() => tracing::warn!("second signal: exiting now"),
-            _ = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("grace period over: exiting now"),
-        }
+        second.await;
+        tracing::warn!("second signal: exiting now");
         std::process::exit(1);
     });
+    deadline
 }
 
 pub async fn wait_for_signal() {
+    next_signal().await
+}
+
+/// Listens for SIGTERM and SIGINT from now on; resolves on the first.
+fn next_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+    let listeners = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+    async move {
+        let (Ok(mut term), Ok(mut int)) = listeners else {
+            tracing::error!("cannot install signal handlers; stop with SIGKILL");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
     }
 }

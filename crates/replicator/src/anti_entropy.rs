@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use background::Worker;
 use store::{Catalog, DbOp, Sha256, CF_LOCAL};
-use tokio::sync::watch;
 
 use crate::inner::{now_ms, Inner, Want};
 
@@ -17,13 +17,21 @@ use crate::inner::{now_ms, Inner, Want};
 /// that was first seen (`gc\0<sha256 hex>` → u64 ms, big endian).
 const GC_PREFIX: &[u8] = b"gc\0";
 
-pub(crate) async fn anti_entropy(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn anti_entropy(inner: Arc<Inner>, worker: Worker) {
+    let mut stop = worker.stop_signal();
     loop {
-        let worker = inner.clone();
-        match tokio::task::spawn_blocking(move || anti_entropy_pass(&worker)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "anti-entropy pass failed"),
-            Err(e) => tracing::warn!(error = %e, "anti-entropy task failed"),
+        worker.working("comparing the catalog with the local blobs");
+        let pass = inner.clone();
+        match tokio::task::spawn_blocking(move || anti_entropy_pass(&pass)).await {
+            Ok(Ok(())) => worker.done(),
+            Ok(Err(e)) => {
+                worker.error(format_args!("anti-entropy pass: {e}"));
+                tracing::warn!(error = %e, "anti-entropy pass failed");
+            }
+            Err(e) => {
+                worker.error(format_args!("anti-entropy pass: {e}"));
+                tracing::warn!(error = %e, "anti-entropy task failed");
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(inner.cfg.anti_entropy_interval) => {},

@@ -4,13 +4,15 @@
 
 use std::sync::Arc;
 
+use background::Worker;
 use raft::StateEvent;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 
 use crate::inner::Inner;
 use crate::placement::Placed;
 
-pub(crate) async fn follow_events(inner: Arc<Inner>, mut events: broadcast::Receiver<StateEvent>, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn follow_events(inner: Arc<Inner>, mut events: broadcast::Receiver<StateEvent>, worker: Worker) {
+    let mut stop = worker.stop_signal();
     loop {
         let event = tokio::select! {
             event = events.recv() => event,
@@ -34,10 +36,12 @@ pub(crate) async fn follow_events(inner: Arc<Inner>, mut events: broadcast::Rece
                 inner.rescan.notify_one();
             }
             Err(broadcast::error::RecvError::Lagged(missed)) => {
+                worker.error(format_args!("fell behind the applied log by {missed} events; rescanning"));
                 tracing::info!(missed, "replicator fell behind the applied log; rescanning the catalog");
                 inner.rescan.notify_one();
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
+        worker.done();
     }
 }

@@ -2,8 +2,8 @@
 //! must hold every zip the catalog references, verified.
 //!
 //! - [`Replicator`] (`replicator`): the handle the node holds; starts the
-//!   tasks below and answers the gateway (fetch a lagging blob now, wait for
-//!   copies, status).
+//!   tasks below as named `background` workers and answers the gateway
+//!   (fetch a lagging blob now, wait for copies, status).
 //! - `events`: every catalog entry this node applies that names a blob it
 //!   lacks puts the blob in the RocksDB-backed `queue`.
 //! - `workers` pull queued blobs from a peer that has them (`pull`:

@@ -5,10 +5,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use background::Worker;
 use proto::ReportRequest;
 use raft::{Command, ControlPlane, ProposeError};
 use store::Sha256;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tonic::Request;
 
 use crate::inner::Inner;
@@ -24,7 +25,8 @@ pub(crate) enum Placed {
 
 /// Sends this node's placement changes to the primary in batches, until
 /// they commit.
-pub(crate) async fn report_placement(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Placed>, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn report_placement(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Placed>, worker: Worker) {
+    let mut stop = worker.stop_signal();
     let mut pending: Vec<Placed> = Vec::new();
     let mut failures = 0u32;
     loop {
@@ -55,8 +57,10 @@ pub(crate) async fn report_placement(inner: Arc<Inner>, mut rx: mpsc::UnboundedR
         if pending.is_empty() {
             continue;
         }
+        worker.working(format!("reporting {} placement changes to the primary", pending.len()));
         match send_report(&inner, &pending).await {
             Ok(()) => {
+                worker.done();
                 tracing::debug!(reports = pending.len(), "placement reported");
                 pending.clear();
                 failures = 0;
@@ -64,6 +68,7 @@ pub(crate) async fn report_placement(inner: Arc<Inner>, mut rx: mpsc::UnboundedR
             Err(e) => {
                 failures += 1;
                 let wait = backoff(failures, Duration::from_secs(5));
+                worker.error(format_args!("reporting {} placement changes: {e}", pending.len()));
                 tracing::warn!(reports = pending.len(), error = %e, retry_in_ms = wait.as_millis() as u64, "could not report blob placement; will retry");
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {},

@@ -10,8 +10,7 @@ use parking_lot::Mutex;
 use proto::BlobsServer;
 use raft::ControlPlane;
 use store::{Sha256, Store};
-use tokio::sync::{mpsc, watch, Notify};
-use tokio::task::JoinHandle;
+use tokio::sync::{mpsc, Notify};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
 use upstream::Group;
@@ -35,14 +34,10 @@ pub struct Replicator {
 }
 
 impl Replicator {
-    /// Starts the replicator's tasks on this node; they end when `stop`
-    /// turns true.
-    pub fn start(
-        cfg: ReplicationConfig,
-        store: &Store,
-        control: ControlPlane,
-        stop: watch::Receiver<bool>,
-    ) -> Result<(Replicator, Vec<JoinHandle<()>>)> {
+    /// Starts the replicator's tasks on this node as named background
+    /// workers: `event-follower`, `placement-reporter`, `anti-entropy`,
+    /// `scrub` and `replication-worker-1`…`N`.
+    pub fn start(cfg: ReplicationConfig, store: &Store, control: ControlPlane, workers: &background::Workers) -> Result<Replicator> {
         cfg.validate(control.members().len())?;
         let queue = Queue::open(store.catalog.db().clone()).map_err(|e| Error::store("opening the replication queue", e))?;
         let (reports, report_rx) = mpsc::unbounded_channel();
@@ -75,16 +70,19 @@ impl Replicator {
             queued_bytes = queued.bytes,
             "blob replicator started"
         );
-        let mut tasks = vec![
-            tokio::spawn(follow_events(inner.clone(), events, stop.clone())),
-            tokio::spawn(report_placement(inner.clone(), report_rx, stop.clone())),
-            tokio::spawn(anti_entropy(inner.clone(), stop.clone())),
-            tokio::spawn(scrub(inner.clone(), stop.clone())),
-        ];
-        for _ in 0..inner.cfg.workers {
-            tasks.push(tokio::spawn(work(inner.clone(), stop.clone())));
+        let i = inner.clone();
+        workers.spawn("event-follower", move |w| follow_events(i, events, w));
+        let i = inner.clone();
+        workers.spawn("placement-reporter", move |w| report_placement(i, report_rx, w));
+        let i = inner.clone();
+        workers.spawn("anti-entropy", move |w| anti_entropy(i, w));
+        let i = inner.clone();
+        workers.spawn("scrub", move |w| scrub(i, w));
+        for n in 1..=inner.cfg.workers {
+            let i = inner.clone();
+            workers.spawn(format!("replication-worker-{n}"), move |w| work(i, w));
         }
-        Ok((Replicator { inner }, tasks))
+        Ok(Replicator { inner })
     }
 
     /// The `flotilla.v1.Blobs` gRPC service, to mount on the cluster port.

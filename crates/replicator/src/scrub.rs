@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use background::Worker;
 
 use crate::anti_entropy::referenced;
 use crate::inner::Inner;
@@ -15,10 +15,11 @@ const FIRST_SCRUB_DELAY: Duration = Duration::from_secs(600);
 
 /// Re-hashes every referenced local blob, `scrub_rate` bytes per second,
 /// one pass every `scrub_interval`.
-pub(crate) async fn scrub(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn scrub(inner: Arc<Inner>, worker: Worker) {
     if inner.cfg.scrub_rate == 0 {
         return;
     }
+    let mut stop = worker.stop_signal();
     let throttle = Throttle::new(inner.cfg.scrub_rate);
     let mut pause = inner.cfg.scrub_interval.min(FIRST_SCRUB_DELAY);
     loop {
@@ -27,16 +28,26 @@ pub(crate) async fn scrub(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
         pause = inner.cfg.scrub_interval;
+        worker.working("reading the catalog");
         let catalog = inner.catalog.clone();
         let wanted = match tokio::task::spawn_blocking(move || referenced(&catalog)).await {
             Ok(Ok(w)) => w,
-            _ => continue,
+            Ok(Err(e)) => {
+                worker.error(format_args!("reading the catalog: {e}"));
+                continue;
+            }
+            Err(e) => {
+                worker.error(format_args!("reading the catalog: {e}"));
+                continue;
+            }
         };
         let (mut checked, mut bytes, mut corrupt) = (0u64, 0u64, 0u64);
-        for (sha, size) in wanted {
-            if *stop.borrow() {
+        let total = wanted.len();
+        for (n, (sha, size)) in wanted.into_iter().enumerate() {
+            if worker.stopping() {
                 return;
             }
+            worker.working(format!("re-hashing blob {sha} ({} of {total})", n + 1));
             throttle.take(size).await;
             let blobs = inner.blobs.clone();
             match tokio::task::spawn_blocking(move || blobs.verify(&sha)).await {
@@ -47,12 +58,20 @@ pub(crate) async fn scrub(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
                 Ok(Ok(false)) => {}
                 Ok(Err(store::Error::Corrupt { .. })) => {
                     corrupt += 1;
+                    worker.error(format_args!("blob {sha} was corrupt: quarantined and queued again"));
                     inner.corrupt(sha);
                 }
-                Ok(Err(e)) => tracing::warn!(blob = %sha, error = %e, "scrub could not read a blob"),
-                Err(e) => tracing::warn!(error = %e, "scrub task failed"),
+                Ok(Err(e)) => {
+                    worker.error(format_args!("blob {sha}: {e}"));
+                    tracing::warn!(blob = %sha, error = %e, "scrub could not read a blob");
+                }
+                Err(e) => {
+                    worker.error(format_args!("blob {sha}: {e}"));
+                    tracing::warn!(error = %e, "scrub task failed");
+                }
             }
         }
+        worker.done();
         tracing::info!(checked, bytes, corrupt, "scrub pass done");
     }
 }

@@ -66,6 +66,8 @@ pub struct AdminParts {
     pub purge_grace: Duration,
     /// This node's gateway URL (`gateway.advertise_url`).
     pub advertise_url: String,
+    /// This node's background workers, for `NodeStatus`.
+    pub workers: background::Workers,
 }
 
 pub struct AdminService {
@@ -78,14 +80,16 @@ pub struct AdminService {
     leader_wait: Duration,
     purge_grace: Duration,
     advertise_url: String,
+    workers: background::Workers,
     started: Instant,
 }
 
 impl AdminService {
     pub fn new(parts: AdminParts) -> Self {
-        let AdminParts { node, store, upstream, gateway, tokens, leader_wait, purge_grace, advertise_url } = parts;
+        let AdminParts { node, store, upstream, gateway, tokens, leader_wait, purge_grace, advertise_url, workers } = parts;
         let catalog = store.catalog.clone();
-        AdminService { node, catalog, store, upstream, gateway, tokens, leader_wait, purge_grace, advertise_url, started: Instant::now() }
+        let started = Instant::now();
+        AdminService { node, catalog, store, upstream, gateway, tokens, leader_wait, purge_grace, advertise_url, workers, started }
     }
 
     fn me(&self) -> u64 {

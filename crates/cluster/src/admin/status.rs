@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use api::Lag;
-use proto::v1::{ClusterStatusReply, FailingBlob, MemberStatus, NodeStatusReply, NodeStatusRequest, RaftMember};
+use proto::v1::{ClusterStatusReply, FailingBlob, MemberStatus, NodeStatusReply, NodeStatusRequest, RaftMember, WorkerInfo};
 use tonic::metadata::MetadataMap;
 
 use proto::tls::Transport;
@@ -31,6 +31,7 @@ impl AdminService {
             disk_free_bytes,
             disk_total_bytes,
             unix_time_ms: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+            workers: self.workers.status().into_iter().map(worker_info).collect(),
             ..Default::default()
         };
         match &self.node {
@@ -124,6 +125,19 @@ impl AdminService {
 
 /// The member that reports acting as primary (the highest term wins should
 /// two ever claim it); 0 when none does.
+fn worker_info(w: api::WorkerStatus) -> WorkerInfo {
+    let state = serde_json::to_value(w.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    WorkerInfo {
+        name: w.name,
+        state,
+        detail: w.detail.unwrap_or_default(),
+        last_error: w.last_error.unwrap_or_default(),
+        last_error_at_ms: w.last_error_at_ms.unwrap_or(0),
+        errors: w.errors,
+        completed: w.completed,
+    }
+}
+
 fn primary(members: &[MemberStatus]) -> u64 {
     members.iter().filter_map(|m| m.status.as_ref()).filter(|s| s.acting_primary).max_by_key(|s| s.term).map_or(0, |s| s.node_id)
 }

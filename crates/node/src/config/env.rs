@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 /// the configuration; they share the prefix and must not be rejected.
 const NOT_CONFIG: [&str; 4] = ["FLOTILLA_LOG", "FLOTILLA_CLUSTER", "FLOTILLA_ADMIN_TOKEN", "FLOTILLA_BIN"];
 
-/// `FLOTILLA_NODE_ID`, `FLOTILLA_DATA_DIR` and `FLOTILLA_<SECTION>__<KEY>`.
+/// `FLOTILLA_NODE_ID`, `FLOTILLA_DATA_DIR`, `FLOTILLA_SHUTDOWN_GRACE` and `FLOTILLA_<SECTION>__<KEY>`.
 pub(super) fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<()> {
     let vars: BTreeMap<String, String> = env.into_iter().filter(|(k, _)| k.starts_with("FLOTILLA_")).collect();
     for (name, value) in vars {
@@ -18,7 +18,7 @@ pub(super) fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (
         let rest = &name["FLOTILLA_".len()..];
         let value = env_value(&value);
         match rest.split_once("__") {
-            None if rest == "NODE_ID" || rest == "DATA_DIR" => {
+            None if ["NODE_ID", "DATA_DIR", "SHUTDOWN_GRACE"].contains(&rest) => {
                 table.insert(rest.to_ascii_lowercase(), value);
             }
             None if rest == "SUMDB" && value.as_str() == Some("") => continue,

@@ -171,3 +171,12 @@ fn shipped_example_config_loads() {
         assert_eq!(c.cluster.peer_map().unwrap().len(), 3);
     }
 }
+
+#[test]
+fn shutdown_grace_defaults_to_ten_seconds_and_must_be_positive() {
+    assert_eq!(Config::load(None, env(&[])).unwrap().shutdown_grace, Duration::from_secs(10));
+    let c = Config::load(None, env(&[("FLOTILLA_SHUTDOWN_GRACE", "30s")])).unwrap();
+    assert_eq!(c.shutdown_grace, Duration::from_secs(30));
+    let err = Config::load(None, env(&[("FLOTILLA_SHUTDOWN_GRACE", "0s")])).unwrap_err().to_string();
+    assert!(err.contains("shutdown_grace must be more than 0"), "{err}");
+}
