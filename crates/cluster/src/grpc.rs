@@ -2,13 +2,13 @@
 
 use std::net::SocketAddr;
 
-use anyhow::{Context, Result};
 use proto::tls::{ClusterTls, ConnLimit, Transport};
 use raft::ControlPlane;
 use replicator::Replicator;
 use tokio::sync::watch;
 
 use crate::admin::AdminService;
+use crate::Error;
 
 /// Connections one remote IP address may hold open on the cluster port
 /// (nodes use a handful each; tests run every node on one address).
@@ -25,11 +25,11 @@ pub async fn serve_grpc(
     admin: AdminService,
     addr: SocketAddr,
     mut stop: watch::Receiver<bool>,
-) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (cluster.listen)"))?;
+) -> Result<(), Error> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr, source })?;
     let auth = control.auth();
     let tls = match auth.transport() {
-        Transport::Tls(tls) => Some(tls.server_config().map_err(|e| anyhow::anyhow!("cluster TLS: {e}"))?),
+        Transport::Tls(tls) => Some(tls.server_config().map_err(Error::Tls)?),
         Transport::Plaintext => {
             if !addr.ip().is_loopback() {
                 tracing::warn!(
@@ -92,5 +92,5 @@ pub async fn serve_grpc(
             server.serve_with_incoming_shutdown(proto::tls::accept(Box::pin(incoming), config, identify), shutdown).await
         }
     }
-    .context("cluster gRPC server failed")
+    .map_err(Error::Serve)
 }

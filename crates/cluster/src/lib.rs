@@ -7,13 +7,16 @@
 //!   `data_dir/cluster-id` file that ties a data directory to its cluster.
 //! - `grpc`: the cluster port's gRPC server (raft, blobs, admin).
 //! - [`admin`]: the `flotilla.v1.Admin` service `flotillactl` talks to.
+//! - [`Error`]: what stops cluster mode, each with what to do.
 
 pub mod admin;
 mod announce;
+mod error;
 mod grpc;
 mod marker;
 mod raft_cluster;
 
+pub use error::Error;
 pub use grpc::serve_grpc;
 pub use marker::{check_marker, id_from_secret, write_marker};
 pub use raft_cluster::RaftCluster;

@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
 use sha2::Digest;
+
+use crate::Error;
 
 /// The cluster id when `cluster.id` is not set, from the secret: every
 /// node of a new cluster derives the same one without talking to the
@@ -21,24 +22,19 @@ const MARKER: &str = "cluster-id";
 /// Refuses, before the database is even opened, a data directory that
 /// another cluster created (raft checks it again in its own
 /// metadata; this check also keeps the files untouched).
-pub fn check_marker(data_dir: &Path, cluster_id: &str) -> Result<()> {
+pub fn check_marker(data_dir: &Path, cluster_id: &str) -> Result<(), Error> {
     match std::fs::read_to_string(data_dir.join(MARKER)) {
-        Ok(stored) if stored.trim() != cluster_id => bail!(
-            "data_dir {} belongs to cluster {:?}, this node is configured for cluster {cluster_id:?}; \
-             use an empty data_dir, or, if you rotated the cluster secret of this cluster, set cluster.id = {:?} \
-             on every node (the id then stays, whatever the secret)",
-            data_dir.display(),
-            stored.trim(),
-            stored.trim()
-        ),
+        Ok(stored) if stored.trim() != cluster_id => {
+            Err(Error::OtherCluster { data_dir: data_dir.into(), stored: stored.trim().to_string(), configured: cluster_id.to_string() })
+        }
         _ => Ok(()),
     }
 }
 
-pub fn write_marker(data_dir: &Path, cluster_id: &str) -> Result<()> {
+pub fn write_marker(data_dir: &Path, cluster_id: &str) -> Result<(), Error> {
     let path = data_dir.join(MARKER);
     if !path.exists() {
-        std::fs::write(&path, format!("{cluster_id}\n")).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(&path, format!("{cluster_id}\n")).map_err(|source| Error::WriteMarker { path, source })?;
     }
     Ok(())
 }
