@@ -567,3 +567,77 @@ fn a_12_mib_go_mod_never_stalls_the_log() {
     }
     assert!(cluster.node(primary).logs().contains("not caching a .mod larger than"), "{}", cluster.report());
 }
+
+/// An `@v/list` body of about `bytes`: distinct tagged versions with long
+/// pre-release names (few lines, so the test spends its time on raft, not
+/// on sorting versions).
+fn big_list_body(bytes: usize) -> Vec<u8> {
+    let pad = "x".repeat(200);
+    let mut body = Vec::with_capacity(bytes + 256);
+    let mut n = 0;
+    while body.len() < bytes {
+        body.extend_from_slice(format!("v1.0.{n}-{pad}\n").as_bytes());
+        n += 1;
+    }
+    body
+}
+
+#[test]
+fn a_follower_far_behind_catches_up_through_byte_bounded_batches() {
+    let _serial = serial();
+    // 90 lists of ~750 KiB: ~80 MiB of raft entries, more than one message
+    // may carry (64 MiB) and far more than one heartbeat (100 ms) can.
+    const LISTS: usize = 90;
+    const LIST_BYTES: usize = 750 << 10;
+    let mut set = ModuleSet::default();
+    let later = fresh_versions(&mut set, "meanwhile", 4);
+    let origin = Origin::start(set);
+    let modules: Vec<String> = (0..LISTS).map(|i| format!("example.com/biglist/m{i}")).collect();
+    for (i, module) in modules.iter().enumerate() {
+        let mut body = big_list_body(LIST_BYTES);
+        body.extend_from_slice(format!("v9.9.{i}\n").as_bytes());
+        origin.tamper(&harness::modules::list_path(module), harness::origin::Tamper::Body(body));
+    }
+    // Snapshots only every 100,000 entries: the follower must get the
+    // entries themselves through AppendEntries, not a snapshot.
+    let opts = ClusterOptions { env: vec![("FLOTILLA_RAFT__SNAPSHOT_EVERY", "100000")], ..ClusterOptions::default() };
+    let mut cluster = Cluster::start(&origin.url(), opts);
+    let (primary, _) = cluster.wait_converged(&[1, 2, 3], CONVERGE);
+    let behind = cluster.others(primary)[0];
+    cluster.node_mut(behind).stop();
+    for module in &modules {
+        let r = cluster.get(primary, &harness::modules::list_path(module));
+        assert!(r.status == 200 && r.body.len() > LIST_BYTES, "{module}/@v/list: {}\n{}", r.summary(), cluster.report());
+    }
+    let committed = cluster.status(primary).unwrap().committed.expect("the primary's commit index");
+    assert!(committed > LISTS as u64, "the lists were committed: {committed}");
+    assert!(
+        !cluster.node(primary).logs().contains("not caching a list"),
+        "lists of {LIST_BYTES} bytes fit in one raft entry\n{}",
+        cluster.report()
+    );
+
+    cluster.node_mut(behind).restart();
+    // New misses keep committing on time while the follower catches up.
+    for v in &later {
+        let started = Instant::now();
+        let r = cluster.get(primary, &v.url_path("mod"));
+        assert!(r.status == 200 && r.body == v.go_mod, "{}: {}\n{}", v.spec(), r.summary(), cluster.report());
+        assert!(started.elapsed() < Duration::from_secs(3), "{} took {:?}\n{}", v.spec(), started.elapsed(), cluster.report());
+    }
+    cluster.wait_for(&format!("node {behind} applying index {committed}"), Duration::from_secs(60), || {
+        cluster.status(behind).is_ok_and(|s| s.last_applied.is_some_and(|a| a >= committed))
+    });
+    // It holds them in its own catalog: with the origin gone, it lists the
+    // versions of the last module (the list cached through raft).
+    origin.stop();
+    let last = modules.last().unwrap();
+    let r = cluster.get(behind, &harness::modules::list_path(last));
+    let text = String::from_utf8_lossy(&r.body);
+    assert!(r.status == 200 && text.contains(&format!("v9.9.{}\n", LISTS - 1)), "{}\n{}", r.summary(), cluster.report());
+    for v in &later {
+        cluster.wait_for(&format!("{} on node {behind}", v.spec()), Duration::from_secs(10), || {
+            cluster.try_get(behind, &v.url_path("mod")).is_ok_and(|r| r.status == 200 && r.body == v.go_mod)
+        });
+    }
+}

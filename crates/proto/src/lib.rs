@@ -17,3 +17,4 @@ pub use v1::{AnnounceReply, AnnounceRequest, PurgeReply, PurgeRequest};
 pub use v1::{Chunk, FetchRequest, RaftReply, RaftRequest, ReportReply, ReportRequest, StatReply, StatRequest};
 
 pub mod tls;
+pub mod wire;

@@ -109,6 +109,7 @@ impl AdminService {
     /// Checks the caller's token; answers its name.
     fn admit<T>(&self, request: &Request<T>, rpc: &str) -> Result<String, Status> {
         let me = self.me();
+        proto::wire::check(request.metadata())?;
         let Some(tokens) = &self.tokens else {
             return Err(Status::failed_precondition(format!(
                 "the admin API is disabled on node {me}: set admin.token_file (FLOTILLA_ADMIN__TOKEN_FILE) on every node"
@@ -191,6 +192,7 @@ async fn peer_client(transport: &Transport, addr: &str, timeout: Duration) -> Re
 /// `message` with the caller's token, and marked as passed on by node `me`.
 fn passed_on<T>(me: u64, metadata: &MetadataMap, message: T) -> Request<T> {
     let mut request = Request::new(message);
+    proto::wire::stamp(request.metadata_mut());
     if let Some(auth) = metadata.get(AUTHORIZATION) {
         request.metadata_mut().insert(AUTHORIZATION, auth.clone());
     }
@@ -274,6 +276,7 @@ impl AdminService {
             ProposeError::Timeout => Status::deadline_exceeded(format!(
                 "outcome unknown: the purge did not commit within {COMMIT_TIMEOUT:?} (no majority reachable?); it may still take effect"
             )),
+            e @ ProposeError::TooLarge { .. } => Status::internal(e.to_string()),
             ProposeError::Fatal(e) => Status::internal(format!("raft failed: {e}")),
         })?;
         let zip_sha256 = zip.map(|z| z.sha256.to_hex()).unwrap_or_default();
