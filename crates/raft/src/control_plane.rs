@@ -196,7 +196,7 @@ impl ControlPlane {
     pub async fn write(&self, cmd: Command, timeout: Duration) -> Result<Applied, ProposeError> {
         // One place decides what is too big for the log: an entry must fit
         // in one AppendEntries (see `MAX_COMMAND_BYTES`).
-        let bytes = serde_json::to_vec(&cmd).map(|v| v.len()).map_err(|e| ProposeError::Fatal(format!("encoding the command: {e}")))?;
+        let bytes = crate::codec::encoded_len(&cmd);
         if bytes > crate::MAX_COMMAND_BYTES {
             return Err(ProposeError::TooLarge { bytes, limit: crate::MAX_COMMAND_BYTES });
         }

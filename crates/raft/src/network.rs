@@ -25,6 +25,7 @@ use tonic::metadata::AsciiMetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status};
 
+use crate::codec::encoded_len;
 use crate::types::{ClusterNode, Command, Raft, TypeConfig, Vote};
 use crate::Error;
 
@@ -282,25 +283,6 @@ impl BatchBudget {
 /// `leader_commit` is clamped to the entries it carries, but a follower's
 /// readiness wants to know how far the cluster really is.
 const LEADER_COMMIT_HEADER: &str = "x-flotilla-leader-commit";
-
-/// The encoded (JSON) size of `value`, without keeping the bytes.
-fn encoded_len(value: &impl Serialize) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    // Writing to a counter cannot fail; a value that does not serialize
-    // fails again, with its error, when the request is encoded.
-    let _ = serde_json::to_writer(&mut count, value);
-    count.0
-}
 
 /// Cuts `req` to the entries that fit `budget` bytes (their encoded size;
 /// always at least one) and clamps `leader_commit` to the last entry sent,
