@@ -23,7 +23,10 @@
 //! memory. `raft_meta` records the current snapshot's meta, and while one is
 //! being installed in several batches (catalogs over [`INSTALL_BATCH`]), the
 //! meta of that install: a node that crashed in the middle finishes it from
-//! the file when it starts again, before raft runs.
+//! the file when it starts again, before raft runs. Builds and installs
+//! never overlap (`snapshot_lock`), so a build never snapshots a
+//! half-replaced catalog nor removes the file an install reads; start-up
+//! removes what a crash left half written or unrecorded.
 
 use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
