@@ -600,7 +600,10 @@ fn a_follower_far_behind_catches_up_through_byte_bounded_batches() {
     }
     // Snapshots only every 100,000 entries: the follower must get the
     // entries themselves through AppendEntries, not a snapshot.
-    let opts = ClusterOptions { env: vec![("FLOTILLA_RAFT__SNAPSHOT_EVERY", "100000")], ..ClusterOptions::default() };
+    // Lists stay fresh for the whole test, so a node answers them from its
+    // own catalog.
+    let env = vec![("FLOTILLA_RAFT__SNAPSHOT_EVERY", "100000"), ("FLOTILLA_CACHE__LIST_TTL", "1h")];
+    let opts = ClusterOptions { env, ..ClusterOptions::default() };
     // A list too large for one raft entry is answered, not cached.
     let too_big = "example.com/biglist/huge";
     let mut body = big_list_body(1200 << 10);
@@ -637,17 +640,22 @@ fn a_follower_far_behind_catches_up_through_byte_bounded_batches() {
     cluster.wait_for(&format!("node {behind} applying index {committed}"), Duration::from_secs(60), || {
         cluster.status(behind).is_ok_and(|s| s.last_applied.is_some_and(|a| a >= committed))
     });
-    // It holds them in its own catalog: with the origin gone, it lists the
-    // versions of the last module (the list cached through raft).
+    for v in &later {
+        cluster.wait_for(&format!("{} on node {behind}", v.spec()), Duration::from_secs(10), || {
+            cluster.try_get(behind, &v.url_path("mod")).is_ok_and(|r| r.status == 200 && r.body == v.go_mod)
+        });
+    }
+    // It holds them in its own catalog: with the origin and the primary
+    // gone, it lists the versions of the last module (cached through raft).
     origin.stop();
+    cluster.node_mut(primary).stop();
     let last = modules.last().unwrap();
     let r = cluster.get(behind, &harness::modules::list_path(last));
     let text = String::from_utf8_lossy(&r.body);
     assert!(r.status == 200 && text.contains(&format!("v9.9.{}\n", LISTS - 1)), "{}\n{}", r.summary(), cluster.report());
     for v in &later {
-        cluster.wait_for(&format!("{} on node {behind}", v.spec()), Duration::from_secs(10), || {
-            cluster.try_get(behind, &v.url_path("mod")).is_ok_and(|r| r.status == 200 && r.body == v.go_mod)
-        });
+        let r = cluster.get(behind, &v.url_path("mod"));
+        assert!(r.status == 200 && r.body == v.go_mod, "{} on node {behind}: {}\n{}", v.spec(), r.summary(), cluster.report());
     }
 }
 
