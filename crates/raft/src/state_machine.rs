@@ -320,6 +320,12 @@ impl StateMachine {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        // An install in progress can take minutes: wait for it without
+        // holding one of the runtime's threads (mostly: one that starts
+        // right after this look is waited for in the lock).
+        while matches!(self.snapshot_lock.try_lock(), Err(std::sync::TryLockError::WouldBlock)) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         let (meta, file) = self.build_snapshot_file()?;
         Ok(Snapshot { meta, snapshot: Box::new(tokio::fs::File::from_std(file)) })
     }

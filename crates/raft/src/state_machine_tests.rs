@@ -185,3 +185,18 @@ async fn start_up_removes_partial_and_unrecorded_snapshot_files() {
     assert_eq!(file_names(&snapshots), [format!("{}.snap", built.meta.snapshot_id)]);
     assert_eq!(sm.get_current_snapshot().await.unwrap().unwrap().meta, built.meta);
 }
+
+#[tokio::test]
+async fn a_build_waits_until_an_install_in_progress_is_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, sm) = filled(dir.path(), 10);
+    // What `install_snapshot` holds from publishing its file to recording it.
+    let installing = sm.lock_snapshots();
+    let mut builder = sm.clone();
+    let build = tokio::spawn(async move { builder.build_snapshot().await.map(|s| s.meta) });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!build.is_finished(), "a build ran during an install");
+    drop(installing);
+    let meta = tokio::time::timeout(std::time::Duration::from_secs(5), build).await.expect("the build goes on").unwrap().unwrap();
+    assert_eq!(meta.last_log_id.map(|id| id.index), Some(42));
+}
