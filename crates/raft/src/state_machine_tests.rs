@@ -190,13 +190,22 @@ async fn start_up_removes_partial_and_unrecorded_snapshot_files() {
 async fn a_build_waits_until_an_install_in_progress_is_done() {
     let dir = tempfile::tempdir().unwrap();
     let (_db, sm) = filled(dir.path(), 10);
-    // What `install_snapshot` holds from publishing its file to recording it.
-    let installing = sm.lock_snapshots();
+    // What `install_snapshot` holds from publishing its file to recording
+    // it, held by another thread.
+    let (locked, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+    let installer = sm.clone();
+    let installing = std::thread::spawn(move || {
+        let _guard = installer.lock_snapshots();
+        locked.0.send(()).unwrap();
+        let _ = release.1.recv();
+    });
+    locked.1.recv().unwrap();
     let mut builder = sm.clone();
     let build = tokio::spawn(async move { builder.build_snapshot().await.map(|s| s.meta) });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(!build.is_finished(), "a build ran during an install");
-    drop(installing);
+    release.0.send(()).unwrap();
+    installing.join().unwrap();
     let meta = tokio::time::timeout(std::time::Duration::from_secs(5), build).await.expect("the build goes on").unwrap().unwrap();
     assert_eq!(meta.last_log_id.map(|id| id.index), Some(42));
 }
