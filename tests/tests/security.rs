@@ -567,3 +567,130 @@ fn a_12_mib_go_mod_never_stalls_the_log() {
     }
     assert!(cluster.node(primary).logs().contains("not caching a .mod larger than"), "{}", cluster.report());
 }
+
+/// An `@v/list` body of about `bytes`: distinct tagged versions with long
+/// pre-release names (few lines, so the test spends its time on raft, not
+/// on sorting versions).
+fn big_list_body(bytes: usize) -> Vec<u8> {
+    let pad = "x".repeat(200);
+    let mut body = Vec::with_capacity(bytes + 256);
+    let mut n = 0;
+    while body.len() < bytes {
+        body.extend_from_slice(format!("v1.0.{n}-{pad}\n").as_bytes());
+        n += 1;
+    }
+    body
+}
+
+#[test]
+fn a_follower_far_behind_catches_up_through_byte_bounded_batches() {
+    let _serial = serial();
+    // 90 lists of ~750 KiB: ~80 MiB of raft entries, more than one message
+    // may carry (64 MiB) and far more than one heartbeat (100 ms) can.
+    const LISTS: usize = 90;
+    const LIST_BYTES: usize = 750 << 10;
+    let mut set = ModuleSet::default();
+    let later = fresh_versions(&mut set, "meanwhile", 4);
+    let origin = Origin::start(set);
+    let modules: Vec<String> = (0..LISTS).map(|i| format!("example.com/biglist/m{i}")).collect();
+    for (i, module) in modules.iter().enumerate() {
+        let mut body = big_list_body(LIST_BYTES);
+        body.extend_from_slice(format!("v9.9.{i}\n").as_bytes());
+        origin.tamper(&harness::modules::list_path(module), harness::origin::Tamper::Body(body));
+    }
+    // Snapshots only every 100,000 entries: the follower must get the
+    // entries themselves through AppendEntries, not a snapshot.
+    // Lists stay fresh for the whole test, so a node answers them from its
+    // own catalog.
+    let env = vec![("FLOTILLA_RAFT__SNAPSHOT_EVERY", "100000"), ("FLOTILLA_CACHE__LIST_TTL", "1h")];
+    let opts = ClusterOptions { env, ..ClusterOptions::default() };
+    // A list too large for one raft entry is answered, not cached.
+    let too_big = "example.com/biglist/huge";
+    let mut body = big_list_body(1200 << 10);
+    body.extend_from_slice(b"v9.9.9\n");
+    origin.tamper(&harness::modules::list_path(too_big), harness::origin::Tamper::Body(body));
+    let mut cluster = Cluster::start(&origin.url(), opts);
+    let (primary, _) = cluster.wait_converged(&[1, 2, 3], CONVERGE);
+    let r = cluster.get(primary, &harness::modules::list_path(too_big));
+    assert!(r.status == 200 && String::from_utf8_lossy(&r.body).contains("v9.9.9\n"), "{}", r.summary());
+    assert!(cluster.node(primary).logs().contains("not caching a list larger than"), "{}", cluster.report());
+    let behind = cluster.others(primary)[0];
+    cluster.node_mut(behind).stop();
+    for module in &modules {
+        let r = cluster.get(primary, &harness::modules::list_path(module));
+        assert!(r.status == 200 && r.body.len() > LIST_BYTES, "{module}/@v/list: {}\n{}", r.summary(), cluster.report());
+    }
+    let committed = cluster.status(primary).unwrap().committed.expect("the primary's commit index");
+    assert!(committed > LISTS as u64, "the lists were committed: {committed}");
+    assert_eq!(
+        cluster.node(primary).logs().matches("not caching a list").count(),
+        1,
+        "lists of {LIST_BYTES} bytes fit in one raft entry (only the huge one is not cached)\n{}",
+        cluster.report()
+    );
+
+    cluster.node_mut(behind).restart();
+    // New misses keep committing on time while the follower catches up.
+    for v in &later {
+        let started = Instant::now();
+        let r = cluster.get(primary, &v.url_path("mod"));
+        assert!(r.status == 200 && r.body == v.go_mod, "{}: {}\n{}", v.spec(), r.summary(), cluster.report());
+        assert!(started.elapsed() < Duration::from_secs(3), "{} took {:?}\n{}", v.spec(), started.elapsed(), cluster.report());
+    }
+    cluster.wait_for(&format!("node {behind} applying index {committed}"), Duration::from_secs(60), || {
+        cluster.status(behind).is_ok_and(|s| s.last_applied.is_some_and(|a| a >= committed))
+    });
+    for v in &later {
+        cluster.wait_for(&format!("{} on node {behind}", v.spec()), Duration::from_secs(10), || {
+            cluster.try_get(behind, &v.url_path("mod")).is_ok_and(|r| r.status == 200 && r.body == v.go_mod)
+        });
+    }
+    // It holds them in its own catalog: with the origin and the primary
+    // gone, it lists the versions of the last module (cached through raft).
+    origin.stop();
+    cluster.node_mut(primary).stop();
+    let last = modules.last().unwrap();
+    let r = cluster.get(behind, &harness::modules::list_path(last));
+    let text = String::from_utf8_lossy(&r.body);
+    assert!(r.status == 200 && text.contains(&format!("v9.9.{}\n", LISTS - 1)), "{}\n{}", r.summary(), cluster.report());
+    for v in &later {
+        let r = cluster.get(behind, &v.url_path("mod"));
+        assert!(r.status == 200 && r.body == v.go_mod, "{} on node {behind}: {}\n{}", v.spec(), r.summary(), cluster.report());
+    }
+}
+
+#[test]
+fn a_call_of_another_wire_version_is_refused_with_both_versions() {
+    let _serial = serial();
+    let origin = Origin::start(ModuleSet::standard());
+    let cluster = Cluster::start(&origin.url(), ClusterOptions::default());
+    let (primary, _) = cluster.wait_converged(&[1, 2, 3], CONVERGE);
+    let from = cluster.others(primary)[0];
+    let addr = cluster.layout.member(primary).cluster.to_string();
+    let (blobs, admin) = runtime().block_on(async {
+        let channel = Transport::Plaintext
+            .endpoint(&addr, &proto::tls::node_name(primary))
+            .unwrap()
+            .timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .unwrap();
+        // A node of a later release: everything else about the call is right.
+        let mut request = stamp(tonic::Request::new(StatRequest { from, sha256: "0".repeat(64) }), &cluster);
+        request.metadata_mut().insert(proto::wire::WIRE_HEADER, AsciiMetadataValue::from_static("99"));
+        let blobs = proto::BlobsClient::new(channel.clone()).stat(request).await.expect_err("version 99 is refused");
+        let mut request = tonic::Request::new(proto::v1::NodeStatusRequest {});
+        request.metadata_mut().insert(proto::wire::WIRE_HEADER, AsciiMetadataValue::from_static("99"));
+        let admin = proto::AdminClient::new(channel.clone()).node_status(request).await.expect_err("version 99 is refused");
+        // Today's nodes, which send no header, are version 1: refused only for what they lack.
+        let request = stamp(tonic::Request::new(StatRequest { from, sha256: "0".repeat(64) }), &cluster);
+        proto::BlobsClient::new(channel).stat(request).await.expect("an unmarked call is version 1");
+        (blobs, admin)
+    });
+    for refused in [&blobs, &admin] {
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
+        let message = refused.message();
+        assert!(message.contains("cluster wire version 99") && message.contains("speaks version 1"), "{message}");
+    }
+    assert!(cluster.node(primary).logs().contains("refused cluster RPC: another wire version"), "{}", cluster.report());
+}

@@ -167,6 +167,7 @@ fn not_committed(e: ProposeError) -> ClusterError {
     match e {
         ProposeError::NotLeader { leader } => ClusterError::NotPrimary { leader },
         ProposeError::Timeout => ClusterError::Timeout { after: COMMIT_TIMEOUT },
+        ProposeError::TooLarge { bytes, limit } => ClusterError::TooLarge { bytes, limit },
         ProposeError::Fatal(e) => ClusterError::Fatal(e),
     }
 }

@@ -87,6 +87,7 @@ impl Admin {
                 }
             };
             let mut request = Request::new(message.clone());
+            proto::wire::stamp(request.metadata_mut());
             let bearer = format!("Bearer {}", self.token).parse().context("the admin token is not valid in a header")?;
             request.metadata_mut().insert("authorization", bearer);
             let answer = tokio::time::timeout(self.timeout, rpc(AdminClient::new(channel), request))

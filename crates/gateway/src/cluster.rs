@@ -30,6 +30,11 @@ pub enum ClusterError {
          were confirmed within {waited:?}; it will keep replicating; retry"
     )]
     TooFewCopies { held: usize, want: usize, waited: Duration },
+    /// The write is larger than one raft entry may be (`limit`, the raft
+    /// crate's `MAX_COMMAND_BYTES`): it was not proposed. The gateway
+    /// answers with what it fetched without caching it (`fill::commit_or_relay`).
+    #[error("the catalog write would be a {bytes}-byte raft entry, larger than the {limit} bytes one may be")]
+    TooLarge { bytes: usize, limit: usize },
     /// The cluster cannot do it now; the text says why.
     #[error("{0}")]
     Unavailable(String),
@@ -51,6 +56,7 @@ impl From<ClusterError> for ApiError {
             ClusterError::Timeout { .. } | ClusterError::TooFewCopies { .. } => ApiError::unavailable(e.to_string(), 2),
             ClusterError::Unavailable(_) => ApiError::unavailable(e.to_string(), 1),
             ClusterError::Fatal(_) => ApiError::internal(e.to_string()),
+            ClusterError::TooLarge { .. } => ApiError::bad_gateway(e.to_string()),
             ClusterError::Store(e) => e.into(),
         }
     }

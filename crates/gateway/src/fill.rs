@@ -14,9 +14,6 @@ use crate::{modcheck, sumdb};
 use crate::{ApiError, AppState};
 
 const MAX_INFO: u64 = 1 << 20;
-/// The largest `.mod` a cluster caches (real ones are a few KiB, the largest
-/// tens of KiB; Go allows 16 MiB).
-const MAX_REPLICATED_MOD: usize = 256 << 10;
 
 pub async fn info(state: &Arc<AppState>, module: &ModulePath, version: &Version) -> Result<Vec<u8>, ApiError> {
     let key = format!("info {}@{}", module.escaped(), version.escaped());
@@ -71,7 +68,9 @@ async fn fetch_info(state: &AppState, module: &ModulePath, version: &Version) ->
     if info.version != version.as_str() {
         return Err(ApiError::bad_gateway(format!("upstream answered {what} with version {:?}; refusing to cache it", info.version)));
     }
-    put(state, module, version, VersionParts { info: Some(body.clone()), ..Default::default() }).await?;
+    if !put(state, module, version, VersionParts { info: Some(body.clone()), ..Default::default() }, ".info", &what).await? {
+        return Ok(body);
+    }
     tracing::info!(%module, %version, "cached .info");
     Ok(recorded(&what, body, state.store.catalog.info(module, version)?))
 }
@@ -84,14 +83,9 @@ async fn fetch_mod(state: &Arc<AppState>, module: &ModulePath, version: &Version
     modcheck::check_matches_zip(state, module, version, &body, &what).await?;
     let h1 = gomod::h1_go_mod(&body);
     sumdb::check_go_mod(state, module, version, &h1, &what).await?;
-    if body.len() > MAX_REPLICATED_MOD && state.cluster.role() != crate::Role::Standalone {
-        // Catalog writes travel through the raft log; an entry of many MiB
-        // takes longer than a heartbeat to send and stalls the log for
-        // everyone. Such a .mod is relayed from upstream, not cached.
-        tracing::info!(%module, %version, bytes = body.len(), "not caching a .mod larger than {MAX_REPLICATED_MOD} bytes; relayed from upstream");
+    if !put(state, module, version, VersionParts { go_mod: Some(body.clone()), ..Default::default() }, ".mod", &what).await? {
         return Ok(body);
     }
-    put(state, module, version, VersionParts { go_mod: Some(body.clone()), ..Default::default() }).await?;
     tracing::info!(%module, %version, %h1, "cached .mod");
     Ok(recorded(&what, body, state.store.catalog.go_mod(module, version)?))
 }
@@ -191,7 +185,8 @@ async fn fetch_zip(state: &Arc<AppState>, module: &ModulePath, version: &Version
         }
     }
     let zip = ZipRef { sha256: sha, size, h1: summary.h1, fetched_at_ms: crate::state::now_ms() };
-    put(state, module, version, VersionParts { zip: Some(zip.clone()), ..Default::default() }).await?;
+    // A zip's entry is a few hundred bytes: never too large for the log.
+    put(state, module, version, VersionParts { zip: Some(zip.clone()), ..Default::default() }, ".zip", &what).await?;
     tracing::info!(%module, %version, size, sha256 = %zip.sha256, h1 = %zip.h1, took_ms = started.elapsed().as_millis() as u64, "cached .zip");
     Ok(recorded(&what, zip, state.store.catalog.zip(module, version)?))
 }
@@ -223,10 +218,39 @@ fn disk_space(state: &AppState) -> Result<(), ApiError> {
     })
 }
 
-async fn put(state: &AppState, module: &ModulePath, version: &Version, parts: VersionParts) -> Result<(), ApiError> {
+/// Records `parts` of a version; `Ok(false)` when they are too large for the
+/// log and were not recorded (see [`commit_or_relay`]).
+async fn put(
+    state: &AppState,
+    module: &ModulePath,
+    version: &Version,
+    parts: VersionParts,
+    kind: &str,
+    what: &str,
+) -> Result<bool, ApiError> {
     disk_space(state)?;
-    state.cluster.commit(CatalogOp::PutVersion { module: module.clone(), version: version.clone(), parts }).await?;
-    Ok(())
+    commit_or_relay(state, CatalogOp::PutVersion { module: module.clone(), version: version.clone(), parts }, kind, what).await
+}
+
+/// Commits `op`; `Ok(false)` when the cluster refused it as larger than one
+/// raft entry may be (`ClusterError::TooLarge`, decided by the raft crate
+/// for every command: an entry must fit in one AppendEntries, else it
+/// stalls the log for everyone). The caller then answers with what it
+/// fetched, relayed from upstream and not cached. A single node caches
+/// everything.
+pub async fn commit_or_relay(state: &AppState, op: CatalogOp, kind: &str, what: &str) -> Result<bool, ApiError> {
+    match state.cluster.commit(op).await {
+        Ok(()) => Ok(true),
+        Err(crate::ClusterError::TooLarge { bytes, limit }) => {
+            tracing::info!(
+                what,
+                entry_bytes = bytes,
+                "not caching a {kind} larger than {limit} bytes as a raft entry; relayed from upstream"
+            );
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub fn outcome<T>(result: &Result<T, upstream::Error>) -> &'static str {

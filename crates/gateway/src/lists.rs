@@ -11,7 +11,7 @@ use axum::response::Response;
 use gomod::{ModulePath, Version};
 use store::{CatalogOp, LatestRecord, ListRecord};
 
-use crate::fill::{fetch_small, negative_guard};
+use crate::fill::{commit_or_relay, fetch_small, negative_guard};
 use crate::primary::{self, Incoming};
 use crate::proxy::{respond, JSON, TEXT};
 use crate::state::now_ms;
@@ -64,7 +64,8 @@ async fn refresh_list(state: &Arc<AppState>, module: &ModulePath) -> Result<List
                 let what = format!("{m}/@v/list");
                 let body = fetch_small(&st, "list", &m, "@v/list", MAX_LIST, &what).await?;
                 let rec = ListRecord { versions: parse_list(&body), fetched_at_ms: now_ms() };
-                st.cluster.commit(CatalogOp::PutList { module: m.clone(), list: rec.clone() }).await?;
+                // A list too large for one raft entry is served, not cached.
+                commit_or_relay(&st, CatalogOp::PutList { module: m.clone(), list: rec.clone() }, "list", &what).await?;
                 Ok(rec)
             })
             .await
@@ -97,7 +98,7 @@ pub async fn latest(state: &Arc<AppState>, module: &ModulePath, req: &Incoming<'
                 gomod::parse_info(&body).map_err(|e| ApiError::bad_gateway(format!("upstream sent an invalid {what}: {e}")))?;
                 let info = String::from_utf8(body).map_err(|_| ApiError::bad_gateway(format!("upstream {what} is not UTF-8")))?;
                 let rec = LatestRecord { info: info.clone(), fetched_at_ms: now_ms() };
-                st.cluster.commit(CatalogOp::PutLatest { module: m.clone(), latest: rec }).await?;
+                commit_or_relay(&st, CatalogOp::PutLatest { module: m.clone(), latest: rec }, "@latest", &what).await?;
                 Ok(info.into_bytes())
             })
             .await

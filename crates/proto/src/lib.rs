@@ -17,6 +17,7 @@ pub use v1::{AnnounceReply, AnnounceRequest, PurgeReply, PurgeRequest};
 pub use v1::{Chunk, FetchRequest, RaftReply, RaftRequest, ReportReply, ReportRequest, StatReply, StatRequest};
 
 pub mod tls;
+pub mod wire;
 
 /// An error and its causes, `outer: inner: innermost` (tonic's transport
 /// errors hide the reason, e.g. "connection refused", in their sources).

@@ -53,7 +53,8 @@ impl ControlPlane {
         log.claim_cluster(&cfg.cluster_id)?;
         let state = StateMachine::open(db).map_err(|e| Error::Start(format!("opening the catalog state machine: {e}")))?;
 
-        let network = Network { node_id: cfg.node_id, auth: auth.clone() };
+        let network =
+            Network { node_id: cfg.node_id, auth: auth.clone(), batch_budget: crate::config::batch_budget(cfg.settings.heartbeat) };
         let raft =
             Raft::new(cfg.node_id, openraft_config, network, log.clone(), state.clone()).await.map_err(|e| Error::Start(e.to_string()))?;
         if cfg.join {
@@ -193,6 +194,12 @@ impl ControlPlane {
     /// [`ControlPlane::propose`], answering with what applying the entry
     /// did (its index, and the parts of a version it left as recorded).
     pub async fn write(&self, cmd: Command, timeout: Duration) -> Result<Applied, ProposeError> {
+        // One place decides what is too big for the log: an entry must fit
+        // in one AppendEntries (see `MAX_COMMAND_BYTES`).
+        let bytes = crate::codec::encoded_len(&cmd);
+        if bytes > crate::MAX_COMMAND_BYTES {
+            return Err(ProposeError::TooLarge { bytes, limit: crate::MAX_COMMAND_BYTES });
+        }
         // openraft 0.9's client_write waits forever on a leader cut off from
         // the majority, hence the timeout.
         match tokio::time::timeout(timeout, self.inner.raft.client_write(cmd)).await {

@@ -37,6 +37,10 @@ pub enum ProposeError {
     /// No commit in time: the leader may be cut off from the majority.
     #[error("the proposal was not committed in time")]
     Timeout,
+    /// The command's entry would be `bytes` long, more than one
+    /// AppendEntries carries in time (`limit`): it is not proposed.
+    #[error("the entry would be {bytes} bytes, more than the {limit} a raft entry may have")]
+    TooLarge { bytes: usize, limit: usize },
     #[error("raft failed: {0}")]
     Fatal(String),
 }

@@ -25,6 +25,7 @@ mod types;
 
 pub use config::{
     RaftConfig, RaftSettings, DEFAULT_ELECTION_TIMEOUT_MAX, DEFAULT_ELECTION_TIMEOUT_MIN, DEFAULT_HEARTBEAT, DEFAULT_SNAPSHOT_EVERY,
+    MAX_COMMAND_BYTES,
 };
 pub use control_plane::ControlPlane;
 pub use error::{Error, ProposeError};

@@ -84,8 +84,30 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(i) => Some(*i),
             Bound::Unbounded => None,
         };
+        self.read_entries(start, end, usize::MAX)
+    }
+
+    /// What openraft reads to replicate: a prefix of `[start, end)` of about
+    /// [`MAX_READ_BYTES`] (at least one entry), so a follower far behind does
+    /// not make the leader decode hundreds of MiB per AppendEntries; the
+    /// network trims the batch further to its byte budget.
+    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry>, StorageError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        self.read_entries(start, Some(end), MAX_READ_BYTES)
+    }
+}
+
+/// The most bytes of stored entries [`LogStore::limited_get_log_entries`]
+/// reads for one AppendEntries: the largest batch budget.
+const MAX_READ_BYTES: usize = 4 << 20;
+
+impl LogStore {
+    fn read_entries(&self, start: u64, end: Option<u64>, max_bytes: usize) -> Result<Vec<Entry>, StorageError> {
         let end_key = end.map(index_key);
-        let rows = self.db.scan_range(CF_RAFT_LOG, &index_key(start), end_key.as_ref().map(|k| &k[..])).map_err(read_err)?;
+        let rows =
+            self.db.scan_range_limited(CF_RAFT_LOG, &index_key(start), end_key.as_ref().map(|k| &k[..]), max_bytes).map_err(read_err)?;
         rows.iter().map(|(_, value)| from_json("log entry", value)).collect()
     }
 }

@@ -25,6 +25,7 @@ use tonic::metadata::AsciiMetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status};
 
+use crate::codec::encoded_len;
 use crate::types::{ClusterNode, Command, Raft, TypeConfig, Vote};
 use crate::Error;
 
@@ -93,8 +94,10 @@ impl ClusterAuth {
         self.peers.get(&id)
     }
 
-    /// Adds this cluster's credentials to an outgoing request.
+    /// Adds this cluster's credentials, and the wire version
+    /// (`proto::wire`), to an outgoing request.
     pub fn stamp<T>(&self, request: &mut Request<T>) {
+        proto::wire::stamp(request.metadata_mut());
         request.metadata_mut().insert(SECRET_HEADER, self.secret.clone());
         request.metadata_mut().insert(CLUSTER_HEADER, self.cluster_id.clone());
     }
@@ -110,8 +113,12 @@ impl ClusterAuth {
         self.transport.endpoint(addr, &proto::tls::node_name(target))
     }
 
-    /// The secret and the cluster id of a request.
+    /// The wire version, the secret and the cluster id of a request.
     fn check_headers(&self, metadata: &tonic::metadata::MetadataMap, remote: &str, rpc: &str) -> Result<(), Status> {
+        if let Err(refused) = proto::wire::check(metadata) {
+            tracing::warn!(%remote, rpc, reason = refused.message(), "refused cluster RPC: another wire version");
+            return Err(refused);
+        }
         let secret_ok = metadata.get(SECRET_HEADER).is_some_and(|given| bool::from(given.as_bytes().ct_eq(self.secret.as_bytes())));
         if !secret_ok {
             tracing::warn!(%remote, rpc, "refused cluster RPC: wrong cluster secret (or none)");
@@ -194,6 +201,8 @@ impl ClusterAuth {
 pub(crate) struct Network {
     pub(crate) node_id: u64,
     pub(crate) auth: Arc<ClusterAuth>,
+    /// Bytes of entries one AppendEntries carries ([`crate::config::batch_budget`]).
+    pub(crate) batch_budget: usize,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -211,7 +220,14 @@ impl RaftNetworkFactory<TypeConfig> for Network {
                 RaftClient::new(channel).max_decoding_message_size(MAX_MESSAGE_SIZE).max_encoding_message_size(MAX_MESSAGE_SIZE)
             })
             .map_err(|e| Arc::new(Error::BadAddress { reason: format!("invalid cluster address of node {target}: {e}"), addr }));
-        PeerClient { from: self.node_id, target, client, auth: self.auth.clone() }
+        PeerClient {
+            from: self.node_id,
+            target,
+            client,
+            auth: self.auth.clone(),
+            budget: BatchBudget::new(self.batch_budget),
+            wire_warned: None,
+        }
     }
 }
 
@@ -220,6 +236,77 @@ pub(crate) struct PeerClient {
     target: u64,
     client: Result<RaftClient<Channel>, Arc<Error>>,
     auth: Arc<ClusterAuth>,
+    budget: BatchBudget,
+    /// When a wire-version refusal was last logged.
+    wire_warned: Option<std::time::Instant>,
+}
+
+/// The byte budget of AppendEntries to one peer: the configured one, halved
+/// (down to [`MIN_ADAPTED_BUDGET`], still at least one entry) each time a
+/// batch did not come back within openraft's timeout (a slow link or disk),
+/// and doubled back after each batch that did.
+struct BatchBudget {
+    full: usize,
+    now: usize,
+    /// A batch was sent and its answer never awaited: openraft dropped the
+    /// call at its timeout.
+    in_flight: bool,
+}
+
+const MIN_ADAPTED_BUDGET: usize = 64 << 10;
+
+impl BatchBudget {
+    fn new(full: usize) -> Self {
+        BatchBudget { full, now: full, in_flight: false }
+    }
+
+    /// The budget for the next batch.
+    fn begin(&mut self, target: u64) -> usize {
+        if self.in_flight && self.now > MIN_ADAPTED_BUDGET {
+            self.now = (self.now / 2).max(MIN_ADAPTED_BUDGET);
+            tracing::info!(node = target, budget = self.now, "an AppendEntries batch timed out; smaller batches to this node for now");
+        }
+        self.in_flight = true;
+        self.now
+    }
+
+    /// The batch got an answer in time (`ok`: a successful one).
+    fn answered(&mut self, ok: bool) {
+        self.in_flight = false;
+        if ok {
+            self.now = self.now.saturating_mul(2).min(self.full);
+        }
+    }
+}
+
+/// Header with the leader's own commit index on AppendEntries: the request's
+/// `leader_commit` is clamped to the entries it carries, but a follower's
+/// readiness wants to know how far the cluster really is.
+const LEADER_COMMIT_HEADER: &str = "x-flotilla-leader-commit";
+
+/// Cuts `req` to the entries that fit `budget` bytes (their encoded size;
+/// always at least one) and clamps `leader_commit` to the last entry sent,
+/// so the follower never commits past what it received. Returns the last
+/// entry sent when the batch was cut (openraft then hears `PartialSuccess`
+/// and sends the rest next).
+pub(crate) fn trim_batch(req: &mut AppendEntriesRequest<TypeConfig>, budget: usize) -> Option<crate::types::LogId> {
+    let mut used = 0usize;
+    let mut keep = 0usize;
+    for entry in &req.entries {
+        let size = encoded_len(entry);
+        if keep > 0 && used.saturating_add(size) > budget {
+            break;
+        }
+        used = used.saturating_add(size);
+        keep += 1;
+    }
+    let cut = keep < req.entries.len();
+    req.entries.truncate(keep);
+    let last = req.entries.last().map(|e| e.log_id)?;
+    if req.leader_commit.is_some_and(|commit| commit.index > last.index) {
+        req.leader_commit = Some(last);
+    }
+    cut.then_some(last)
 }
 
 #[derive(Clone, Copy)]
@@ -230,7 +317,7 @@ enum Rpc {
 }
 
 impl PeerClient {
-    async fn call<Req, Resp, E>(&mut self, rpc: Rpc, req: &Req, data: Vec<u8>) -> Result<Resp, RpcError<E>>
+    async fn call<Req, Resp, E>(&mut self, rpc: Rpc, req: &Req, data: Vec<u8>, commit: Option<u64>) -> Result<Resp, RpcError<E>>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -240,12 +327,22 @@ impl PeerClient {
         let payload = serde_json::to_vec(req).map_err(|e| NetworkError::new(&e))?;
         let mut request = Request::new(RaftRequest { from: self.from, payload, data });
         self.auth.stamp(&mut request);
+        if let Some(commit) = commit {
+            request.metadata_mut().insert(LEADER_COMMIT_HEADER, AsciiMetadataValue::from(commit));
+        }
         let reply = match rpc {
             Rpc::AppendEntries => client.append_entries(request).await,
             Rpc::Vote => client.vote(request).await,
             Rpc::InstallSnapshot => client.install_snapshot(request).await,
         };
-        let reply = reply.map_err(status_error)?.into_inner();
+        let reply = reply
+            .map_err(|status| {
+                if proto::wire::is_wire_refusal(&status) {
+                    self.wire_refused(&status);
+                }
+                status_error(status)
+            })?
+            .into_inner();
         if !reply.raft_error.is_empty() {
             let err: RaftError<u64, E> = serde_json::from_slice(&reply.raft_error).map_err(|e| NetworkError::new(&e))?;
             return Err(RPCError::RemoteError(RemoteError::new(self.target, err)));
@@ -254,6 +351,25 @@ impl PeerClient {
             return Err(NetworkError::new(&AnyError::error(reply.error)).into());
         }
         Ok(serde_json::from_slice(&reply.payload).map_err(|e| NetworkError::new(&e))?)
+    }
+}
+
+impl PeerClient {
+    /// Says clearly, once a minute at most, that `target` speaks another
+    /// wire version (openraft keeps retrying, backing off).
+    fn wire_refused(&mut self, status: &Status) {
+        let now = std::time::Instant::now();
+        if self.wire_warned.is_some_and(|at| now.duration_since(at) < Duration::from_secs(60)) {
+            return;
+        }
+        self.wire_warned = Some(now);
+        tracing::error!(
+            node = self.target,
+            reason = status.message(),
+            "node {} refuses this node's raft messages: it speaks another cluster wire version; \
+             run the same Flotilla release (or one of the same wire version) on every member",
+            self.target
+        );
     }
 }
 
@@ -277,7 +393,16 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         req: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RpcError> {
-        self.call(Rpc::AppendEntries, &req, Vec::new()).await
+        let mut req = req;
+        let commit = req.leader_commit.map(|c| c.index);
+        let budget = self.budget.begin(self.target);
+        let cut = trim_batch(&mut req, budget);
+        let reply = self.call(Rpc::AppendEntries, &req, Vec::new(), commit).await;
+        self.budget.answered(reply.is_ok());
+        match (reply?, cut) {
+            (AppendEntriesResponse::Success, Some(last)) => Ok(AppendEntriesResponse::PartialSuccess(Some(last))),
+            (resp, _) => Ok(resp),
+        }
     }
 
     async fn install_snapshot(
@@ -287,11 +412,11 @@ impl RaftNetwork<TypeConfig> for PeerClient {
     ) -> Result<InstallSnapshotResponse<u64>, RpcError<InstallSnapshotError>> {
         let mut req = req;
         let data = std::mem::take(&mut req.data);
-        self.call(Rpc::InstallSnapshot, &req, data).await
+        self.call(Rpc::InstallSnapshot, &req, data, None).await
     }
 
     async fn vote(&mut self, req: VoteRequest<u64>, _option: RPCOption) -> Result<VoteResponse<u64>, RpcError> {
-        self.call(Rpc::Vote, &req, Vec::new()).await
+        self.call(Rpc::Vote, &req, Vec::new(), None).await
     }
 }
 
@@ -406,13 +531,14 @@ impl proto::Raft for RaftService {
     async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let leader_commit = self.leader_commit.clone();
         let conn = request.remote_addr();
+        let told: Option<u64> = request.metadata().get(LEADER_COMMIT_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
         self.handle(
             "AppendEntries",
             request,
             |r: &AppendEntriesRequest<TypeConfig>| &r.vote,
             |raft, r, _| async move {
-                if let Some(commit) = r.leader_commit {
-                    leader_commit.saw(commit.index);
+                if let Some(commit) = r.leader_commit.map(|c| c.index).max(told) {
+                    leader_commit.saw(commit);
                 }
                 let reply = raft.append_entries(r).await;
                 // Any answer but "your term is over" means the sender is the
@@ -495,3 +621,124 @@ impl proto::Raft for RaftService {
 
 const MAX_URL: usize = 2048;
 const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+    use crate::types::{Entry, LogId};
+
+    fn log_id(index: u64) -> LogId {
+        LogId::new(CommittedLeaderId::new(1, 1), index)
+    }
+
+    /// An entry whose command is about `bytes` long.
+    fn entry(index: u64, bytes: usize) -> Entry {
+        Entry { log_id: log_id(index), payload: EntryPayload::Normal(Command::AnnounceNode { node_id: 1, gateway_url: "x".repeat(bytes) }) }
+    }
+
+    fn request(sizes: &[usize], commit: Option<u64>) -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: Vote::new_committed(1, 1),
+            prev_log_id: None,
+            leader_commit: commit.map(log_id),
+            entries: sizes.iter().enumerate().map(|(i, &b)| entry(i as u64 + 1, b)).collect(),
+        }
+    }
+
+    fn indexes(req: &AppendEntriesRequest<TypeConfig>) -> Vec<u64> {
+        req.entries.iter().map(|e| e.log_id.index).collect()
+    }
+
+    #[test]
+    fn a_batch_is_cut_to_its_byte_budget_and_commits_no_further() {
+        const K: usize = 1 << 10;
+        let mut req = request(&[400 * K, 400 * K, 400 * K, 400 * K, 400 * K], Some(5));
+        assert_eq!(trim_batch(&mut req, 1 << 20), Some(log_id(2)));
+        assert_eq!(indexes(&req), [1, 2]);
+        assert!(req.entries.iter().map(encoded_len).sum::<usize>() <= 1 << 20);
+        assert_eq!(req.leader_commit, Some(log_id(2)), "the follower must not commit entries it did not get");
+
+        // The budget counts the encoded entry, not only its payload.
+        let one = encoded_len(&entry(1, 1000));
+        assert!(one > 1000);
+        let mut req = request(&[1000, 1000, 1000], Some(1));
+        assert_eq!(trim_batch(&mut req, 2 * one), Some(log_id(2)));
+        assert_eq!(indexes(&req), [1, 2]);
+        assert_eq!(req.leader_commit, Some(log_id(1)), "a commit below the batch's end stays");
+    }
+
+    #[test]
+    fn an_entry_larger_than_the_budget_is_sent_alone() {
+        let mut req = request(&[3 << 20, 10, 10], Some(3));
+        assert_eq!(trim_batch(&mut req, 1 << 20), Some(log_id(1)));
+        assert_eq!(indexes(&req), [1]);
+        assert_eq!(req.leader_commit, Some(log_id(1)));
+
+        let mut req = request(&[3 << 20], None);
+        assert_eq!(trim_batch(&mut req, 1 << 20), None, "the only entry is sent whole: nothing was cut");
+        assert_eq!(indexes(&req), [1]);
+        assert_eq!(req.leader_commit, None);
+    }
+
+    #[test]
+    fn a_batch_within_budget_and_a_heartbeat_are_left_alone() {
+        let mut req = request(&[100, 100, 100], Some(9));
+        assert_eq!(trim_batch(&mut req, 1 << 20), None);
+        assert_eq!(indexes(&req), [1, 2, 3]);
+        assert_eq!(req.leader_commit, Some(log_id(3)), "clamped to the last entry sent");
+
+        let mut heartbeat = request(&[], Some(9));
+        assert_eq!(trim_batch(&mut heartbeat, 1 << 20), None);
+        assert_eq!(heartbeat.leader_commit, Some(log_id(9)), "a heartbeat tells the whole commit");
+    }
+
+    #[test]
+    fn a_call_of_another_wire_version_is_refused_before_its_body() {
+        let peers = BTreeMap::from([(1, "127.0.0.1:1".to_string())]);
+        let auth = ClusterAuth::new("secret", "cluster", peers, Transport::Plaintext).unwrap();
+        let stamped = || {
+            let mut request = Request::new(());
+            auth.stamp(&mut request);
+            request
+        };
+        let request = stamped();
+        assert_eq!(request.metadata().get(proto::wire::WIRE_HEADER).unwrap(), "1");
+        auth.intercept(request, "Raft").unwrap();
+        let mut unmarked = stamped();
+        unmarked.metadata_mut().remove(proto::wire::WIRE_HEADER);
+        auth.intercept(unmarked, "Raft").expect("nodes from before the header speak version 1");
+
+        let mut newer = stamped();
+        newer.metadata_mut().insert(proto::wire::WIRE_HEADER, "99".parse().unwrap());
+        let refused = auth.intercept(newer, "Raft").unwrap_err();
+        assert_eq!(refused.code(), Code::FailedPrecondition);
+        assert!(refused.message().contains("version 99") && refused.message().contains("version 1"), "{}", refused.message());
+        assert!(proto::wire::is_wire_refusal(&refused));
+        // The sender backs off (openraft's Unreachable) instead of retrying at once.
+        assert!(matches!(status_error::<openraft::error::Infallible>(refused), RPCError::Unreachable(_)));
+    }
+
+    #[test]
+    fn the_budget_halves_after_a_timeout_and_recovers_after_answers() {
+        let mut budget = BatchBudget::new(2 << 20);
+        assert_eq!(budget.begin(2), 2 << 20);
+        budget.answered(true);
+        assert_eq!(budget.begin(2), 2 << 20);
+        // Dropped by openraft's timeout: never answered.
+        assert_eq!(budget.begin(2), 1 << 20);
+        assert_eq!(budget.begin(2), 512 << 10);
+        budget.answered(false);
+        assert_eq!(budget.begin(2), 512 << 10, "an error answer is no timeout");
+        budget.answered(true);
+        assert_eq!(budget.begin(2), 1 << 20);
+        budget.answered(true);
+        budget.answered(true);
+        assert_eq!(budget.begin(2), 2 << 20, "never above the configured budget");
+        for _ in 0..20 {
+            budget.begin(2);
+        }
+        assert_eq!(budget.begin(2), MIN_ADAPTED_BUDGET);
+    }
+}

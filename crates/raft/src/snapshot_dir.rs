@@ -1,18 +1,23 @@
 //! Snapshot files in `data_dir/snapshots/`: `<snapshot id>.snap` is a
-//! complete snapshot (the current one, and older ones only until a newer one
-//! is recorded), `incoming-*.part` a snapshot being received from the
-//! leader, `*.tmp` one being written. Files appear under their final name
-//! only by an atomic rename after they are synced.
+//! complete snapshot (the current one, the one being installed, and older
+//! ones only until a newer one is recorded), `incoming-*.part` a snapshot
+//! being received from the leader, `build-*.tmp` one being written. Files
+//! appear under their final name only by an atomic rename after they are
+//! synced, so a crash at any point leaves complete `.snap` files and
+//! partial ones under other names, which start-up removes.
 
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const SNAP: &str = ".snap";
 const INCOMING: &str = "incoming-";
+/// A transfer not written to for this long was abandoned (its leader went
+/// away): a live one receives a chunk at least every install timeout (2 min).
+const ABANDONED: Duration = Duration::from_secs(600);
 
 pub(crate) struct SnapshotDir {
     dir: PathBuf,
@@ -82,16 +87,63 @@ impl SnapshotDir {
         File::open(&self.dir)?.sync_all()
     }
 
-    /// Removes every complete snapshot but `keep`, and abandoned transfers.
-    /// Readers that still have one open keep reading it (unix semantics).
-    pub(crate) fn remove_all_but(&self, keep: &Path) -> io::Result<()> {
+    /// Removes every complete snapshot but those in `keep` (the current one
+    /// and the one an install is reading), and transfers abandoned for
+    /// [`ABANDONED`]. A transfer in progress, or a file being built, is never
+    /// removed here. Readers that still have a removed file open keep
+    /// reading it (unix semantics).
+    pub(crate) fn remove_all_but(&self, keep: &[&Path]) -> io::Result<()> {
         for entry in fs::read_dir(&self.dir)? {
-            let path = entry?.path();
+            let entry = entry?;
+            let path = entry.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            if path != keep && (name.ends_with(SNAP) || name.starts_with(INCOMING)) {
-                fs::remove_file(&path)?;
+            let remove = if name.ends_with(SNAP) {
+                !keep.contains(&path.as_path())
+            } else if name.starts_with(INCOMING) {
+                let idle = entry.metadata()?.modified().ok().and_then(|at| at.elapsed().ok());
+                idle.is_some_and(|idle| idle > ABANDONED)
+            } else {
+                false
+            };
+            if remove {
+                match fs::remove_file(&path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleanup_keeps_what_it_is_told_and_transfers_until_abandoned() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshots = SnapshotDir::open(dir.path().join("s")).unwrap();
+        let (current, installing, old) = (snapshots.path_of("cur"), snapshots.path_of("inst"), snapshots.path_of("old"));
+        for path in [&current, &installing, &old] {
+            fs::write(path, b"x").unwrap();
+        }
+        drop(snapshots.incoming().unwrap());
+        drop(snapshots.incoming().unwrap());
+        let (_, building) = snapshots.temp().unwrap();
+        let mut incoming: Vec<PathBuf> = fs::read_dir(dir.path().join("s"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(INCOMING))
+            .collect();
+        incoming.sort();
+        let long_ago = SystemTime::now() - ABANDONED - Duration::from_secs(60);
+        File::options().write(true).open(&incoming[0]).unwrap().set_modified(long_ago).unwrap();
+
+        snapshots.remove_all_but(&[&current, &installing]).unwrap();
+        assert!(current.is_file() && installing.is_file() && building.is_file());
+        assert!(!old.exists());
+        assert!(!incoming[0].exists(), "abandoned transfer");
+        assert!(incoming[1].is_file(), "transfer in progress");
     }
 }

@@ -23,7 +23,10 @@
 //! memory. `raft_meta` records the current snapshot's meta, and while one is
 //! being installed in several batches (catalogs over [`INSTALL_BATCH`]), the
 //! meta of that install: a node that crashed in the middle finishes it from
-//! the file when it starts again, before raft runs.
+//! the file when it starts again, before raft runs. Builds and installs
+//! never overlap (`snapshot_lock`), so a build never snapshots a
+//! half-replaced catalog nor removes the file an install reads; start-up
+//! removes what a crash left half written or unrecorded.
 
 use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
@@ -63,12 +66,20 @@ pub(crate) const INSTALL_BATCH: usize = 64 << 20;
 pub struct StateMachine {
     db: Db,
     events: broadcast::Sender<StateEvent>,
-    /// Serializes replacing the stored current snapshot (a build finishing
-    /// while a snapshot is installed).
+    /// Keeps builds and installs of snapshots apart (openraft builds on a
+    /// clone, in its own task, while the state machine may install): an
+    /// install holds it from publishing its file until it is recorded and
+    /// the older files are removed; a build while it reads the catalog (a
+    /// half-replaced catalog is never a snapshot) and while it records its
+    /// file and removes others (never the file an install is reading).
     snapshot_lock: Arc<Mutex<()>>,
     snapshots: Arc<SnapshotDir>,
     /// [`INSTALL_BATCH`]; smaller in tests.
     install_batch: usize,
+    /// Tests: the install fails (as a crash would stop it) after this many
+    /// batches.
+    #[cfg(test)]
+    crash_after_batches: Option<u32>,
 }
 
 impl StateMachine {
@@ -84,16 +95,44 @@ impl StateMachine {
             snapshot_lock: Arc::new(Mutex::new(())),
             snapshots: Arc::new(snapshots),
             install_batch: INSTALL_BATCH,
+            #[cfg(test)]
+            crash_after_batches: None,
         };
         sm.migrate_snapshot_data()?;
-        let pending = sm.db.get(CF_RAFT_META, KEY_SNAPSHOT_INSTALLING).map_err(read_err)?;
-        if let Some(pending) = pending {
-            let meta: SnapshotMeta = from_json("interrupted snapshot install", &pending)?;
+        if let Some(meta) = sm.installing_meta()? {
             let path = sm.snapshots.path_of(&meta.snapshot_id);
+            if !path.is_file() {
+                return Err(StorageIOError::read_snapshot(
+                    Some(meta.signature()),
+                    AnyError::error(format!(
+                        "a snapshot install was interrupted and its file {} is gone, so the catalog is half replaced; \
+                         move this node's data_dir away and start it empty: it copies everything back from its peers",
+                        path.display()
+                    )),
+                )
+                .into());
+            }
             tracing::warn!(snapshot = %meta.snapshot_id, "finishing a snapshot install that was interrupted");
             sm.apply_snapshot_file(&meta, &path)?;
         }
+        // What a crash left: snapshots complete but never recorded (or no
+        // longer current). Partial files went when the directory opened.
+        if let Some(meta) = sm.current_snapshot_meta()? {
+            sm.remove_other_snapshots(&meta, &sm.snapshots.path_of(&meta.snapshot_id));
+        } else if let Err(e) = sm.snapshots.remove_all_but(&[]) {
+            tracing::warn!(error = %e, "could not remove unrecorded snapshot files");
+        }
         Ok(sm)
+    }
+
+    /// The meta of a snapshot whose install began but did not finish.
+    fn installing_meta(&self) -> Result<Option<SnapshotMeta>, StorageError> {
+        let pending = self.db.get(CF_RAFT_META, KEY_SNAPSHOT_INSTALLING).map_err(read_err)?;
+        pending.map(|p| from_json("interrupted snapshot install", &p)).transpose()
+    }
+
+    fn lock_snapshots(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.snapshot_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Events of entries applied from now on.
@@ -150,8 +189,8 @@ impl StateMachine {
 
     /// Makes the snapshot file `path` (of `meta`) the current snapshot unless
     /// a newer one is recorded; returns whether it did.
+    /// The caller holds the snapshot lock.
     fn save_current_snapshot(&self, meta: &SnapshotMeta, path: &Path) -> Result<bool, StorageError> {
-        let _guard = self.snapshot_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(stored) = self.current_snapshot_meta()? {
             if stored.last_log_id > meta.last_log_id {
                 return Ok(false);
@@ -163,8 +202,18 @@ impl StateMachine {
         Ok(true)
     }
 
+    /// Removes snapshot files but `keep` and the one of an install that
+    /// has not finished (start-up finishes it from that file).
     fn remove_other_snapshots(&self, meta: &SnapshotMeta, keep: &Path) {
-        if let Err(e) = self.snapshots.remove_all_but(keep) {
+        let installing = match self.installing_meta() {
+            Ok(installing) => installing.map(|m| self.snapshots.path_of(&m.snapshot_id)),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the snapshot install mark; removing no snapshot files");
+                return;
+            }
+        };
+        let keep: Vec<&Path> = std::iter::once(keep).chain(installing.as_deref()).collect();
+        if let Err(e) = self.snapshots.remove_all_but(&keep) {
             tracing::warn!(snapshot = %meta.snapshot_id, error = %e, "could not remove older snapshot files");
         }
     }
@@ -185,6 +234,7 @@ impl StateMachine {
     /// Replaces the catalog with the pairs of the snapshot file at `path`.
     /// Up to [`INSTALL_BATCH`] bytes this is one atomic batch; beyond, the
     /// install is recorded first and finished at start-up after a crash.
+    /// The caller holds the snapshot lock (or is start-up, alone).
     fn apply_snapshot_file(&self, meta: &SnapshotMeta, path: &Path) -> Result<(), StorageError> {
         let sig = Some(meta.signature());
         let read = |e: String| StorageError::from(StorageIOError::read_snapshot(sig.clone(), AnyError::error(e)));
@@ -214,25 +264,21 @@ impl StateMachine {
                 self.db.write(std::mem::take(&mut ops), false).map_err(write)?;
                 batch_bytes = 0;
                 batches += 1;
+                #[cfg(test)]
+                if self.crash_after_batches == Some(batches) {
+                    return Err(read(format!("test crash after {batches} batches")));
+                }
             }
         }
         ops.push(put(KEY_LAST_APPLIED.to_vec(), to_json(&meta.last_log_id)?));
         ops.push(put(KEY_MEMBERSHIP.to_vec(), to_json(&meta.last_membership)?));
         ops.push(DbOp::Put { cf: CF_RAFT_META, key: KEY_SNAPSHOT_META.to_vec(), value: to_json(meta)? });
         ops.push(DbOp::Delete { cf: CF_RAFT_META, key: KEY_SNAPSHOT_INSTALLING.to_vec() });
-        {
-            let _guard = self.snapshot_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            self.db.write(ops, true).map_err(write)?;
-        }
+        self.db.write(ops, true).map_err(write)?;
         self.remove_other_snapshots(meta, path);
         tracing::info!(snapshot = %meta.snapshot_id, pairs = count, bytes, batches = batches + 1, "installed catalog snapshot");
         let _ = self.events.send(StateEvent::Reset);
         Ok(())
-    }
-
-    async fn open_snapshot(&self, meta: SnapshotMeta, path: &Path) -> Result<Snapshot, StorageError> {
-        let file = tokio::fs::File::open(path).await.map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
-        Ok(Snapshot { meta, snapshot: Box::new(file) })
     }
 
     fn current_snapshot_meta(&self) -> Result<Option<SnapshotMeta>, StorageError> {
@@ -241,10 +287,15 @@ impl StateMachine {
     }
 }
 
-impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
-    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
-        let write = |e: std::io::Error| StorageError::from(StorageIOError::write_snapshot(None, &e));
-        let (file, tmp) = self.snapshots.temp().map_err(write)?;
+impl StateMachine {
+    /// Streams the catalog into `file` (at `tmp`) and syncs it: the raw
+    /// last-applied id and membership among the pairs, pairs and bytes.
+    #[allow(clippy::type_complexity)]
+    fn write_catalog(&self, file: std::fs::File, tmp: &Path) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>, u64, u64), StorageError> {
+        let write = |e: std::io::Error| {
+            let _ = std::fs::remove_file(tmp);
+            StorageError::from(StorageIOError::write_snapshot(None, &e))
+        };
         let mut out = BufWriter::new(file);
         snapshot::write_header(&mut out).map_err(write)?;
         // One RocksDB iterator sees one point in time, so the pairs and the
@@ -263,6 +314,36 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         }
         let file = out.into_inner().map_err(|e| write(e.into_error()))?;
         file.sync_all().map_err(write)?;
+        Ok((last_applied, membership, pairs, bytes))
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        // An install in progress can take minutes: wait for it without
+        // holding one of the runtime's threads (mostly: one that starts
+        // right after this look is waited for in the lock).
+        while matches!(self.snapshot_lock.try_lock(), Err(std::sync::TryLockError::WouldBlock)) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let (meta, file) = self.build_snapshot_file()?;
+        Ok(Snapshot { meta, snapshot: Box::new(tokio::fs::File::from_std(file)) })
+    }
+}
+
+impl StateMachine {
+    /// Builds, publishes and records a snapshot file, all under the
+    /// snapshot lock: never while an install replaces the catalog, and an
+    /// install never removes it before it is recorded or given up.
+    fn build_snapshot_file(&self) -> Result<(SnapshotMeta, std::fs::File), StorageError> {
+        let write = |e: std::io::Error| StorageError::from(StorageIOError::write_snapshot(None, &e));
+        let _guard = self.lock_snapshots();
+        if let Some(installing) = self.installing_meta()? {
+            let why = format!("the install of snapshot {} has not finished; restart the node to finish it", installing.snapshot_id);
+            return Err(StorageIOError::write_snapshot(None, AnyError::error(why)).into());
+        }
+        let (file, tmp) = self.snapshots.temp().map_err(write)?;
+        let (last_applied, membership, pairs, bytes) = self.write_catalog(file, &tmp)?;
         let last_log_id = last_applied.map(|v| from_json::<Option<LogId>>("last applied log id", &v)).transpose()?.flatten();
         let last_membership: StoredMembership = membership.map(|v| from_json("last membership", &v)).transpose()?.unwrap_or_default();
         let built_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default();
@@ -273,14 +354,14 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id };
         let path = self.snapshots.path_of(&meta.snapshot_id);
         self.snapshots.publish(&tmp, &path).map_err(write)?;
-        let snapshot = self.open_snapshot(meta.clone(), &path).await?;
+        let file = std::fs::File::open(&path).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         if !self.save_current_snapshot(&meta, &path)? {
-            // A newer snapshot was installed meanwhile; this one is served
+            // A newer snapshot was installed before; this one is served
             // from the open file but not kept.
             let _ = std::fs::remove_file(&path);
         }
         tracing::info!(snapshot = %meta.snapshot_id, pairs, bytes, "built catalog snapshot");
-        Ok(snapshot)
+        Ok((meta, file))
     }
 }
 
@@ -383,6 +464,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         received.sync_all().await.map_err(write)?;
         let mut received = received.into_std().await;
         let path = self.snapshots.path_of(&meta.snapshot_id);
+        // From here until it is recorded, no build reads the catalog or
+        // removes this snapshot's file.
+        let _guard = self.lock_snapshots();
         match self.snapshots.find_incoming(&received).map_err(write)? {
             Some(incoming) => self.snapshots.publish(&incoming, &path).map_err(write)?,
             None => {
@@ -397,13 +481,22 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        let Some(meta) = self.current_snapshot_meta()? else { return Ok(None) };
-        let path = self.snapshots.path_of(&meta.snapshot_id);
-        if !path.exists() {
-            tracing::warn!(snapshot = %meta.snapshot_id, path = %path.display(), "the current snapshot's file is missing; a new one will be built");
-            return Ok(None);
-        }
-        Ok(Some(self.open_snapshot(meta, &path).await?))
+        // The meta and its file together: a build or install finishing
+        // meanwhile replaces both.
+        let (meta, file) = {
+            let _guard = self.lock_snapshots();
+            let Some(meta) = self.current_snapshot_meta()? else { return Ok(None) };
+            let path = self.snapshots.path_of(&meta.snapshot_id);
+            match std::fs::File::open(&path) {
+                Ok(file) => (meta, file),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    tracing::warn!(snapshot = %meta.snapshot_id, path = %path.display(), "the current snapshot's file is missing; a new one will be built");
+                    return Ok(None);
+                }
+                Err(e) => return Err(StorageIOError::read_snapshot(Some(meta.signature()), &e).into()),
+            }
+        };
+        Ok(Some(Snapshot { meta, snapshot: Box::new(tokio::fs::File::from_std(file)) }))
     }
 }
 

@@ -107,3 +107,105 @@ async fn a_later_entry_never_changes_a_recorded_version() {
     let replies = sm.apply([put_version(46, "first", 'a')]).await.unwrap();
     assert_eq!(replies[0].kept, Vec::<String>::new());
 }
+
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn a_build_leaves_a_transfer_in_progress_alone() {
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a_db, mut a) = filled(a_dir.path(), 100);
+    let built = a.build_snapshot().await.unwrap();
+    let bytes = std::fs::read(a.snapshots.path_of(&built.meta.snapshot_id)).unwrap();
+
+    let (b_db, mut b) = filled(b_dir.path(), 3);
+    let mut receiving = b.begin_receiving_snapshot().await.unwrap();
+    receiving.write_all(&bytes[..bytes.len() / 2]).await.unwrap();
+    receiving.flush().await.unwrap();
+    let snapshots = b_dir.path().join("snapshots");
+    let incoming: Vec<String> = file_names(&snapshots).into_iter().filter(|n| n.starts_with("incoming-")).collect();
+    assert_eq!(incoming.len(), 1);
+    // openraft builds on a clone of the state machine, in its own task,
+    // while chunks of a snapshot from the leader arrive.
+    let own = b.clone().build_snapshot().await.unwrap();
+    assert!(snapshots.join(&incoming[0]).is_file(), "the build removed the transfer in progress: {:?}", file_names(&snapshots));
+
+    receiving.write_all(&bytes[bytes.len() / 2..]).await.unwrap();
+    b.install_snapshot(&built.meta, receiving).await.unwrap();
+    assert!(catalog(&b_db) == catalog(&a_db));
+    assert_eq!(b.get_current_snapshot().await.unwrap().unwrap().meta, built.meta);
+    assert_ne!(own.meta, built.meta);
+    assert_eq!(file_names(&snapshots), [format!("{}.snap", built.meta.snapshot_id)]);
+}
+
+#[tokio::test]
+async fn a_crash_in_an_install_with_a_build_after_it_still_starts() {
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a_db, mut a) = filled(a_dir.path(), 200);
+    let built = a.build_snapshot().await.unwrap();
+    let bytes = std::fs::read(a.snapshots.path_of(&built.meta.snapshot_id)).unwrap();
+
+    let (b_db, mut b) = filled(b_dir.path(), 1);
+    b.install_batch = 4096;
+    b.crash_after_batches = Some(1);
+    let mut receiving = b.begin_receiving_snapshot().await.unwrap();
+    receiving.write_all(&bytes).await.unwrap();
+    assert!(b.install_snapshot(&built.meta, receiving).await.is_err(), "the test crash");
+    assert!(b_db.get(CF_RAFT_META, KEY_SNAPSHOT_INSTALLING).unwrap().is_some());
+    // A build between the crash of the install and the process's end
+    // neither snapshots the half-replaced catalog nor removes the file the
+    // install needs to finish.
+    let refused = b.clone().build_snapshot().await.expect_err("no snapshot of a half-installed catalog").to_string();
+    assert!(refused.contains("has not finished"), "{refused}");
+    assert!(b.snapshots.path_of(&built.meta.snapshot_id).is_file());
+    drop(b);
+
+    let mut b = StateMachine::open(b_db.clone()).unwrap();
+    assert!(catalog(&b_db) == catalog(&a_db), "the interrupted install was not finished");
+    assert_eq!(b.applied_state().await.unwrap().0, built.meta.last_log_id);
+    assert_eq!(b.get_current_snapshot().await.unwrap().unwrap().meta, built.meta);
+}
+
+#[tokio::test]
+async fn start_up_removes_partial_and_unrecorded_snapshot_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, mut sm) = filled(dir.path(), 10);
+    let built = sm.build_snapshot().await.unwrap();
+    drop(sm);
+    // What crashes leave: a transfer, a build, a snapshot published but
+    // never recorded.
+    let snapshots = dir.path().join("snapshots");
+    for name in ["incoming-1-0.part", "build-1-0.tmp", "1-1-7-99.snap"] {
+        std::fs::write(snapshots.join(name), b"partial").unwrap();
+    }
+    let mut sm = StateMachine::open(db).unwrap();
+    assert_eq!(file_names(&snapshots), [format!("{}.snap", built.meta.snapshot_id)]);
+    assert_eq!(sm.get_current_snapshot().await.unwrap().unwrap().meta, built.meta);
+}
+
+#[tokio::test]
+async fn a_build_waits_until_an_install_in_progress_is_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, sm) = filled(dir.path(), 10);
+    // What `install_snapshot` holds from publishing its file to recording
+    // it, held by another thread.
+    let (locked, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+    let installer = sm.clone();
+    let installing = std::thread::spawn(move || {
+        let _guard = installer.lock_snapshots();
+        locked.0.send(()).unwrap();
+        let _ = release.1.recv();
+    });
+    locked.1.recv().unwrap();
+    let mut builder = sm.clone();
+    let build = tokio::spawn(async move { builder.build_snapshot().await.map(|s| s.meta) });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!build.is_finished(), "a build ran during an install");
+    release.0.send(()).unwrap();
+    installing.join().unwrap();
+    let meta = tokio::time::timeout(std::time::Duration::from_secs(5), build).await.expect("the build goes on").unwrap().unwrap();
+    assert_eq!(meta.last_log_id.map(|id| id.index), Some(42));
+}

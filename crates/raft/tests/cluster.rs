@@ -367,3 +367,23 @@ async fn a_purge_removes_the_version_and_its_zip_placement_everywhere() {
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_too_large_for_one_entry_is_not_proposed_and_one_that_fits_commits() {
+    let cluster = Cluster::start(raft::DEFAULT_SNAPSHOT_EVERY, |_| {}).await;
+    let leader = cluster.wait_for_leader(&[1, 2, 3]).await;
+    let url = |len: usize| format!("http://{}", "x".repeat(len));
+    let huge = Command::AnnounceNode { node_id: leader, gateway_url: url(raft::MAX_COMMAND_BYTES) };
+    let refused = cluster.node(leader).cp.propose(huge, Duration::from_secs(3)).await;
+    assert!(
+        matches!(refused, Err(ProposeError::TooLarge { bytes, limit }) if limit == raft::MAX_COMMAND_BYTES && bytes > limit),
+        "{refused:?}"
+    );
+    // Just under the cap: one entry, replicated to every node.
+    let fits = url(raft::MAX_COMMAND_BYTES - 200);
+    cluster.write(&[1, 2, 3], Command::AnnounceNode { node_id: leader, gateway_url: fits.clone() }).await;
+    for node in &cluster.nodes {
+        wait_until("the largest entry on every node", || node.cp.gateway_url(leader).filter(|u| *u == fits)).await;
+    }
+    cluster.shutdown().await;
+}

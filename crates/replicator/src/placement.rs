@@ -57,12 +57,15 @@ pub(crate) async fn report_placement(inner: Arc<Inner>, mut rx: mpsc::UnboundedR
         if pending.is_empty() {
             continue;
         }
-        worker.working(format!("reporting {} placement changes to the primary", pending.len()));
-        match send_report(&inner, &pending).await {
+        // At most what the primary takes in one report (one raft entry of
+        // well under a MiB); the rest goes in the next rounds.
+        let batch = pending.len().min(crate::service::MAX_REPORT);
+        worker.working(format!("reporting {batch} of {} placement changes to the primary", pending.len()));
+        match send_report(&inner, &pending[..batch]).await {
             Ok(()) => {
                 worker.done();
-                tracing::debug!(reports = pending.len(), "placement reported");
-                pending.clear();
+                tracing::debug!(reports = batch, "placement reported");
+                pending.drain(..batch);
                 failures = 0;
             }
             Err(e) => {

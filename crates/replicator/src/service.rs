@@ -18,7 +18,7 @@ use crate::inner::Inner;
 /// Size of the chunks a blob is streamed in (as the gateway's zip bodies).
 pub const CHUNK: usize = 256 * 1024;
 /// Shas accepted in one report.
-const MAX_REPORT: usize = 10_000;
+pub(crate) const MAX_REPORT: usize = 10_000;
 
 pub struct BlobService {
     pub(crate) inner: Arc<Inner>,

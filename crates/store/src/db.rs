@@ -85,13 +85,24 @@ impl Db {
 
     /// Key/values with `from <= key < to` (`to = None`: to the end), in key order.
     pub fn scan_range(&self, cf: &str, from: &[u8], to: Option<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.scan_range_limited(cf, from, to, usize::MAX)
+    }
+
+    /// [`Db::scan_range`], ending after the pair whose value brings the
+    /// values read to `max_bytes` or more (so at least one pair when any).
+    pub fn scan_range_limited(&self, cf: &str, from: &[u8], to: Option<&[u8]>, max_bytes: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         for item in self.inner.iterator_cf(self.cf(cf), IteratorMode::From(from, Direction::Forward)) {
             let (k, v) = item?;
             if to.is_some_and(|to| &*k >= to) {
                 break;
             }
+            bytes = bytes.saturating_add(v.len());
             out.push((k.to_vec(), v.to_vec()));
+            if bytes >= max_bytes {
+                break;
+            }
         }
         Ok(out)
     }

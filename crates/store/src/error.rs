@@ -16,6 +16,9 @@ pub enum Error {
     HashMismatch { expected: String, actual: String },
     #[error("invalid sha256 {0:?}: want 64 lowercase hex digits")]
     InvalidSha(String),
+    /// The data directory is of a format this binary does not read.
+    #[error("{}: {reason}", data_dir.display())]
+    Format { data_dir: PathBuf, reason: String },
 }
 
 impl Error {

@@ -9,6 +9,7 @@ mod blobs;
 mod catalog;
 mod db;
 mod error;
+mod format;
 mod sha;
 
 pub use audit::{append_audit, audit_op, read_audit, AuditRecord};
@@ -20,6 +21,7 @@ pub use catalog::{
 };
 pub use db::{Db, DbOp, CF_CATALOG, CF_LOCAL, CF_RAFT_LOG, CF_RAFT_META};
 pub use error::{Error, Result};
+pub use format::{DATA_FORMAT, FORMAT_FILE};
 pub use sha::{Sha256, Sha256Writer};
 
 use std::path::{Path, PathBuf};
@@ -32,11 +34,13 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store under `data_dir`: RocksDB in
+    /// Opens (creating if needed) the store under `data_dir`, after checking
+    /// its format version (`data_dir/format`, see [`DATA_FORMAT`]): RocksDB in
     /// `data_dir/db`, blobs in `data_dir/blobs`, temp files in `data_dir/tmp`
     /// (emptied here, since a temp file is by definition unfinished work).
     pub fn open(data_dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
+        format::check_or_record(data_dir)?;
         let db = Db::open(&data_dir.join("db"))?;
         let blobs = BlobStore::new(data_dir)?;
         Ok(Store { catalog: Catalog::new(db), blobs, data_dir: data_dir.to_path_buf() })

@@ -107,6 +107,7 @@ impl AdminService {
                 "outcome unknown: the membership change did not commit in time (no majority reachable?); it may still take effect: \
                  check with flotillactl members list",
             ),
+            e @ ProposeError::TooLarge { .. } => Status::failed_precondition(e.to_string()),
             ProposeError::Fatal(e) => Status::failed_precondition(format!("raft refused the membership change: {e}")),
         })?;
         tracing::info!(change = %change, index, "membership changed");

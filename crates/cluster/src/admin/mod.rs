@@ -115,6 +115,7 @@ impl AdminService {
     /// Checks the caller's token; answers its name.
     fn admit<T>(&self, request: &Request<T>, rpc: &str) -> Result<String, Status> {
         let me = self.me();
+        proto::wire::check(request.metadata())?;
         let Some(tokens) = &self.tokens else {
             return Err(Status::failed_precondition(format!(
                 "the admin API is disabled on node {me}: set admin.token_file (FLOTILLA_ADMIN__TOKEN_FILE) on every node"
@@ -217,6 +218,7 @@ impl AdminService {
             ProposeError::Timeout => Status::deadline_exceeded(format!(
                 "outcome unknown: the purge did not commit within {COMMIT_TIMEOUT:?} (no majority reachable?); it may still take effect"
             )),
+            e @ ProposeError::TooLarge { .. } => Status::internal(e.to_string()),
             ProposeError::Fatal(e) => Status::internal(format!("raft failed: {e}")),
         })?;
         let zip_sha256 = zip.map(|z| z.sha256.to_hex()).unwrap_or_default();

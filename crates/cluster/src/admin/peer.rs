@@ -49,6 +49,7 @@ pub(super) async fn peer_client(
 /// `message` with the caller's token, and marked as passed on by node `me`.
 pub(super) fn passed_on<T>(me: u64, metadata: &MetadataMap, message: T) -> Request<T> {
     let mut request = Request::new(message);
+    proto::wire::stamp(request.metadata_mut());
     if let Some(auth) = metadata.get(AUTHORIZATION) {
         request.metadata_mut().insert(AUTHORIZATION, auth.clone());
     }
