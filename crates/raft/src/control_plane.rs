@@ -104,6 +104,12 @@ impl ControlPlane {
         })
     }
 
+    /// Calls `visit` with every placement record (blob sha256, node id), in
+    /// ascending sha256 order, without collecting them.
+    pub fn for_each_placement(&self, visit: impl FnMut(Sha256, u64)) -> Result<(), store::Error> {
+        self.inner.state.for_each_placement(visit)
+    }
+
     /// The last `limit` records of the audit log, oldest first.
     pub fn audit(&self, limit: usize) -> Result<Vec<crate::AuditRecord>, store::Error> {
         self.inner.state.audit(limit)
