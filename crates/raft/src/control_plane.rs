@@ -82,8 +82,8 @@ impl ControlPlane {
         self.inner.auth.clone()
     }
 
-    /// Events of log entries applied from now on (zips referenced, snapshot
-    /// installed), for the blob replicator.
+    /// Events of log entries applied from now on (zips referenced, placement
+    /// changed, zips purged, snapshot installed), for the blob replicator.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<StateEvent> {
         self.inner.state.subscribe()
     }

@@ -15,8 +15,9 @@
 //! 0xFF "audit/" <u64be log index> → JSON AuditRecord (the audit log)
 //! ```
 //!
-//! Each applied entry that references a zip, and each installed snapshot, is
-//! also announced on a broadcast channel ([`StateEvent`]) for the replicator.
+//! Each applied entry that references a zip, changes placement or purges a
+//! zip, and each installed snapshot, is also announced on a broadcast
+//! channel ([`StateEvent`]) for the replicator (its queue and lag book).
 //!
 //! Snapshots are files (see [`SnapshotDir`]): built by streaming the column
 //! family, installed by streaming pairs back, so neither has to fit in
