@@ -17,6 +17,7 @@
 //!
 //! `go_client::origin_modules_are_valid_for_go` needs only the `go` command.
 
+pub mod bulk;
 pub mod cluster;
 pub mod compose;
 pub mod ctl;

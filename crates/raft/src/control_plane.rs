@@ -83,8 +83,8 @@ impl ControlPlane {
         self.inner.auth.clone()
     }
 
-    /// Events of log entries applied from now on (zips referenced, snapshot
-    /// installed), for the blob replicator.
+    /// Events of log entries applied from now on (zips referenced, placement
+    /// changed, zips purged, snapshot installed), for the blob replicator.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<StateEvent> {
         self.inner.state.subscribe()
     }
@@ -103,6 +103,12 @@ impl ControlPlane {
             tracing::warn!(error = %e, "reading blob placement failed");
             Vec::new()
         })
+    }
+
+    /// Calls `visit` with every placement record (blob sha256, node id), in
+    /// ascending sha256 order, without collecting them.
+    pub fn for_each_placement(&self, visit: impl FnMut(Sha256, u64)) -> Result<(), store::Error> {
+        self.inner.state.for_each_placement(visit)
     }
 
     /// The last `limit` records of the audit log, oldest first.

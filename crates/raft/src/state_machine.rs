@@ -15,8 +15,9 @@
 //! 0xFF "audit/" <u64be log index> → JSON AuditRecord (the audit log)
 //! ```
 //!
-//! Each applied entry that references a zip, and each installed snapshot, is
-//! also announced on a broadcast channel ([`StateEvent`]) for the replicator.
+//! Each applied entry that references a zip, changes placement or purges a
+//! zip, and each installed snapshot, is also announced on a broadcast
+//! channel ([`StateEvent`]) for the replicator (its queue and lag book).
 //!
 //! Snapshots are files (see [`SnapshotDir`]): built by streaming the column
 //! family, installed by streaming pairs back, so neither has to fit in
@@ -149,16 +150,27 @@ impl StateMachine {
 
     /// Every placement record: (blob sha256, node id).
     pub fn placements(&self) -> Result<Vec<(Sha256, u64)>, store::Error> {
-        let pairs = self.db.scan_prefix(CF_CATALOG, BLOB_PREFIX)?;
-        Ok(pairs
-            .iter()
-            .filter_map(|(k, _)| {
-                let rest = &k[BLOB_PREFIX.len()..];
+        let mut out = Vec::new();
+        self.for_each_placement(|sha, node| out.push((sha, node)))?;
+        Ok(out)
+    }
+
+    /// Calls `visit` with every placement record (blob sha256, node id) in
+    /// ascending order of sha256, then node id, one at a time (placement
+    /// keys only; nothing else is read).
+    pub fn for_each_placement(&self, mut visit: impl FnMut(Sha256, u64)) -> Result<(), store::Error> {
+        self.db.for_each_prefix(CF_CATALOG, BLOB_PREFIX, |key, _| {
+            let rest = &key[BLOB_PREFIX.len()..];
+            let parsed = (|| {
                 let (hex, node) = (rest.get(..64)?, rest.get(65..)?);
                 let sha = std::str::from_utf8(hex).ok()?.parse().ok()?;
                 Some((sha, u64::from_be_bytes(node.try_into().ok()?)))
-            })
-            .collect())
+            })();
+            if let Some((sha, node)) = parsed {
+                visit(sha, node);
+            }
+            Ok(true)
+        })
     }
 
     /// The gateway URL `node_id` announced, if it did.
@@ -398,6 +410,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         if let Some(sha) = zip.map(|z| z.sha256) {
                             let held = self.db.scan_prefix(CF_CATALOG, &blob_prefix(&sha)).map_err(read_err)?;
                             ops.extend(held.into_iter().map(|(key, _)| DbOp::Delete { cf: CF_CATALOG, key }));
+                            events.push(StateEvent::Purged { sha256: sha });
                         }
                     }
                     let plan = catalog.plan(&op, &mut pending).map_err(read_err)?;
@@ -423,8 +436,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                 }
                 EntryPayload::Normal(Command::BlobLost { node_id, blobs }) => {
-                    for sha256 in &blobs {
-                        ops.push(DbOp::Delete { cf: CF_CATALOG, key: placement_key(sha256, node_id) });
+                    for sha256 in blobs {
+                        ops.push(DbOp::Delete { cf: CF_CATALOG, key: placement_key(&sha256, node_id) });
+                        events.push(StateEvent::Lost { sha256, node_id });
                     }
                 }
                 EntryPayload::Normal(Command::Audit(record)) => {

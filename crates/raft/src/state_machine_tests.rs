@@ -209,3 +209,41 @@ async fn a_build_waits_until_an_install_in_progress_is_done() {
     let meta = tokio::time::timeout(std::time::Duration::from_secs(5), build).await.expect("the build goes on").unwrap().unwrap();
     assert_eq!(meta.last_log_id.map(|id| id.index), Some(42));
 }
+
+#[tokio::test]
+async fn placement_changes_and_purges_are_announced_for_the_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, mut sm) = filled(dir.path(), 0);
+    let mut events = sm.subscribe();
+    let sha: Sha256 = "a".repeat(64).parse().unwrap();
+    let entry = |index: u64, cmd: Command| Entry {
+        log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+        payload: EntryPayload::Normal(cmd),
+    };
+    let purge =
+        CatalogOp::Purge { module: gomod::ModulePath::new("example.com/m").unwrap(), version: gomod::Version::new("v1.0.0").unwrap() };
+    sm.apply([
+        put_version(50, "info", 'a'),
+        entry(51, Command::BlobStored { node_id: 2, blobs: vec![sha] }),
+        entry(52, Command::BlobLost { node_id: 2, blobs: vec![sha] }),
+        entry(53, Command::Catalog(purge)),
+    ])
+    .await
+    .unwrap();
+    let mut announced = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        announced.push(event);
+    }
+    assert_eq!(
+        announced,
+        [
+            StateEvent::Zip { sha256: sha, size: 10 },
+            StateEvent::Stored { sha256: sha, node_id: 2 },
+            StateEvent::Lost { sha256: sha, node_id: 2 },
+            StateEvent::Purged { sha256: sha },
+        ]
+    );
+    let mut placed = Vec::new();
+    sm.for_each_placement(|sha, node| placed.push((sha, node))).unwrap();
+    assert!(placed.is_empty(), "placement after the purge: {placed:?}");
+}

@@ -79,6 +79,11 @@ pub enum StateEvent {
     Reset,
     /// Placement now lists `node_id` as holding this blob.
     Stored { sha256: Sha256, node_id: u64 },
+    /// Placement no longer lists `node_id` as holding this blob.
+    Lost { sha256: Sha256, node_id: u64 },
+    /// A purge removed the version that referenced this zip blob, and its
+    /// placement.
+    Purged { sha256: Sha256 },
 }
 
 /// The state machine's answer to one applied entry.

@@ -9,6 +9,7 @@ use raft::StateEvent;
 use tokio::sync::broadcast;
 
 use crate::inner::Inner;
+use crate::lag::Change;
 use crate::placement::Placed;
 
 pub(crate) async fn follow_events(inner: Arc<Inner>, mut events: broadcast::Receiver<StateEvent>, worker: Worker) {
@@ -20,25 +21,30 @@ pub(crate) async fn follow_events(inner: Arc<Inner>, mut events: broadcast::Rece
         };
         match event {
             Ok(StateEvent::Zip { sha256, size }) => {
-                inner.seen(sha256);
-                inner.want(sha256, size, None);
+                let holders = inner.control.placement(&sha256);
+                inner.want(sha256, size, Some(&holders));
+                inner.lags.note(Change::Zip { sha: sha256, size, holders });
             }
-            // A node catching up applies its own placement from before it
-            // lost its data: correct what it no longer holds.
-            Ok(StateEvent::Stored { sha256, node_id }) if node_id == inner.me => {
-                if !inner.blobs.exists(&sha256) {
+            Ok(StateEvent::Stored { sha256, node_id }) => {
+                inner.lags.note(Change::Stored { sha: sha256, node: node_id });
+                // A node catching up applies its own placement from before it
+                // lost its data: correct what it no longer holds.
+                if node_id == inner.me && !inner.blobs.exists(&sha256) {
                     let _ = inner.reports.send(Placed::Lost(sha256));
                 }
             }
-            Ok(StateEvent::Stored { .. }) => {}
+            Ok(StateEvent::Lost { sha256, node_id }) => inner.lags.note(Change::Lost { sha: sha256, node: node_id }),
+            Ok(StateEvent::Purged { sha256 }) => inner.lags.note(Change::Purged { sha: sha256 }),
             Ok(StateEvent::Reset) => {
                 tracing::info!("catalog replaced by a snapshot; comparing it with the local blobs");
                 inner.rescan.notify_one();
+                inner.lags.recount();
             }
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 worker.error(format_args!("fell behind the applied log by {missed} events; rescanning"));
                 tracing::info!(missed, "replicator fell behind the applied log; rescanning the catalog");
                 inner.rescan.notify_one();
+                inner.lags.recount();
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }

@@ -15,11 +15,11 @@ use tokio::sync::{mpsc, Notify};
 use tonic::transport::Channel;
 use upstream::Group;
 
+use crate::lag::LagBook;
 use crate::placement::Placed;
 use crate::queue::Queue;
 use crate::throttle::Throttle;
 use crate::{pull, Error, ReplicationConfig, Result};
-use api::Lag;
 
 /// Counters since this process started.
 #[derive(Default)]
@@ -48,12 +48,8 @@ pub(crate) struct Inner {
     pub reports: mpsc::UnboundedSender<Placed>,
     /// Wakes anti-entropy for a full pass now.
     pub rescan: Notify,
-    /// The last lag table and when it was computed.
-    pub lag: Mutex<Option<(Instant, Lag)>>,
-    /// When this node first saw each blob that some member still lacks (ms
-    /// since the epoch): from the applied entry when it saw that, else from
-    /// the first lag computation that found it missing.
-    pub first_seen: Mutex<HashMap<Sha256, u64>>,
+    /// Per-member lag, kept from the applied log.
+    pub lags: Arc<LagBook>,
 }
 
 /// What [`Inner::want`] did about a referenced blob.
@@ -130,9 +126,20 @@ impl Inner {
         let inner = self.clone();
         tokio::spawn(async move {
             let catalog = inner.catalog.clone();
-            let zips = tokio::task::spawn_blocking(move || catalog.all_zips()).await;
-            let size = match zips {
-                Ok(Ok(zips)) => zips.into_iter().find(|(_, _, z)| z.sha256 == sha).map(|(_, _, z)| z.size),
+            let found = tokio::task::spawn_blocking(move || {
+                let mut size = None;
+                catalog
+                    .for_each_zip(|z| {
+                        if z.sha256 == sha {
+                            size = Some(z.size);
+                        }
+                        size.is_none()
+                    })
+                    .map(|()| size)
+            })
+            .await;
+            let size = match found {
+                Ok(Ok(size)) => size,
                 _ => None,
             };
             match size {

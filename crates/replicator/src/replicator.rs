@@ -18,6 +18,7 @@ use upstream::Group;
 use crate::anti_entropy::anti_entropy;
 use crate::events::follow_events;
 use crate::inner::{now_ms, Inner, Stats};
+use crate::lag::LagBook;
 use crate::placement::report_placement;
 use crate::queue::Queue;
 use crate::scrub::scrub;
@@ -44,6 +45,7 @@ impl Replicator {
         // Subscribe before the first anti-entropy pass, so no entry applied
         // in between is missed.
         let events = control.subscribe();
+        let lags = LagBook::new(store.catalog.clone(), control.clone());
         let inner = Arc::new(Inner {
             me: control.node_id(),
             throttle: Throttle::new(cfg.bandwidth_limit),
@@ -57,10 +59,10 @@ impl Replicator {
             clients: Mutex::new(HashMap::new()),
             reports,
             rescan: Notify::new(),
-            lag: Mutex::new(None),
-            first_seen: Mutex::new(HashMap::new()),
+            lags,
             cfg,
         });
+        inner.lags.recount();
         let queued = inner.queue.stats();
         tracing::info!(
             workers = inner.cfg.workers,
@@ -183,7 +185,7 @@ impl Replicator {
             corrupt_found: s.corrupt.load(Ordering::Relaxed),
             deleted_blobs: s.deleted.load(Ordering::Relaxed),
             in_flight: inner.pulls.in_flight(),
-            nodes: inner.lag(),
+            nodes: inner.lags.lag(),
         }
     }
 }

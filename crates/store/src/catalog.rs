@@ -188,21 +188,27 @@ impl Catalog {
         self.db.get(CF_CATALOG, &key)?.map(|v| from_json(&key, &v)).transpose()
     }
 
-    /// The versions of `module` the catalog holds anything for, in Go semver order.
+    /// The versions of `module` the catalog holds anything for, in Go semver
+    /// order. Reads only this module's keys (no `.info` or `.mod` body is
+    /// copied).
     pub fn versions(&self, module: &ModulePath) -> Result<Vec<Version>> {
         let mut prefix = module_key(b'v', module);
         prefix.push(0);
         let mut out: Vec<Version> = Vec::new();
-        for (key, _) in self.db.scan_prefix(CF_CATALOG, &prefix)? {
+        let mut last: Vec<u8> = Vec::new();
+        self.db.for_each_prefix(CF_CATALOG, &prefix, |key, _| {
             let rest = &key[prefix.len()..];
-            let Some(end) = rest.iter().position(|b| *b == 0) else { continue };
+            let Some(end) = rest.iter().position(|b| *b == 0) else { return Ok(true) };
+            if rest[..end] == last[..] {
+                return Ok(true);
+            }
+            last = rest[..end].to_vec();
             let escaped = String::from_utf8_lossy(&rest[..end]);
             let version = Version::from_escaped(&escaped)
-                .map_err(|e| Error::Decode { key: String::from_utf8_lossy(&key).into_owned(), reason: e.to_string() })?;
-            if out.last() != Some(&version) {
-                out.push(version);
-            }
-        }
+                .map_err(|e| Error::Decode { key: String::from_utf8_lossy(key).into_owned(), reason: e.to_string() })?;
+            out.push(version);
+            Ok(true)
+        })?;
         out.sort();
         out.dedup();
         Ok(out)
@@ -212,34 +218,48 @@ impl Catalog {
     /// module path, then escaped version), for `flotillactl modules`.
     pub fn all_versions(&self) -> Result<Vec<(ModulePath, Version)>> {
         let mut out: Vec<(ModulePath, Version)> = Vec::new();
-        for (key, _) in self.db.scan_prefix(CF_CATALOG, b"v\0")? {
-            let Some((module, version, _)) = split_version_key(&key) else { continue };
-            let key_text = String::from_utf8_lossy(&key).into_owned();
+        self.db.for_each_prefix(CF_CATALOG, b"v\0", |key, _| {
+            let Some((module, version, _)) = split_version_key(key) else { return Ok(true) };
+            let key_text = String::from_utf8_lossy(key).into_owned();
             let decode = |reason: String| Error::Decode { key: key_text.clone(), reason };
             let module = ModulePath::from_escaped(&module).map_err(|e| decode(e.to_string()))?;
             let version = Version::from_escaped(&version).map_err(|e| decode(e.to_string()))?;
             if out.last() != Some(&(module.clone(), version.clone())) {
                 out.push((module, version));
             }
-        }
+            Ok(true)
+        })?;
         Ok(out)
     }
 
     /// Every zip the catalog references, for anti-entropy and scrub.
     pub fn all_zips(&self) -> Result<Vec<(ModulePath, Version, ZipRef)>> {
         let mut out = Vec::new();
-        for (key, value) in self.db.scan_prefix(CF_CATALOG, b"v\0")? {
-            let Some((module, version, part)) = split_version_key(&key) else { continue };
+        self.db.for_each_prefix(CF_CATALOG, b"v\0", |key, value| {
+            let Some((module, version, part)) = split_version_key(key) else { return Ok(true) };
             if part != PART_ZIP {
-                continue;
+                return Ok(true);
             }
-            let key_text = String::from_utf8_lossy(&key).into_owned();
+            let key_text = String::from_utf8_lossy(key).into_owned();
             let decode = |reason: String| Error::Decode { key: key_text.clone(), reason };
             let module = ModulePath::from_escaped(&module).map_err(|e| decode(e.to_string()))?;
             let version = Version::from_escaped(&version).map_err(|e| decode(e.to_string()))?;
-            out.push((module, version, from_json(&key, &value)?));
-        }
+            out.push((module, version, from_json(key, value)?));
+            Ok(true)
+        })?;
         Ok(out)
+    }
+
+    /// Calls `visit` with every zip reference, in key order, one at a time
+    /// (no module path or version is decoded, no `.info`/`.mod` body
+    /// copied); `visit` returns `false` to stop.
+    pub fn for_each_zip(&self, mut visit: impl FnMut(&ZipRef) -> bool) -> Result<()> {
+        self.db.for_each_prefix(CF_CATALOG, b"v\0", |key, value| {
+            if !key.ends_with(ZIP_SUFFIX) {
+                return Ok(true);
+            }
+            Ok(visit(&from_json::<ZipRef>(key, value)?))
+        })
     }
 }
 
@@ -282,6 +302,9 @@ fn version_key(module: &ModulePath, version: &Version, part: &str) -> Vec<u8> {
     key.extend_from_slice(part.as_bytes());
     key
 }
+
+/// How a version's zip key ends (`v\0<module>\0<version>\0zip`).
+const ZIP_SUFFIX: &[u8] = b"\0zip";
 
 fn split_version_key(key: &[u8]) -> Option<(String, String, String)> {
     let text = std::str::from_utf8(key.strip_prefix(b"v\0")?).ok()?;

@@ -83,6 +83,19 @@ impl Db {
         Ok(out)
     }
 
+    /// Calls `visit` with every key/value whose key starts with `prefix`, in
+    /// key order, without copying them or holding more than one at a time;
+    /// `visit` returns `false` to stop early.
+    pub fn for_each_prefix(&self, cf: &str, prefix: &[u8], mut visit: impl FnMut(&[u8], &[u8]) -> Result<bool>) -> Result<()> {
+        for item in self.inner.iterator_cf(self.cf(cf), IteratorMode::From(prefix, Direction::Forward)) {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) || !visit(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Key/values with `from <= key < to` (`to = None`: to the end), in key order.
     pub fn scan_range(&self, cf: &str, from: &[u8], to: Option<&[u8]>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         self.scan_range_limited(cf, from, to, usize::MAX)
