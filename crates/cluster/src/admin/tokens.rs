@@ -32,6 +32,8 @@ pub enum TokensError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Group or others may read it (the message says which `chmod` to run).
+    NotPrivate(proto::tls::TlsError),
     Empty,
     NotNamed {
         line: usize,
@@ -57,6 +59,7 @@ impl fmt::Display for TokensError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TokensError::Read { path, source } => write!(f, "cannot read admin.token_file {}: {source}", path.display()),
+            TokensError::NotPrivate(e) => e.fmt(f),
             TokensError::Empty => f.write_str("holds no token: write one `name:token` per line (token: `openssl rand -hex 32`)"),
             TokensError::NotNamed { line } => write!(f, "line {line}: expected name:token"),
             TokensError::BadName { index, name } => {
@@ -82,6 +85,7 @@ pub struct Tokens {
 
 impl Tokens {
     pub fn load(path: &Path) -> Result<Tokens, TokensError> {
+        proto::tls::check_private(path, "admin.token_file").map_err(TokensError::NotPrivate)?;
         let text = std::fs::read_to_string(path).map_err(|source| TokensError::Read { path: path.into(), source })?;
         Tokens::parse(&text).map_err(|e| TokensError::InFile { path: path.into(), problem: Box::new(e) })
     }
