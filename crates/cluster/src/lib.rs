@@ -11,6 +11,7 @@
 
 pub mod admin;
 mod announce;
+mod commit;
 mod error;
 mod grpc;
 mod marker;

@@ -10,8 +10,7 @@ use raft::{Command, ControlPlane, ProposeError};
 use replicator::Replicator;
 use store::{CatalogOp, Sha256, ZipRef};
 
-/// How long a catalog write may take to commit before the client gets 503.
-const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::commit::COMMIT_TIMEOUT;
 
 pub struct RaftCluster {
     pub(crate) control: ControlPlane,

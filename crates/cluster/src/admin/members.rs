@@ -3,10 +3,10 @@
 use std::fmt;
 
 use proto::v1::{ChangeMembersReply, ChangeMembersRequest, RaftMember};
-use raft::ProposeError;
 use tonic::Status;
 
 use super::{AdminService, Node};
+use crate::commit::admin_status;
 
 /// A membership change, checked.
 pub(super) enum Change {
@@ -97,19 +97,7 @@ impl AdminService {
                 Some(_) => control.remove_member(*node_id).await,
             },
         };
-        let index = written.map_err(|e| match e {
-            ProposeError::NotLeader { leader } => Status::deadline_exceeded(format!(
-                "outcome unknown: node {me} stopped being the primary while the change was being committed (primary now: {}); \
-                 it may still take effect: check with flotillactl members list",
-                leader.map_or("unknown".into(), |id| format!("node {id}"))
-            )),
-            ProposeError::Timeout => Status::deadline_exceeded(
-                "outcome unknown: the membership change did not commit in time (no majority reachable?); it may still take effect: \
-                 check with flotillactl members list",
-            ),
-            e @ ProposeError::TooLarge { .. } => Status::failed_precondition(e.to_string()),
-            ProposeError::Fatal(e) => Status::failed_precondition(format!("raft refused the membership change: {e}")),
-        })?;
+        let index = written.map_err(|e| admin_status(e, me, "the membership change", ": check with flotillactl members list"))?;
         tracing::info!(change = %change, index, "membership changed");
         let members = control.membership().into_iter().map(|(node_id, addr, voter)| RaftMember { node_id, addr, voter }).collect();
         Ok(ChangeMembersReply { index, primary: me, members })

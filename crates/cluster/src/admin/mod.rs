@@ -29,16 +29,17 @@ use proto::v1::{
     ShowModuleRequest, VerifyReply, VerifyRequest, VerifySumdbReply, VerifySumdbRequest,
 };
 use proto::{PurgeReply, PurgeRequest};
-use raft::{AuditRecord, Command, ControlPlane, ProposeError};
+use raft::{AuditRecord, Command, ControlPlane};
 use replicator::Replicator;
 use store::{Catalog, CatalogOp, Store};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
+use crate::commit::{admin_status, COMMIT_TIMEOUT};
+
 const AUTHORIZATION: &str = "authorization";
 /// Marks a call a follower passed on to the primary, so it is never passed on twice.
 const FORWARDED: &str = "x-flotilla-forwarded-by";
-const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the admin service acts through.
@@ -209,18 +210,7 @@ impl AdminService {
         };
         // The entry may still commit after either error, so the caller must
         // not take "not committed" for "not done".
-        let index = control.propose(Command::Catalog(op), COMMIT_TIMEOUT).await.map_err(|e| match e {
-            ProposeError::NotLeader { leader } => Status::deadline_exceeded(format!(
-                "outcome unknown: node {me} stopped being the primary while the purge was being committed (primary now: {}); \
-                 it may still take effect",
-                leader.map_or("unknown".into(), |id| format!("node {id}"))
-            )),
-            ProposeError::Timeout => Status::deadline_exceeded(format!(
-                "outcome unknown: the purge did not commit within {COMMIT_TIMEOUT:?} (no majority reachable?); it may still take effect"
-            )),
-            e @ ProposeError::TooLarge { .. } => Status::internal(e.to_string()),
-            ProposeError::Fatal(e) => Status::internal(format!("raft failed: {e}")),
-        })?;
+        let index = control.propose(Command::Catalog(op), COMMIT_TIMEOUT).await.map_err(|e| admin_status(e, me, "the purge", ""))?;
         let zip_sha256 = zip.map(|z| z.sha256.to_hex()).unwrap_or_default();
         tracing::info!(%module, %version, blob = %zip_sha256, index, "purged a module version from the catalog");
         Ok(PurgeReply { zip_sha256, index, primary: me, grace_seconds: self.purge_grace.as_secs() })
