@@ -11,8 +11,10 @@
 
 mod cluster;
 mod replication;
+mod size;
 mod workers;
 
 pub use cluster::{ClusterFacts, ClusterStatus, Member, RaftRole};
 pub use replication::{BlobStatus, Lag, NodeLag, QueueStatus, QueuedBlob, ReplicationStatus};
+pub use size::{byte_size, parse_bytes, SizeError};
 pub use workers::{WorkerState, WorkerStatus};

@@ -120,7 +120,7 @@ async fn fetch_zip(state: &Arc<AppState>, module: &ModulePath, version: &Version
     let _slot = match state.fill_slots.try_acquire() {
         Ok(slot) => slot,
         Err(_) => {
-            tracing::debug!(what, max = state.cfg.max_fills, "zip fill waits for a free slot (gateway.max_fills)");
+            tracing::debug!(what, max = state.cfg.gateway.max_fills, "zip fill waits for a free slot (gateway.max_fills)");
             state.fill_slots.acquire().await.map_err(|_| ApiError::internal("fill slots closed"))?
         }
     };

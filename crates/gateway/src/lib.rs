@@ -24,7 +24,7 @@ mod sumdb;
 mod zipserve;
 
 pub use cluster::{Cluster, ClusterError, Role, Standalone};
-pub use config::{GatewayConfig, Mode};
+pub use config::{CacheConfig, GatewayConfig, GatewaySettings, Mode};
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use router::router;

@@ -23,7 +23,7 @@ const MAX_INFO: u64 = 1 << 20;
 pub async fn list(state: &Arc<AppState>, module: &ModulePath, req: &Incoming<'_>) -> Result<Response, ApiError> {
     let cached = state.store.catalog.list(module)?;
     let upstream_versions = match &cached {
-        Some(rec) if fresh(rec.fetched_at_ms, state.cfg.list_ttl) => {
+        Some(rec) if fresh(rec.fetched_at_ms, state.cfg.cache.list_ttl) => {
             state.metrics.hit("list");
             rec.versions.clone()
         }
@@ -76,7 +76,7 @@ async fn refresh_list(state: &Arc<AppState>, module: &ModulePath) -> Result<List
 pub async fn latest(state: &Arc<AppState>, module: &ModulePath, req: &Incoming<'_>) -> Result<Response, ApiError> {
     let cached = state.store.catalog.latest(module)?;
     if let Some(rec) = &cached {
-        if fresh(rec.fetched_at_ms, state.cfg.list_ttl) {
+        if fresh(rec.fetched_at_ms, state.cfg.cache.list_ttl) {
             state.metrics.hit("latest");
             return Ok(respond(JSON, mutable_cache(state), rec.info.clone().into_bytes()));
         }
@@ -190,7 +190,7 @@ fn fresh_at(now_ms: u64, fetched_at_ms: u64, ttl: Duration) -> bool {
 }
 
 fn mutable_cache(state: &AppState) -> String {
-    format!("public, max-age={}", state.cfg.list_ttl.as_secs())
+    format!("public, max-age={}", state.cfg.cache.list_ttl.as_secs())
 }
 
 #[cfg(test)]

@@ -153,13 +153,13 @@ fn cache(out: &mut String, state: &AppState, facts: Option<&ClusterFacts>) {
         out,
         "<dt>Hot zips in memory</dt><dd>{} of {}</dd>",
         human_bytes(state.hot_zips.weight()),
-        human_bytes(state.cfg.hot_zips_bytes)
+        human_bytes(state.cfg.cache.memory)
     );
     let _ = write!(
         out,
         "<dt>Lists refreshed after</dt><dd>{}</dd><dt>Not-found remembered for</dt><dd>{}</dd>",
-        human_duration(state.cfg.list_ttl.as_secs_f64()),
-        human_duration(state.cfg.negative_ttl.as_secs_f64())
+        human_duration(state.cfg.cache.list_ttl.as_secs_f64()),
+        human_duration(state.cfg.cache.negative_ttl.as_secs_f64())
     );
     let _ = write!(out, "<dt>Upstream</dt><dd><code>{}</code></dd>", esc(&state.upstream.describe()));
     if let Some(r) = facts.map(|f| &f.replication) {

@@ -48,7 +48,7 @@ pub struct Incoming<'a> {
 /// primary that cannot be reached is retried. Either way the request waits
 /// up to `leader_wait` for a primary that is alive.
 pub async fn elsewhere(state: &Arc<AppState>, req: &Incoming<'_>) -> Result<Option<Response>, ApiError> {
-    let deadline = Instant::now() + state.cfg.leader_wait;
+    let deadline = Instant::now() + state.cfg.gateway.leader_wait;
     loop {
         let role = state.cluster.role();
         match &role {
@@ -62,7 +62,7 @@ pub async fn elsewhere(state: &Arc<AppState>, req: &Incoming<'_>) -> Result<Opti
                 }
                 if !state.cluster.primary_silent() {
                     let target = format!("{}{}", url.trim_end_matches('/'), req.path);
-                    match state.cfg.mode {
+                    match state.cfg.gateway.mode {
                         Mode::Redirect if primary_answers(state, url).await => return Ok(Some(redirect(&target))),
                         Mode::Redirect => {}
                         Mode::Forward => match forward(state, &target, req.headers).await {
@@ -84,7 +84,7 @@ pub async fn elsewhere(state: &Arc<AppState>, req: &Incoming<'_>) -> Result<Opti
                 Role::Follower { primary, url: Some(url) } => ApiError::unavailable(
                     format!(
                         "primary node {primary} at {url} does not answer and no new primary was elected within {:?}; retry shortly",
-                        state.cfg.leader_wait
+                        state.cfg.gateway.leader_wait
                     ),
                     1,
                 ),
@@ -122,7 +122,10 @@ async fn primary_answers(state: &AppState, url: &str) -> bool {
 
 pub fn no_primary(state: &AppState) -> ApiError {
     ApiError::unavailable(
-        format!("no primary: the cluster is electing one or this node is cut off (waited {:?}); retry shortly", state.cfg.leader_wait),
+        format!(
+            "no primary: the cluster is electing one or this node is cut off (waited {:?}); retry shortly",
+            state.cfg.gateway.leader_wait
+        ),
         1,
     )
 }

@@ -34,7 +34,7 @@ pub struct AppState {
     pub(crate) started: Instant,
     /// The last upstream fills, for the status page.
     pub(crate) recent: RecentFetches,
-    /// Zip downloads from upstream under way (`cfg.max_fills` at most).
+    /// Zip downloads from upstream under way (`cfg.gateway.max_fills` at most).
     pub(crate) fill_slots: tokio::sync::Semaphore,
     /// Client for relaying requests to the primary (forward mode).
     pub(crate) peers: reqwest::Client,
@@ -42,10 +42,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(cfg: GatewayConfig, store: Arc<Store>, upstream: Upstream, cluster: Arc<dyn Cluster>, workers: Workers) -> Arc<Self> {
-        let cfg_max_fills = cfg.max_fills.max(1);
+        let cfg_max_fills = cfg.gateway.max_fills.max(1);
         Arc::new(AppState {
-            negative: NegativeCache::new(cfg.negative_ttl),
-            hot_zips: HotZips::new(cfg.hot_zips_bytes),
+            negative: NegativeCache::new(cfg.cache.negative_ttl),
+            hot_zips: HotZips::new(cfg.cache.memory),
             cfg,
             store,
             upstream,

@@ -65,8 +65,8 @@ pub async fn status(State(state): State<Arc<AppState>>) -> Json<serde_json::Valu
         "data_dir": state.store.data_dir().display().to_string(),
         "upstream": state.upstream.describe(),
         "cache": {
-            "list_ttl_seconds": state.cfg.list_ttl.as_secs_f64(),
-            "negative_ttl_seconds": state.cfg.negative_ttl.as_secs_f64(),
+            "list_ttl_seconds": state.cfg.cache.list_ttl.as_secs_f64(),
+            "negative_ttl_seconds": state.cfg.cache.negative_ttl.as_secs_f64(),
         },
         "blobs": { "count": stats.count, "bytes": stats.bytes },
         "sumdb": sumdb_status(&state),

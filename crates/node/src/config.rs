@@ -21,9 +21,9 @@ pub use self::secret::{check_private_file, read_secret_file};
 pub struct Config {
     pub node_id: u64,
     pub data_dir: PathBuf,
-    pub gateway: GatewaySection,
+    pub gateway: gateway::GatewaySettings,
     pub upstream: upstream::Config,
-    pub cache: CacheSection,
+    pub cache: gateway::CacheConfig,
     pub cluster: ClusterSection,
     pub raft: raft::RaftSettings,
     pub replication: replicator::ReplicationConfig,
@@ -50,48 +50,14 @@ pub struct AdminSection {
     pub listen: Option<SocketAddr>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GatewaySection {
-    pub listen: SocketAddr,
-    /// The URL clients use to reach this node's gateway (where other nodes redirect to).
-    pub advertise_url: Option<String>,
-    /// What a follower does with a miss: `redirect` (307 to the primary) or
-    /// `forward` (fetch from the primary and relay it).
-    pub mode: gateway::Mode,
-    /// How long a request waits for a primary during an election before `503`.
-    #[serde(with = "humantime_serde")]
-    pub leader_wait: Duration,
-    /// Longest wait for a request's headers, and for the next request on a
-    /// kept-alive connection (slowloris, idle connections).
-    #[serde(with = "humantime_serde")]
-    pub header_timeout: Duration,
-    /// Client connections served at once; more wait in the backlog.
-    pub max_connections: usize,
-    /// Zip downloads from upstream at once; more misses wait their turn.
-    pub max_fills: usize,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CacheSection {
-    #[serde(with = "humantime_serde")]
-    pub list_ttl: Duration,
-    #[serde(with = "humantime_serde")]
-    pub negative_ttl: Duration,
-    /// Memory for keeping hot, verified zips of up to 1 MiB (0 turns it off).
-    #[serde(deserialize_with = "replicator::byte_size")]
-    pub memory: u64,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
             node_id: 1,
             data_dir: PathBuf::from("./flotilla-data"),
-            gateway: GatewaySection::default(),
+            gateway: gateway::GatewaySettings::default(),
             upstream: upstream::Config::default(),
-            cache: CacheSection::default(),
+            cache: gateway::CacheConfig::default(),
             cluster: ClusterSection::default(),
             raft: raft::RaftSettings::default(),
             replication: replicator::ReplicationConfig::default(),
@@ -99,26 +65,6 @@ impl Default for Config {
             sumdb: vec![gateway::SumdbConfig::sum_golang_org()],
             shutdown_grace: Duration::from_secs(10),
         }
-    }
-}
-
-impl Default for GatewaySection {
-    fn default() -> Self {
-        GatewaySection {
-            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
-            advertise_url: None,
-            mode: gateway::Mode::Redirect,
-            leader_wait: Duration::from_secs(5),
-            header_timeout: Duration::from_secs(15),
-            max_connections: 4096,
-            max_fills: 16,
-        }
-    }
-}
-
-impl Default for CacheSection {
-    fn default() -> Self {
-        CacheSection { list_ttl: Duration::from_secs(60), negative_ttl: Duration::from_secs(600), memory: 64 << 20 }
     }
 }
 

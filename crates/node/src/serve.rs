@@ -215,13 +215,9 @@ fn advertise_url(config: &Config) -> String {
 fn gateway_config(config: &Config) -> gateway::GatewayConfig {
     gateway::GatewayConfig {
         node_id: config.node_id,
-        list_ttl: config.cache.list_ttl,
-        negative_ttl: config.cache.negative_ttl,
-        mode: config.gateway.mode,
-        leader_wait: config.gateway.leader_wait,
-        hot_zips_bytes: config.cache.memory,
+        gateway: config.gateway.clone(),
+        cache: config.cache.clone(),
         sumdb: config.sumdb.clone(),
-        max_fills: config.gateway.max_fills,
         ..Default::default()
     }
 }

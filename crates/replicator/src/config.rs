@@ -88,41 +88,7 @@ impl ReplicationConfig {
     }
 }
 
-/// A byte size as a number of bytes or a string with a unit ("50MiB").
-pub fn byte_size<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Size {
-        Bytes(u64),
-        Text(String),
-    }
-    match Size::deserialize(d)? {
-        Size::Bytes(n) => Ok(n),
-        Size::Text(t) => parse_bytes(&t).map_err(serde::de::Error::custom),
-    }
-}
-
-/// Parses a byte size: a plain number of bytes, or a number with one of the
-/// units B, KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024);
-/// "0" means none.
-pub fn parse_bytes(text: &str) -> Result<u64> {
-    let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (number, unit) = (t[..split].trim(), t[split..].trim());
-    let value: f64 =
-        number.parse().map_err(|_| Error::Config(format!("{text:?} is not a size such as \"50MiB\", \"100MB\" or \"1048576\"")))?;
-    let factor: f64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" | "k" => 1e3,
-        "mb" | "m" => 1e6,
-        "gb" | "g" => 1e9,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(Error::Config(format!("{text:?}: unknown unit {unit:?} (use B, KB, MB, GB, KiB, MiB or GiB)"))),
-    };
-    Ok((value * factor).round() as u64)
-}
+pub use api::{byte_size, parse_bytes};
 
 #[cfg(test)]
 mod tests {

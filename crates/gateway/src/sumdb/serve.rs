@@ -67,7 +67,7 @@ async fn latest(state: &Arc<AppState>, db: &SumdbConfig, req: &Incoming<'_>, hea
     let head = state.store.catalog.sumdb_head(&db.name)?;
     if let Some(head) = &head {
         let age = Duration::from_millis(now_ms().saturating_sub(head.fetched_at_ms));
-        if head_only || !is_primary(state) || (head.fetched_at_ms <= now_ms() && age < state.cfg.list_ttl) {
+        if head_only || !is_primary(state) || (head.fetched_at_ms <= now_ms() && age < state.cfg.cache.list_ttl) {
             state.metrics.hit("sumdb_latest");
             return Ok(respond(TEXT, SHORT.into(), head.note.clone().into_bytes()));
         }
