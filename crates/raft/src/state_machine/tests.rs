@@ -1,9 +1,14 @@
 //! Tests of the state machine: snapshots as files, interrupted installs,
 //! and first-writer-wins application of catalog entries.
 
-use super::*;
-use openraft::storage::RaftSnapshotBuilder;
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+use openraft::EntryPayload;
+use store::{Catalog, CatalogOp, CF_RAFT_META};
 use tokio::io::AsyncWriteExt;
+
+use super::*;
+use crate::codec::to_json;
+use crate::types::{Command, Entry, LogId, StoredMembership};
 
 fn catalog(db: &Db) -> Vec<(Vec<u8>, Vec<u8>)> {
     db.scan_range(CF_CATALOG, &[], None).unwrap()
