@@ -3,7 +3,9 @@
 //!
 //! openraft logs an ERROR or WARN for every heartbeat, replication attempt
 //! and vote request that cannot reach a peer (several lines a second while a
-//! node is down). One line per call site every [`QUIET`] says the same.
+//! node is down). One line per call site and peer every [`QUIET`] says the
+//! same: a second peer going down is still logged at once, even while the
+//! first one's lines are being dropped.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -31,7 +33,9 @@ pub fn init() {
 
 #[derive(Default)]
 struct QuietUnreachable {
-    last: Mutex<HashMap<Identifier, Instant>>,
+    /// When a line was last let through, by call site and the peer its
+    /// `target` field names (openraft's replication events carry it).
+    last: Mutex<HashMap<(Identifier, Option<String>), Instant>>,
 }
 
 impl QuietUnreachable {
@@ -40,16 +44,17 @@ impl QuietUnreachable {
         if !meta.target().starts_with("openraft") || *meta.level() > Level::WARN {
             return true;
         }
-        let mut finder = MentionsUnreachable(false);
+        let mut finder = MentionsUnreachable::default();
         event.record(&mut finder);
-        if !finder.0 {
+        if !finder.unreachable {
             return true;
         }
+        let key = (meta.callsite(), finder.target);
         let mut last = self.last.lock();
-        match last.get(&meta.callsite()) {
+        match last.get(&key) {
             Some(&at) if now.duration_since(at) < QUIET => false,
             _ => {
-                last.insert(meta.callsite(), now);
+                last.insert(key, now);
                 true
             }
         }
@@ -62,12 +67,21 @@ impl<S: Subscriber> Layer<S> for QuietUnreachable {
     }
 }
 
-struct MentionsUnreachable(bool);
+/// Whether an event's fields mention `Unreachable`, and which peer its
+/// `target` field names.
+#[derive(Default)]
+struct MentionsUnreachable {
+    unreachable: bool,
+    target: Option<String>,
+}
 
 impl Visit for MentionsUnreachable {
-    fn record_debug(&mut self, _: &Field, value: &dyn Debug) {
-        if !self.0 {
-            self.0 = format!("{value:?}").contains("Unreachable");
+    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
+        let text = format!("{value:?}");
+        if field.name() == "target" {
+            self.target = Some(text);
+        } else if !self.unreachable {
+            self.unreachable = text.contains("Unreachable");
         }
     }
 }

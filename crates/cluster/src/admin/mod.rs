@@ -15,7 +15,7 @@ mod sumdb;
 mod tokens;
 mod verify;
 
-use peer::{forward, lost_answer, passed_on, peer_client, PeerError};
+use peer::{forward, lost_answer, passed_on, peer_client, primary_client, PeerError};
 pub use tokens::{TokenFile, Tokens, TokensError};
 
 use std::sync::{Arc, OnceLock};
@@ -247,9 +247,7 @@ impl proto::Admin for AdminService {
         let who = self.admit(&request, "Verify")?;
         if let Some((leader, addr)) = self.primary(request.metadata()).await? {
             let me = self.me();
-            let mut client = peer_client(&self.transport(), &addr, verify::VERIFY_TIMEOUT)
-                .await
-                .map_err(|e| Status::unavailable(format!("cannot reach the primary, node {leader} at {addr}: {e}; retry")))?;
+            let mut client = primary_client(&self.transport(), leader, &addr, verify::VERIFY_TIMEOUT).await?;
             return client.verify(passed_on(me, request.metadata(), VerifyRequest {})).await;
         }
         let reply = self.verify_all(request.metadata()).await;
@@ -271,9 +269,7 @@ impl proto::Admin for AdminService {
         let who = self.admit(&request, "VerifySumdb")?;
         if let Some((leader, addr)) = self.primary(request.metadata()).await? {
             let me = self.me();
-            let mut client = peer_client(&self.transport(), &addr, sumdb::VERIFY_SUMDB_TIMEOUT)
-                .await
-                .map_err(|e| Status::unavailable(format!("cannot reach the primary, node {leader} at {addr}: {e}; retry")))?;
+            let mut client = primary_client(&self.transport(), leader, &addr, sumdb::VERIFY_SUMDB_TIMEOUT).await?;
             return client.verify_sumdb(passed_on(me, request.metadata(), VerifySumdbRequest {})).await;
         }
         // Refused before it started (no database, the node starting): nothing to record.
@@ -286,9 +282,7 @@ impl proto::Admin for AdminService {
         self.admit(&request, "CheckSumdb")?;
         if let Some((leader, addr)) = self.primary(request.metadata()).await? {
             let me = self.me();
-            let mut client = peer_client(&self.transport(), &addr, sumdb::CHECK_SUMDB_TIMEOUT)
-                .await
-                .map_err(|e| Status::unavailable(format!("cannot reach the primary, node {leader} at {addr}: {e}; retry")))?;
+            let mut client = primary_client(&self.transport(), leader, &addr, sumdb::CHECK_SUMDB_TIMEOUT).await?;
             return client.check_sumdb(passed_on(me, request.metadata(), CheckSumdbRequest {})).await;
         }
         self.check_sumdb_here().await.map(Response::new)
@@ -325,9 +319,7 @@ impl proto::Admin for AdminService {
         if let Some((leader, addr)) = self.primary(request.metadata()).await? {
             tracing::info!(change = %change, primary = leader, "passing a membership change on to the primary");
             let me = self.me();
-            let mut client = peer_client(&self.transport(), &addr, FORWARD_TIMEOUT)
-                .await
-                .map_err(|e| Status::unavailable(format!("cannot reach the primary, node {leader} at {addr}: {e}; retry")))?;
+            let mut client = primary_client(&self.transport(), leader, &addr, FORWARD_TIMEOUT).await?;
             let metadata = request.metadata().clone();
             return client
                 .change_members(passed_on(me, &metadata, request.into_inner()))

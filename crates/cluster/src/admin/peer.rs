@@ -46,6 +46,19 @@ pub(super) async fn peer_client(
     Ok(AdminClient::new(channel))
 }
 
+/// An admin client of the primary, node `leader` at `addr`; a connection
+/// that fails is "unavailable … retry" (nothing was sent).
+pub(super) async fn primary_client(
+    transport: &Transport,
+    leader: u64,
+    addr: &str,
+    timeout: Duration,
+) -> Result<AdminClient<tonic::transport::Channel>, Status> {
+    peer_client(transport, addr, timeout)
+        .await
+        .map_err(|e| Status::unavailable(format!("cannot reach the primary, node {leader} at {addr}: {e}; retry")))
+}
+
 /// `message` with the caller's token, and marked as passed on by node `me`.
 pub(super) fn passed_on<T>(me: u64, metadata: &MetadataMap, message: T) -> Request<T> {
     let mut request = Request::new(message);
@@ -66,9 +79,7 @@ pub(super) async fn forward(
     metadata: &MetadataMap,
     req: PurgeRequest,
 ) -> Result<Response<PurgeReply>, Status> {
-    let mut client = peer_client(transport, addr, FORWARD_TIMEOUT)
-        .await
-        .map_err(|e| Status::unavailable(format!("cannot reach the primary, node {leader} at {addr}: {e}; retry")))?;
+    let mut client = primary_client(transport, leader, addr, FORWARD_TIMEOUT).await?;
     client.purge(passed_on(me, metadata, req)).await.map_err(|status| lost_answer(status, leader))
 }
 
