@@ -123,17 +123,13 @@ async fn start_cluster(
     tracing::info!(node_id = config.node_id, ?peers, %advertise_url, "cluster mode");
     let replicator = replicator::Replicator::start(config.replication.clone(), store, control.clone(), workers)
         .map_err(|e| anyhow::anyhow!("cannot start the blob replicator: {e}"))?;
-    let admin = admin::AdminService::new(admin::AdminParts {
-        node: admin::Node::Cluster { control: control.clone(), replicator: replicator.clone() },
-        store: store.clone(),
-        upstream: upstream.clone(),
-        gateway: gateway_state.clone(),
+    let admin = admin_service(
+        config,
+        admin::Node::Cluster { control: control.clone(), replicator: replicator.clone() },
+        (store, upstream, gateway_state, workers),
         tokens,
-        leader_wait: config.gateway.leader_wait,
-        purge_grace: config.replication.purge_grace,
-        advertise_url: advertise_url.clone(),
-        workers: workers.clone(),
-    });
+        advertise_url.clone(),
+    );
     {
         let (control, replicator) = (control.clone(), replicator.clone());
         workers.spawn("cluster-grpc", move |w| async move {
@@ -166,17 +162,13 @@ async fn start_single_admin(
     }
     let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (admin.listen)"))?;
     tracing::info!(%addr, "admin API listening");
-    let service = admin::AdminService::new(admin::AdminParts {
-        node: admin::Node::Single { node_id: config.node_id, listen: addr.to_string() },
-        store: store.clone(),
-        upstream: upstream.clone(),
-        gateway: gateway_state.clone(),
+    let service = admin_service(
+        config,
+        admin::Node::Single { node_id: config.node_id, listen: addr.to_string() },
+        (store, upstream, gateway_state, workers),
         tokens,
-        leader_wait: config.gateway.leader_wait,
-        purge_grace: config.replication.purge_grace,
-        advertise_url: advertise_url(config),
-        workers: workers.clone(),
-    });
+        advertise_url(config),
+    );
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     workers.spawn("admin-api", move |w| async move {
         w.working(format!("serving the admin API on {addr}"));
@@ -193,6 +185,27 @@ async fn start_single_admin(
         }
     });
     Ok(())
+}
+
+/// The admin service of this node, cluster member or single node alike.
+fn admin_service(
+    config: &Config,
+    node: admin::Node,
+    (store, upstream, gateway, workers): (&Arc<store::Store>, &upstream::Upstream, &admin::GatewaySlot, &background::Workers),
+    tokens: Option<admin::TokenFile>,
+    advertise_url: String,
+) -> admin::AdminService {
+    admin::AdminService::new(admin::AdminParts {
+        node,
+        store: store.clone(),
+        upstream: upstream.clone(),
+        gateway: gateway.clone(),
+        tokens,
+        leader_wait: config.gateway.leader_wait,
+        purge_grace: config.replication.purge_grace,
+        advertise_url,
+        workers: workers.clone(),
+    })
 }
 
 /// `gateway.advertise_url`, or `http://<listen address>` with the host name
