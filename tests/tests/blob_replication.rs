@@ -440,6 +440,12 @@ fn a_purged_version_leaves_every_node_and_only_its_blob_is_deleted_after_the_gra
     for id in cluster.ids() {
         wait_holds_all(&cluster, id, &versions, REPLICATE);
     }
+    // Every node serves the zip before the purge, so each keeps its record
+    // in memory: the purge must reach that too.
+    for id in cluster.ids() {
+        let r = cluster.get(id, &gone.url_path("zip"));
+        assert_eq!(r.status, 200, "{} on node {id} before the purge: {}", gone.url_path("zip"), r.summary());
+    }
 
     // Sent to a follower's cluster port: it passes the purge on to the primary.
     let follower = cluster.others(primary)[0];

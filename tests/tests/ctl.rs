@@ -359,10 +359,20 @@ fn ctl_works_against_a_single_node_on_admin_listen() {
     let right = run_doctor(go_env(""));
     assert!(right.success && right.last_line().starts_with("ok: the go command on this machine uses the mirror"), "{}", right.summary());
 
+    // Served (and so kept in memory) before the purge; fetched again after it.
+    for kind in ["info", "mod"] {
+        assert_eq!(node.get(&v.url_path(kind)).status, 200, "{kind} before the purge");
+    }
+    let fetched = |kind: &str| origin.count(&v.url_path(kind));
+    let before = (fetched("info"), fetched("mod"));
     let purged = ctl(&["purge", "--yes", &v.spec()]);
     ok(&purged, "purge");
     let gone = ctl(&["modules", "show", &v.spec()]);
     assert!(!gone.success && gone.stderr.contains("not in the catalog"), "{}", gone.summary());
+    for kind in ["info", "mod"] {
+        assert_eq!(node.get(&v.url_path(kind)).status, 200, "{kind} after the purge");
+    }
+    assert_eq!((fetched("info"), fetched("mod")), (before.0 + 1, before.1 + 1), "a purged version's answers are not served from memory");
     let audit = ctl(&["audit", "--json"]).json();
     let actions: Vec<(String, String)> = audit["entries"]
         .as_array()

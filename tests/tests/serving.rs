@@ -96,6 +96,19 @@ fn ranges_conditionals_and_head_are_answered_right_for_small_and_large_zips() {
     }
     assert_eq!(origin.count(&small.url_path("zip")), 1, "{:?}", origin.requests());
     assert_eq!(origin.count(&large.url_path("zip")), 1, "{:?}", origin.requests());
+    // Both zips' bodies left with sendfile, not through the process.
+    let sent = zero_copy_bytes(&node);
+    assert!(sent >= (large.zip.len() + small.zip.len()) as u64, "{sent} bytes sent with sendfile");
+}
+
+/// `flotilla_zero_copy_bytes_total`: zip bytes the node sent with sendfile.
+fn zero_copy_bytes(node: &harness::Node) -> u64 {
+    let metrics = node.get("/metrics").text();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("flotilla_zero_copy_bytes_total "))
+        .unwrap_or_else(|| panic!("no zero-copy counter in\n{metrics}"));
+    line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("unreadable: {line}"))
 }
 
 /// `HEAD` says what this node holds and never fetches from upstream.

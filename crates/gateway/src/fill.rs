@@ -92,7 +92,7 @@ async fn fetch_mod(state: &Arc<AppState>, module: &ModulePath, version: &Version
 
 pub async fn fetch_small(
     state: &AppState,
-    kind: &str,
+    kind: &'static str,
     module: &ModulePath,
     suffix: &str,
     limit: u64,

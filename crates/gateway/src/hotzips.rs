@@ -1,11 +1,20 @@
-//! Small zips kept in memory after they were read and verified, so a hot
-//! zip is served without a trip to a blocking thread and three syscalls.
+//! Small zips kept ready after they were read and verified, so a hot zip
+//! is served without a trip to a blocking thread and three syscalls.
+//!
+//! A kept zip is its blob file mapped into memory ([`crate::zerocopy::map`]):
+//! a gateway connection sends it with `sendfile` straight from the page
+//! cache, and the copy costs no heap. Each mapped zip holds a file
+//! descriptor and a mapping, so at most [`MAX_MAPPED`] are kept (fewer when
+//! the process may open few files); where mapping fails the bytes read are
+//! kept instead.
 //!
 //! Keyed by sha256, so a cached copy is always the right content for any
 //! catalog entry that names it. Each copy remembers the stamp of the file it
 //! was read from: a hit costs one `stat`, and a file that changed on disk
 //! (bit rot, an operator's edit) is read again, which verifies it and
 //! quarantines it if it is corrupt.
+
+use std::fs::File;
 
 use bytes::Bytes;
 use quick_cache::sync::Cache;
@@ -15,17 +24,38 @@ use store::{BlobStore, FileStamp, Sha256};
 /// Zips larger than this are streamed from disk, never held whole.
 pub const WHOLE_READ_MAX: u64 = 1 << 20;
 
+/// Most zips kept mapped at once (each holds a file descriptor).
+pub const MAX_MAPPED: u64 = 4096;
+
 pub struct HotZips {
-    cache: Option<Cache<Sha256, (Bytes, FileStamp), ByLength>>,
+    cache: Option<Cache<Sha256, Kept, ByWeight>>,
     max_item: u64,
+    /// Whether kept zips are mapped files (else copies on the heap).
+    map: bool,
 }
 
 #[derive(Clone)]
-pub struct ByLength;
+struct Kept {
+    bytes: Bytes,
+    stamp: FileStamp,
+    mapped: bool,
+}
 
-impl Weighter<Sha256, (Bytes, FileStamp)> for ByLength {
-    fn weight(&self, _key: &Sha256, value: &(Bytes, FileStamp)) -> u64 {
-        value.0.len() as u64 + 64
+/// A copy weighs its length; a mapping at least `min_mapped`, which bounds
+/// how many mappings (and open files) the cache holds.
+#[derive(Clone)]
+pub struct ByWeight {
+    min_mapped: u64,
+}
+
+impl Weighter<Sha256, Kept> for ByWeight {
+    fn weight(&self, _key: &Sha256, kept: &Kept) -> u64 {
+        let len = kept.bytes.len() as u64 + 64;
+        if kept.mapped {
+            len.max(self.min_mapped)
+        } else {
+            len
+        }
     }
 }
 
@@ -34,37 +64,65 @@ impl HotZips {
     /// takes more than an eighth of it.
     pub fn new(capacity: u64) -> Self {
         if capacity == 0 {
-            return HotZips { cache: None, max_item: 0 };
+            return HotZips { cache: None, max_item: 0, map: false };
         }
+        // A quarter of the files this process may open, at most MAX_MAPPED.
+        let max_mapped = open_file_limit().map_or(MAX_MAPPED, |n| (n / 4).min(MAX_MAPPED));
+        let map = max_mapped >= 64;
         // quick_cache wants an estimate of the item count for its tables.
         let estimated_items = (capacity / (32 << 10)).clamp(16, 1 << 20) as usize;
-        let cache = Cache::with_weighter(estimated_items, capacity, ByLength);
-        HotZips { cache: Some(cache), max_item: (capacity / 8).min(WHOLE_READ_MAX) }
+        let weigher = ByWeight { min_mapped: capacity.div_ceil(max_mapped.max(1)) };
+        let cache = Cache::with_weighter(estimated_items, capacity, weigher);
+        HotZips { cache: Some(cache), max_item: (capacity / 8).min(WHOLE_READ_MAX), map }
+    }
+
+    /// Keeps a zip just read and verified from `file` and returns what to
+    /// serve: the file mapped where it can be, else the bytes read.
+    pub fn keep(&self, sha: Sha256, bytes: Vec<u8>, stamp: FileStamp, file: File) -> Bytes {
+        let len = bytes.len() as u64;
+        if self.cache.is_none() || len > self.max_item {
+            return Bytes::from(bytes);
+        }
+        let (bytes, mapped) = match self.map.then(|| crate::zerocopy::map(file, len)) {
+            Some(Ok(mapped)) if mapped.len() as u64 == len => (mapped, true),
+            Some(Err(e)) => {
+                tracing::debug!(blob = %sha, error = %e, "cannot map a kept zip; keeping a copy");
+                (Bytes::from(bytes), false)
+            }
+            _ => (Bytes::from(bytes), false),
+        };
+        self.put(sha, Kept { bytes: bytes.clone(), stamp, mapped });
+        bytes
     }
 
     /// The cached content of `sha`, if its file has not changed since it was read.
     pub fn get(&self, blobs: &BlobStore, sha: &Sha256) -> Option<Bytes> {
         let cache = self.cache.as_ref()?;
-        let (bytes, stamp) = cache.get(sha)?;
-        if blobs.stamp(sha) == Some(stamp) {
-            return Some(bytes);
+        let kept = cache.get(sha)?;
+        if blobs.stamp(sha) == Some(kept.stamp) {
+            return Some(kept.bytes);
         }
         cache.remove(sha);
         None
     }
 
-    pub fn insert(&self, sha: Sha256, bytes: Bytes, stamp: FileStamp) {
+    fn put(&self, sha: Sha256, kept: Kept) {
         if let Some(cache) = &self.cache {
-            if bytes.len() as u64 <= self.max_item {
-                cache.insert(sha, (bytes, stamp));
+            if kept.bytes.len() as u64 <= self.max_item {
+                cache.insert(sha, kept);
             }
         }
     }
 
-    /// Bytes held now.
+    /// Bytes held now (a mapping counts at least its minimum weight).
     pub fn weight(&self) -> u64 {
         self.cache.as_ref().map_or(0, |c| c.weight())
     }
+}
+
+/// The soft limit on open files, if there is one.
+fn open_file_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
 }
 
 #[cfg(test)]
@@ -73,7 +131,7 @@ mod tests {
 
     use store::{BlobContent, BlobStore, Sha256};
 
-    use super::{HotZips, WHOLE_READ_MAX};
+    use super::{HotZips, MAX_MAPPED, WHOLE_READ_MAX};
 
     fn stored(blobs: &BlobStore, content: &[u8]) -> Sha256 {
         let sha = Sha256::of(content);
@@ -85,7 +143,9 @@ mod tests {
 
     fn read_and_keep(hot: &HotZips, blobs: &BlobStore, sha: &Sha256) {
         match blobs.read(sha, WHOLE_READ_MAX).expect("read blob") {
-            Some(BlobContent::Whole { bytes, stamp }) => hot.insert(*sha, bytes.into(), stamp),
+            Some(BlobContent::Whole { bytes, stamp, file }) => {
+                hot.keep(*sha, bytes, stamp, file);
+            }
             _ => panic!("a small blob is read whole"),
         }
     }
@@ -106,6 +166,26 @@ mod tests {
         std::fs::write(&path, b"a small module zap").expect("rewrite blob");
         assert!(hot.get(&blobs, &sha).is_none());
         assert!(hot.get(&blobs, &sha).is_none(), "the stale copy stays dropped");
+    }
+
+    /// A kept zip is its blob file mapped (sent with sendfile), and however
+    /// small the zips, no more than MAX_MAPPED files stay open.
+    #[test]
+    fn kept_zips_are_mapped_files_and_their_number_is_bounded() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let blobs = BlobStore::new(dir.path()).expect("blob store");
+        let hot = HotZips::new(1 << 20);
+        assert!(hot.map, "this process may open enough files to map kept zips");
+        let first = stored(&blobs, b"zip number 0");
+        read_and_keep(&hot, &blobs, &first);
+        let kept = hot.get(&blobs, &first).expect("kept");
+        assert!(crate::zerocopy::locate(&kept).is_some(), "a kept zip is a mapped file");
+        for i in 1..(MAX_MAPPED + 500) {
+            let sha = stored(&blobs, format!("zip number {i}").as_bytes());
+            read_and_keep(&hot, &blobs, &sha);
+        }
+        let held = hot.cache.as_ref().map_or(0, |c| c.len() as u64);
+        assert!(held > 0 && held <= MAX_MAPPED, "{held} zips kept mapped");
     }
 
     #[test]

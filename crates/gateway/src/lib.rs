@@ -9,6 +9,7 @@ mod error;
 mod fill;
 mod head;
 mod hotzips;
+mod kept;
 mod lists;
 mod metrics;
 mod modcheck;
@@ -21,6 +22,7 @@ mod router;
 mod state;
 mod status;
 mod sumdb;
+pub mod zerocopy;
 mod zipserve;
 
 pub use cluster::{Cluster, ClusterError, Role, Standalone};

@@ -8,10 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::response::Response;
+use bytes::Bytes;
 use gomod::{ModulePath, Version};
-use store::{CatalogOp, LatestRecord, ListRecord};
+use store::{CatalogEpoch, CatalogOp, LatestRecord, ListRecord};
 
 use crate::fill::{commit_or_relay, fetch_small, negative_guard};
+use crate::kept::Answer;
 use crate::primary::{self, Incoming};
 use crate::proxy::{respond, JSON, TEXT};
 use crate::state::now_ms;
@@ -21,10 +23,17 @@ const MAX_LIST: u64 = 16 << 20;
 const MAX_INFO: u64 = 1 << 20;
 
 pub async fn list(state: &Arc<AppState>, module: &ModulePath, req: &Incoming<'_>) -> Result<Response, ApiError> {
+    let epoch = state.store.catalog.epoch();
+    if let Some(body) = kept_fresh(state, req.path, epoch) {
+        state.metrics.hit("list");
+        return Ok(respond(TEXT, mutable_cache(state), body));
+    }
     let cached = state.store.catalog.list(module)?;
+    let mut keep = None;
     let upstream_versions = match &cached {
         Some(rec) if fresh(rec.fetched_at_ms, state.cfg.cache.list_ttl) => {
             state.metrics.hit("list");
+            keep = Some(rec.fetched_at_ms);
             rec.versions.clone()
         }
         _ => {
@@ -40,8 +49,20 @@ pub async fn list(state: &Arc<AppState>, module: &ModulePath, req: &Incoming<'_>
             }
         }
     };
-    let body = merge_versions(upstream_versions, state.store.catalog.versions(module)?);
-    Ok(respond(TEXT, mutable_cache(state), body.into_bytes()))
+    let body = Bytes::from(merge_versions(upstream_versions, state.store.catalog.versions(module)?));
+    if let Some(fetched_at_ms) = keep {
+        state.kept.put(req.path, epoch, Answer::Mutable { body: body.clone(), fetched_at_ms });
+    }
+    Ok(respond(TEXT, mutable_cache(state), body))
+}
+
+/// A list or `@latest` answer kept in memory, if the catalog has not
+/// changed since and it is still fresh.
+fn kept_fresh(state: &AppState, path: &str, epoch: CatalogEpoch) -> Option<Bytes> {
+    match state.kept.get(path, epoch)? {
+        Answer::Mutable { body, fetched_at_ms } if fresh(fetched_at_ms, state.cfg.cache.list_ttl) => Some(body),
+        _ => None,
+    }
 }
 
 fn fall_back_list(state: &AppState, module: &ModulePath, cached: Option<ListRecord>, err: ApiError) -> Result<Vec<String>, ApiError> {
@@ -74,11 +95,18 @@ async fn refresh_list(state: &Arc<AppState>, module: &ModulePath) -> Result<List
 }
 
 pub async fn latest(state: &Arc<AppState>, module: &ModulePath, req: &Incoming<'_>) -> Result<Response, ApiError> {
+    let epoch = state.store.catalog.epoch();
+    if let Some(body) = kept_fresh(state, req.path, epoch) {
+        state.metrics.hit("latest");
+        return Ok(respond(JSON, mutable_cache(state), body));
+    }
     let cached = state.store.catalog.latest(module)?;
     if let Some(rec) = &cached {
         if fresh(rec.fetched_at_ms, state.cfg.cache.list_ttl) {
             state.metrics.hit("latest");
-            return Ok(respond(JSON, mutable_cache(state), rec.info.clone().into_bytes()));
+            let body = Bytes::from(rec.info.clone());
+            state.kept.put(req.path, epoch, Answer::Mutable { body: body.clone(), fetched_at_ms: rec.fetched_at_ms });
+            return Ok(respond(JSON, mutable_cache(state), body));
         }
     }
     state.metrics.miss("latest");

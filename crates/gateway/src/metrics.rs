@@ -12,13 +12,13 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteStatus {
-    pub route: String,
-    pub status: String,
+    pub route: &'static str,
+    pub status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Kind {
-    pub kind: String,
+    pub kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -34,8 +34,8 @@ pub struct NodeLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindOutcome {
-    pub kind: String,
-    pub outcome: String,
+    pub kind: &'static str,
+    pub outcome: &'static str,
 }
 
 fn latency_histogram() -> Histogram {
@@ -51,11 +51,14 @@ pub struct Metrics {
     pub upstream_fetches: Family<KindOutcome, Counter>,
     pub upstream_seconds: Family<Kind, Histogram, fn() -> Histogram>,
     pub bytes_served: Counter,
+    /// Zip bytes the kernel sent straight from the page cache (sendfile).
+    pub zero_copy_bytes: Counter,
     pub stale_served: Family<Kind, Counter>,
     pub corrupt_blobs: Counter,
     pub sumdb_mismatches: Family<DbKind, Counter>,
     pub blob_bytes: Gauge,
     pub hot_zip_bytes: Gauge,
+    pub kept_answer_bytes: Gauge,
     pub blob_count: Gauge,
     pub raft_term: Gauge,
     pub raft_primary: Gauge,
@@ -82,11 +85,13 @@ impl Default for Metrics {
             upstream_fetches: Family::default(),
             upstream_seconds: Family::new_with_constructor(latency_histogram),
             bytes_served: Counter::default(),
+            zero_copy_bytes: Counter::default(),
             stale_served: Family::default(),
             corrupt_blobs: Counter::default(),
             sumdb_mismatches: Family::default(),
             blob_bytes: Gauge::default(),
             hot_zip_bytes: Gauge::default(),
+            kept_answer_bytes: Gauge::default(),
             blob_count: Gauge::default(),
             raft_term: Gauge::default(),
             raft_primary: Gauge::default(),
@@ -109,6 +114,11 @@ impl Default for Metrics {
         registry.register("upstream_fetches", "Upstream fetches by kind and outcome", m.upstream_fetches.clone());
         registry.register("upstream_fetch_seconds", "Upstream fetch latency by kind", m.upstream_seconds.clone());
         registry.register("served_bytes", "Response body bytes sent for module files", m.bytes_served.clone());
+        registry.register(
+            "zero_copy_bytes",
+            "Zip bytes sent with sendfile, straight from the page cache (large zips on HTTP/1)",
+            m.zero_copy_bytes.clone(),
+        );
         registry.register("stale_served", "Lists or @latest served from a stale copy because upstream failed", m.stale_served.clone());
         registry.register("corrupt_blobs", "Stored blobs found corrupt and quarantined", m.corrupt_blobs.clone());
         registry.register(
@@ -117,7 +127,16 @@ impl Default for Metrics {
             m.sumdb_mismatches.clone(),
         );
         registry.register("blob_store_bytes", "Bytes of blobs stored on this node", m.blob_bytes.clone());
-        registry.register("hot_zip_bytes", "Bytes of verified zips held in memory (cache.memory)", m.hot_zip_bytes.clone());
+        registry.register(
+            "hot_zip_bytes",
+            "Bytes of verified zips kept ready to serve, mapped or copied (cache.memory)",
+            m.hot_zip_bytes.clone(),
+        );
+        registry.register(
+            "kept_answer_bytes",
+            "Bytes of .info, .mod, list and @latest answers kept in memory (a quarter of cache.memory)",
+            m.kept_answer_bytes.clone(),
+        );
         registry.register("blob_store_blobs", "Number of blobs stored on this node", m.blob_count.clone());
         registry.register("raft_term", "Current raft term seen by this node", m.raft_term.clone());
         registry.register("raft_acting_primary", "1 while this node acts as primary (leader with a fresh quorum)", m.raft_primary.clone());
@@ -161,29 +180,31 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn request(&self, route: &str, status: u16) {
-        self.requests.get_or_create(&RouteStatus { route: route.to_string(), status: status.to_string() }).inc();
+    // Label sets of per-request metrics are static strings: counting a
+    // request allocates nothing.
+    pub fn request(&self, route: &'static str, status: u16) {
+        self.requests.get_or_create(&RouteStatus { route, status }).inc();
     }
 
-    pub fn hit(&self, kind: &str) {
-        self.cache_hits.get_or_create(&Kind { kind: kind.to_string() }).inc();
+    pub fn hit(&self, kind: &'static str) {
+        self.cache_hits.get_or_create(&Kind { kind }).inc();
     }
 
-    pub fn miss(&self, kind: &str) {
-        self.cache_misses.get_or_create(&Kind { kind: kind.to_string() }).inc();
+    pub fn miss(&self, kind: &'static str) {
+        self.cache_misses.get_or_create(&Kind { kind }).inc();
     }
 
     pub fn sumdb_mismatch(&self, db: &str, kind: &str) {
         self.sumdb_mismatches.get_or_create(&DbKind { db: db.to_string(), kind: kind.to_string() }).inc();
     }
 
-    pub fn stale(&self, kind: &str) {
-        self.stale_served.get_or_create(&Kind { kind: kind.to_string() }).inc();
+    pub fn stale(&self, kind: &'static str) {
+        self.stale_served.get_or_create(&Kind { kind }).inc();
     }
 
-    pub fn upstream(&self, kind: &str, outcome: &str, took: Duration) {
-        self.upstream_fetches.get_or_create(&KindOutcome { kind: kind.to_string(), outcome: outcome.to_string() }).inc();
-        self.upstream_seconds.get_or_create(&Kind { kind: kind.to_string() }).observe(took.as_secs_f64());
+    pub fn upstream(&self, kind: &'static str, outcome: &'static str, took: Duration) {
+        self.upstream_fetches.get_or_create(&KindOutcome { kind, outcome }).inc();
+        self.upstream_seconds.get_or_create(&Kind { kind }).observe(took.as_secs_f64());
     }
 
     /// Sets the raft and replication gauges from the cluster's status.
@@ -225,6 +246,11 @@ impl Metrics {
     }
 
     pub fn encode(&self) -> String {
+        let sent = crate::zerocopy::bytes_sent();
+        let seen = self.zero_copy_bytes.get();
+        if sent > seen {
+            self.zero_copy_bytes.inc_by(sent - seen);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);

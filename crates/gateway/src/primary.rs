@@ -34,6 +34,14 @@ const RESPONSE_HEADERS: [HeaderName; 8] = [
 pub struct Incoming<'a> {
     pub path: &'a str,
     pub headers: &'a HeaderMap,
+    /// The connection sends mapped zips with sendfile ([`crate::zerocopy`]).
+    pub zero_copy: bool,
+}
+
+impl<'a> Incoming<'a> {
+    pub fn new(path: &'a str, headers: &'a HeaderMap) -> Self {
+        Incoming { path, headers, zero_copy: false }
+    }
 }
 
 /// `None`: this node is the primary (or alone) and answers itself.

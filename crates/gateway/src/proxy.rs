@@ -2,20 +2,32 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use gomod::{ModulePath, Request, Version, VersionRef};
 
+use crate::kept::Answer;
 use crate::primary::{self, Incoming};
+use crate::zerocopy::ZeroCopy;
 use crate::{fill, head, lists, sumdb, zipserve, ApiError, AppState};
+use bytes::Bytes;
 use store::ZipRef;
 
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 pub const JSON: &str = "application/json; charset=utf-8";
 pub const TEXT: &str = "text/plain; charset=utf-8";
 
-pub async fn handle(State(state): State<Arc<AppState>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    version: axum::http::Version,
+    zero_copy: Option<Extension<ZeroCopy>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     if method != Method::GET && method != Method::HEAD {
         return ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -25,7 +37,7 @@ pub async fn handle(State(state): State<Arc<AppState>>, method: Method, uri: Uri
     }
     let path = uri.path();
     if let Some(rest) = path.strip_prefix("/sumdb/") {
-        return sumdb::handle(&state, rest, &Incoming { path, headers: &headers }, method == Method::HEAD).await;
+        return sumdb::handle(&state, rest, &Incoming::new(path, &headers), method == Method::HEAD).await;
     }
     let request = match gomod::parse_request(path) {
         Ok(r) => r,
@@ -34,7 +46,10 @@ pub async fn handle(State(state): State<Arc<AppState>>, method: Method, uri: Uri
     if method == Method::HEAD {
         return head::answer(&state, request).await.unwrap_or_else(IntoResponse::into_response);
     }
-    let incoming = Incoming { path, headers: &headers };
+    // Large zips go out with sendfile where the connection supports it;
+    // HTTP/2 frames bodies itself, so only HTTP/1 connections do.
+    let zero_copy = zero_copy.is_some() && version <= axum::http::Version::HTTP_11;
+    let incoming = Incoming { path, headers: &headers, zero_copy };
     match answer(&state, request, &incoming).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
@@ -53,7 +68,7 @@ async fn answer(state: &Arc<AppState>, request: Request, req: &Incoming<'_>) -> 
 }
 
 async fn info(state: &Arc<AppState>, module: &ModulePath, version: &Version, req: &Incoming<'_>) -> Result<Response, ApiError> {
-    if let Some(body) = state.store.catalog.info(module, version)? {
+    if let Some(body) = recorded(state, req.path, |catalog| catalog.info(module, version))? {
         state.metrics.hit("info");
         return Ok(immutable(JSON, body));
     }
@@ -65,7 +80,7 @@ async fn info(state: &Arc<AppState>, module: &ModulePath, version: &Version, req
 }
 
 async fn go_mod(state: &Arc<AppState>, module: &ModulePath, version: &Version, req: &Incoming<'_>) -> Result<Response, ApiError> {
-    if let Some(body) = state.store.catalog.go_mod(module, version)? {
+    if let Some(body) = recorded(state, req.path, |catalog| catalog.go_mod(module, version))? {
         state.metrics.hit("mod");
         return Ok(immutable(TEXT, body));
     }
@@ -77,11 +92,11 @@ async fn go_mod(state: &Arc<AppState>, module: &ModulePath, version: &Version, r
 }
 
 async fn zip(state: &Arc<AppState>, module: &ModulePath, version: &Version, req: &Incoming<'_>) -> Result<Response, ApiError> {
-    if let Some(zip) = state.store.catalog.zip(module, version)? {
+    if let Some(zip) = zip_record(state, req.path, module, version)? {
         match zipserve::open(state, &zip).await {
             Ok(Some(blob)) => {
                 state.metrics.hit("zip");
-                return Ok(zipserve::respond(&zip, blob, req.headers));
+                return Ok(zipserve::respond(&zip, blob, req));
             }
             Ok(None) => tracing::info!(%module, %version, blob = %zip.sha256, "catalog names a blob this node does not hold"),
             Err(e) => tracing::warn!(%module, %version, error = %e.message, "stored zip unusable"),
@@ -96,7 +111,7 @@ async fn zip(state: &Arc<AppState>, module: &ModulePath, version: &Version, req:
     }
     let zip = fill::zip(state, module, version).await?;
     if let Some(blob) = zipserve::open(state, &zip).await? {
-        return Ok(zipserve::respond(&zip, blob, req.headers));
+        return Ok(zipserve::respond(&zip, blob, req));
     }
     // The catalog kept another primary's zip (first writer wins), which may
     // not have reached this node yet.
@@ -106,6 +121,34 @@ async fn zip(state: &Arc<AppState>, module: &ModulePath, version: &Version, req:
     Err(ApiError::internal(format!("zip for {module}@{version} is recorded but no node could supply its blob; retry")))
 }
 
+/// A version's `.info` or `.mod` as recorded in the catalog: kept in memory
+/// (by request path) once read.
+fn recorded(
+    state: &AppState,
+    path: &str,
+    read: impl FnOnce(&store::Catalog) -> store::Result<Option<Vec<u8>>>,
+) -> Result<Option<Bytes>, ApiError> {
+    let epoch = state.store.catalog.epoch();
+    if let Some(Answer::Recorded(body)) = state.kept.get(path, epoch) {
+        return Ok(Some(body));
+    }
+    let Some(body) = read(&state.store.catalog)? else { return Ok(None) };
+    let body = Bytes::from(body);
+    state.kept.put(path, epoch, Answer::Recorded(body.clone()));
+    Ok(Some(body))
+}
+
+/// A version's zip record, kept in memory (by request path) once read.
+fn zip_record(state: &AppState, path: &str, module: &ModulePath, version: &Version) -> Result<Option<ZipRef>, ApiError> {
+    let epoch = state.store.catalog.epoch();
+    if let Some(Answer::Zip(zip)) = state.kept.get(path, epoch) {
+        return Ok(Some(zip));
+    }
+    let Some(zip) = state.store.catalog.zip(module, version)? else { return Ok(None) };
+    state.kept.put(path, epoch, Answer::Zip(zip.clone()));
+    Ok(Some(zip))
+}
+
 /// Copies a zip's blob that this node lacks (replication lag) or just
 /// found corrupt from a peer that holds it, keeps it, and serves it.
 async fn from_peers(state: &Arc<AppState>, zip: &ZipRef, req: &Incoming<'_>) -> Option<Response> {
@@ -113,7 +156,7 @@ async fn from_peers(state: &Arc<AppState>, zip: &ZipRef, req: &Incoming<'_>) -> 
         Ok(()) => match zipserve::open(state, zip).await {
             Ok(Some(blob)) => {
                 state.metrics.hit("zip");
-                Some(zipserve::respond(zip, blob, req.headers))
+                Some(zipserve::respond(zip, blob, req))
             }
             _ => None,
         },
@@ -124,12 +167,16 @@ async fn from_peers(state: &Arc<AppState>, zip: &ZipRef, req: &Incoming<'_>) -> 
     }
 }
 
-pub fn immutable(content_type: &'static str, body: Vec<u8>) -> Response {
-    respond(content_type, IMMUTABLE.to_string(), body)
+pub fn immutable(content_type: &'static str, body: impl Into<Body>) -> Response {
+    let mut resp = Response::new(body.into());
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    resp
 }
 
-pub fn respond(content_type: &'static str, cache_control: String, body: Vec<u8>) -> Response {
-    let mut resp = (StatusCode::OK, body).into_response();
+pub fn respond(content_type: &'static str, cache_control: String, body: impl Into<Body>) -> Response {
+    let mut resp = Response::new(body.into());
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(v) = HeaderValue::from_str(&cache_control) {

@@ -8,6 +8,7 @@ use upstream::{Group, Upstream};
 
 use crate::cluster::Cluster;
 use crate::hotzips::HotZips;
+use crate::kept::KeptAnswers;
 use crate::negative::NegativeCache;
 use crate::recent::RecentFetches;
 use crate::{ApiError, GatewayConfig, Metrics};
@@ -22,6 +23,8 @@ pub struct AppState {
     pub workers: Workers,
     pub metrics: Metrics,
     pub(crate) hot_zips: HotZips,
+    /// Answers read from the catalog, by request path.
+    pub(crate) kept: KeptAnswers,
     pub(crate) negative: NegativeCache,
     /// One upstream fill per key, however many clients ask at once.
     pub(crate) zip_fills: Group<String, Result<ZipRef, ApiError>>,
@@ -46,6 +49,7 @@ impl AppState {
         Arc::new(AppState {
             negative: NegativeCache::new(cfg.cache.negative_ttl),
             hot_zips: HotZips::new(cfg.cache.memory),
+            kept: KeptAnswers::new(cfg.cache.memory / 4),
             cfg,
             store,
             upstream,

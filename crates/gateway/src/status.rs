@@ -49,6 +49,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     state.metrics.blob_bytes.set(stats.bytes as i64);
     state.metrics.blob_count.set(stats.count as i64);
     state.metrics.hot_zip_bytes.set(state.hot_zips.weight() as i64);
+    state.metrics.kept_answer_bytes.set(state.kept.weight() as i64);
     state.metrics.cluster(&state.cluster.status());
     let mut resp = state.metrics.encode().into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"));

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use store::{BlobContent, OpenBlob, ZipRef};
 
 use crate::hotzips::WHOLE_READ_MAX;
+use crate::primary::Incoming;
 use crate::proxy::IMMUTABLE;
 use crate::{ApiError, AppState};
 
@@ -49,11 +50,7 @@ pub async fn open(state: &Arc<AppState>, zip: &ZipRef) -> Result<Option<Content>
         .await
         .map_err(|e| ApiError::internal(format!("blob read task failed: {e}")))?;
     match read {
-        Ok(Some(BlobContent::Whole { bytes, stamp })) => {
-            let bytes = Bytes::from(bytes);
-            state.hot_zips.insert(sha, bytes.clone(), stamp);
-            Ok(Some(Content::Memory(bytes)))
-        }
+        Ok(Some(BlobContent::Whole { bytes, stamp, file })) => Ok(Some(Content::Memory(state.hot_zips.keep(sha, bytes, stamp, file)))),
         Ok(Some(BlobContent::Open(blob))) => Ok(Some(Content::File(blob))),
         Ok(None) => Ok(None),
         Err(e @ store::Error::Corrupt { .. }) => {
@@ -65,7 +62,8 @@ pub async fn open(state: &Arc<AppState>, zip: &ZipRef) -> Result<Option<Content>
     }
 }
 
-pub fn respond(zip: &ZipRef, content: Content, headers: &HeaderMap) -> Response {
+pub fn respond(zip: &ZipRef, content: Content, req: &Incoming<'_>) -> Response {
+    let headers = req.headers;
     let etag = format!("\"{}\"", zip.sha256);
     if header_is(headers, header::IF_NONE_MATCH, &etag) {
         return build(StatusCode::NOT_MODIFIED, &etag, None, 0, Body::empty());
@@ -82,12 +80,25 @@ pub fn respond(zip: &ZipRef, content: Content, headers: &HeaderMap) -> Response 
     let (start, len) = range.map(|(s, e)| (s, e - s + 1)).unwrap_or((0, size));
     let body = match content {
         Content::Memory(bytes) => Body::from(bytes.slice(start as usize..(start + len) as usize)),
-        Content::File(blob) => Body::from_stream(stream_file(blob.file, start, len)),
+        Content::File(blob) => file_body(blob, start, len, req.zero_copy),
     };
     match range {
         Some((s, e)) => build(StatusCode::PARTIAL_CONTENT, &etag, Some(format!("bytes {s}-{e}/{size}")), len, body),
         None => build(StatusCode::OK, &etag, None, len, body),
     }
+}
+
+/// A large zip's body: the mapped file, which the connection sends with
+/// sendfile (no copy through the process, no memory per client), where it
+/// can; else streamed from the file in chunks.
+fn file_body(blob: OpenBlob, start: u64, len: u64, zero_copy: bool) -> Body {
+    if zero_copy {
+        match blob.file.try_clone().and_then(|file| crate::zerocopy::map(file, blob.len)) {
+            Ok(mapped) => return Body::from(mapped.slice(start as usize..(start + len) as usize)),
+            Err(e) => tracing::warn!(error = %e, "cannot map a zip for sendfile; streaming it instead"),
+        }
+    }
+    Body::from_stream(stream_file(blob.file, start, len))
 }
 
 /// `len` bytes of `file` from `start`, read straight into the buffers the

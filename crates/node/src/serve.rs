@@ -15,12 +15,29 @@ use crate::ServeArgs;
 
 pub fn run(args: ServeArgs) -> Result<()> {
     let config = load_config(&args)?;
+    raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let result = runtime.block_on(serve(config));
     // Whatever still runs (a request or worker past the deadline, a blocking
     // read) is dropped, not waited for.
     runtime.shutdown_timeout(Duration::from_millis(500));
     result
+}
+
+/// Lets the process open as many files as its hard limit allows (as Go's
+/// runtime and nginx's `worker_rlimit_nofile` do): every connection, blob
+/// transfer and kept zip holds one, and a soft limit of 1024 (systemd's
+/// default) would cap them long before memory does.
+fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if let (Some(current), Some(maximum)) = (limit.current, limit.maximum) {
+        if current < maximum {
+            if let Err(e) = setrlimit(Resource::Nofile, Rlimit { current: Some(maximum), maximum: Some(maximum) }) {
+                tracing::debug!(error = %e, current, maximum, "cannot raise the open file limit");
+            }
+        }
+    }
 }
 
 fn load_config(args: &ServeArgs) -> Result<Config> {
@@ -274,6 +291,9 @@ async fn serve_gateway(
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
     builder.http2().timer(TokioTimer::new()).keep_alive_interval(limits.header_timeout).keep_alive_timeout(limits.header_timeout);
     let builder = Arc::new(builder);
+    // Every connection below writes through ZeroCopyTcp, so large zips may
+    // be sent with sendfile.
+    let app = app.layer(axum::Extension(gateway::zerocopy::ZeroCopy));
     let mut shutdown = std::pin::pin!(shutdown);
     let mut warned: Option<std::time::Instant> = None;
     let deadline = loop {
@@ -307,7 +327,7 @@ async fn serve_gateway(
             tracing::debug!("cannot set TCP_NODELAY on a gateway connection: {e}");
         }
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service).into_owned();
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(gateway::zerocopy::ZeroCopyTcp::new(tcp)), service).into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {

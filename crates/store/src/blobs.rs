@@ -111,10 +111,12 @@ struct Found {
 
 /// A verified blob: read whole when small, else opened for streaming.
 pub enum BlobContent {
-    /// The whole content, and the stamp of the file it was read from.
+    /// The whole content, and the file it was read from (still open) with
+    /// its stamp.
     Whole {
         bytes: Vec<u8>,
         stamp: FileStamp,
+        file: File,
     },
     Open(OpenBlob),
 }
@@ -331,7 +333,7 @@ impl BlobStore {
         if !found.known_good {
             self.verify_once(sha, &found.path, &found.stamp, Some(&bytes))?;
         }
-        Ok(Some(BlobContent::Whole { bytes, stamp: found.stamp }))
+        Ok(Some(BlobContent::Whole { bytes, stamp: found.stamp, file: found.file }))
     }
 
     /// Opens blob `sha`'s file and tells whether it is as it was when last

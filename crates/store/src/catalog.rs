@@ -165,6 +165,11 @@ impl Catalog {
         }
     }
 
+    /// The catalog's write counts now (see [`CatalogEpoch`]).
+    pub fn epoch(&self) -> crate::CatalogEpoch {
+        self.db.catalog_epoch()
+    }
+
     pub fn info(&self, module: &ModulePath, version: &Version) -> Result<Option<Vec<u8>>> {
         self.db.get(CF_CATALOG, &version_key(module, version, PART_INFO))
     }

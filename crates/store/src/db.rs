@@ -1,4 +1,5 @@
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
@@ -42,6 +43,28 @@ pub enum DbOp {
 pub struct Db {
     inner: Arc<DB>,
     path: Arc<Path>,
+    changes: Arc<CatalogChanges>,
+}
+
+/// Counts of writes to the `catalog` family, for caches of what it holds:
+/// a value read after taking [`CatalogEpoch`] is current while the epoch
+/// is unchanged. Each count moves after its write is visible.
+#[derive(Default)]
+struct CatalogChanges {
+    /// Every write batch that touched the catalog.
+    writes: AtomicU64,
+    /// Batches that deleted catalog keys (purges, snapshot installs).
+    removals: AtomicU64,
+}
+
+/// The catalog's write counts at one moment ([`Db::catalog_epoch`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CatalogEpoch {
+    /// Changes with any catalog write (lists, `@latest`, new versions).
+    pub writes: u64,
+    /// Changes only when catalog keys are deleted: what was recorded once
+    /// (a version's `.info`, `.mod`, zip) is never rewritten, only removed.
+    pub removals: u64,
 }
 
 impl Db {
@@ -52,7 +75,7 @@ impl Db {
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         let cfs = CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
         let inner = DB::open_cf_descriptors(&opts, path, cfs)?;
-        Ok(Db { inner: Arc::new(inner), path: path.into() })
+        Ok(Db { inner: Arc::new(inner), path: path.into(), changes: Arc::default() })
     }
 
     /// The directory RocksDB lives in.
@@ -134,6 +157,16 @@ impl Db {
     /// Applies `ops` atomically; with `sync` the write is on disk when this returns.
     pub fn write(&self, ops: Vec<DbOp>, sync: bool) -> Result<()> {
         let mut batch = WriteBatch::default();
+        let (mut writes, mut removals) = (false, false);
+        for op in &ops {
+            match op {
+                DbOp::Put { cf, .. } => writes |= *cf == CF_CATALOG,
+                DbOp::Delete { cf, .. } | DbOp::DeleteRange { cf, .. } => {
+                    writes |= *cf == CF_CATALOG;
+                    removals |= *cf == CF_CATALOG;
+                }
+            }
+        }
         for op in ops {
             match op {
                 DbOp::Put { cf, key, value } => batch.put_cf(self.cf(cf), key, value),
@@ -143,7 +176,22 @@ impl Db {
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
-        Ok(self.inner.write_opt(batch, &wo)?)
+        let written = self.inner.write_opt(batch, &wo);
+        // Counted even if the write failed: it may have been partly applied
+        // as far as a cache can tell.
+        if writes {
+            self.changes.writes.fetch_add(1, Ordering::Release);
+        }
+        if removals {
+            self.changes.removals.fetch_add(1, Ordering::Release);
+        }
+        Ok(written?)
+    }
+
+    /// The catalog's write counts now: take them before reading what a
+    /// cache will keep.
+    pub fn catalog_epoch(&self) -> CatalogEpoch {
+        CatalogEpoch { writes: self.changes.writes.load(Ordering::Acquire), removals: self.changes.removals.load(Ordering::Acquire) }
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {

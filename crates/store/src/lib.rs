@@ -19,7 +19,7 @@ pub use blobs::{
 pub use catalog::{
     Catalog, CatalogOp, LatestRecord, ListRecord, Pending, Plan, SumdbHead, VersionParts, ZipRef, PART_INFO, PART_MOD, PART_ZIP,
 };
-pub use db::{Db, DbOp, CF_CATALOG, CF_LOCAL, CF_RAFT_LOG, CF_RAFT_META};
+pub use db::{CatalogEpoch, Db, DbOp, CF_CATALOG, CF_LOCAL, CF_RAFT_LOG, CF_RAFT_META};
 pub use error::{Error, Result};
 pub use format::{DATA_FORMAT, FORMAT_FILE};
 pub use sha::{Sha256, Sha256Writer};

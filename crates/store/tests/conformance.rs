@@ -129,7 +129,7 @@ fn small_blobs_are_read_whole_and_large_ones_opened() {
     let (_dir, store) = open();
     let sha = put_blob(&store, b"small zip");
     match store.blobs.read(&sha, 1024).unwrap() {
-        Some(BlobContent::Whole { bytes, stamp }) => {
+        Some(BlobContent::Whole { bytes, stamp, .. }) => {
             assert_eq!(bytes, b"small zip");
             assert_eq!(store.blobs.stamp(&sha), Some(stamp), "the stamp names the file as it is");
         }
