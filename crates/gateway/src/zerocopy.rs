@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -40,8 +40,10 @@ const MAX_SEND: usize = 4 << 20;
 #[derive(Clone, Copy, Debug)]
 pub struct ZeroCopy;
 
-/// Mapped files by the address their mapping starts at.
-static REGIONS: Mutex<BTreeMap<usize, Region>> = Mutex::new(BTreeMap::new());
+/// Mapped files by the address their mapping starts at. Every write of a
+/// gateway connection looks here while any mapping exists, so lookups
+/// share the lock; only mapping and unmapping take it alone.
+static REGIONS: RwLock<BTreeMap<usize, Region>> = RwLock::new(BTreeMap::new());
 /// How many mappings exist, so connections skip the lookup when none does.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 /// Bytes sent with `sendfile` since start (`flotilla_zero_copy_bytes_total`).
@@ -74,7 +76,7 @@ pub fn map(file: File, len: u64) -> io::Result<Bytes> {
     #[allow(unsafe_code)]
     let mapping = unsafe { memmap2::MmapOptions::new().len(len).map(&file)? };
     let start = mapping.as_ptr() as usize;
-    REGIONS.lock().insert(start, Region { end: start + len, file: Arc::new(file) });
+    REGIONS.write().insert(start, Region { end: start + len, file: Arc::new(file) });
     LIVE.fetch_add(1, Ordering::Relaxed);
     Ok(Bytes::from_owner(Mapped { mapping, start }))
 }
@@ -94,7 +96,7 @@ impl AsRef<[u8]> for Mapped {
 
 impl Drop for Mapped {
     fn drop(&mut self) {
-        REGIONS.lock().remove(&self.start);
+        REGIONS.write().remove(&self.start);
         LIVE.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -105,7 +107,7 @@ pub(crate) fn locate(buf: &[u8]) -> Option<(Arc<File>, u64)> {
         return None;
     }
     let at = buf.as_ptr() as usize;
-    let regions = REGIONS.lock();
+    let regions = REGIONS.read();
     let (&start, region) = regions.range(..=at).next_back()?;
     (at + buf.len() <= region.end).then(|| (region.file.clone(), (at - start) as u64))
 }
@@ -186,7 +188,9 @@ impl AsyncWrite for ZeroCopyTcp {
         let this = self.get_mut();
         for (i, buf) in bufs.iter().enumerate() {
             if let Some((file, offset)) = locate(buf) {
-                if i > 0 {
+                // (Empty slices before it are nothing to write: a zero-byte
+                // write would read as "connection closed" to hyper.)
+                if bufs[..i].iter().any(|b| !b.is_empty()) {
                     return this.poll_send_more(cx, &bufs[..i]);
                 }
                 return this.poll_sendfile(cx, &file, offset, buf.len());

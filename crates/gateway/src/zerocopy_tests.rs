@@ -30,9 +30,9 @@ async fn pair() -> (ZeroCopyTcp, TcpStream) {
 async fn write_like_hyper(conn: &mut ZeroCopyTcp, head: &[u8], body: &Bytes) -> std::io::Result<()> {
     let (mut head_at, mut body_at) = (0, 0);
     while head_at < head.len() || body_at < body.len() {
+        // An empty leading slice is passed on as it is: it must not stop the body.
         let slices = [IoSlice::new(&head[head_at..]), IoSlice::new(&body[body_at..])];
-        let skip = usize::from(head_at == head.len());
-        let n = conn.write_vectored(&slices[skip..]).await?;
+        let n = conn.write_vectored(&slices).await?;
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
