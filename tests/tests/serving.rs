@@ -132,3 +132,38 @@ fn head_of_an_uncached_version_is_404_and_fetches_nothing() {
     assert_eq!(r.header("content-length"), Some(v.go_mod.len().to_string().as_str()));
     assert_eq!(origin.count(&v.url_path("zip")), 0, "HEAD fetched the zip: {:?}", origin.requests());
 }
+
+/// Every kept zip holds an open file, so a node started under a low soft
+/// limit on open files (systemd's default is 1024) raises it to the hard
+/// limit before serving.
+#[test]
+fn the_node_raises_its_open_file_limit_to_the_hard_limit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listen = format!("127.0.0.1:{}", harness::node::free_port());
+    let script = format!(
+        "ulimit -Sn 256 && exec '{}' serve --listen {listen} --data-dir '{}' --upstream off",
+        harness::node::binary().display(),
+        dir.path().join("data").display()
+    );
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .env("FLOTILLA_SUMDB", "off")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start flotilla under a soft limit of 256 open files");
+    // Once the node listens, start-up is over.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(Instant::now() < deadline, "flotilla did not start listening on {listen}");
+        assert!(child.try_wait().ok().flatten().is_none(), "flotilla exited at start-up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap_or_else(|| panic!("no open-file limit in\n{limits}"));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let (soft, hard) = (fields[3], fields[4]);
+    assert_eq!(soft, hard, "soft limit on open files (hard {hard})");
+}
