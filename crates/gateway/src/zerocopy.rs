@@ -124,47 +124,35 @@ impl ZeroCopyTcp {
     }
 
     fn poll_sendfile(&self, cx: &mut Context<'_>, file: &File, offset: u64, len: usize) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.tcp.poll_write_ready(cx))?;
-            let sent = self.tcp.try_io(Interest::WRITABLE, || {
-                let mut at = offset;
-                rustix::fs::sendfile(&self.tcp, file, Some(&mut at), len.min(MAX_SEND)).map_err(io::Error::from)
-            });
-            match sent {
-                // The file ended before its mapping did: it was truncated
-                // behind the store's back. The response cannot be finished.
-                Ok(0) => {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the zip file is shorter than when it was opened",
-                    )))
-                }
-                Ok(n) => {
-                    SENT.fetch_add(n as u64, Ordering::Relaxed);
-                    return Poll::Ready(Ok(n));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
+        let sent = ready!(self.poll_writable(cx, || {
+            let mut at = offset;
+            rustix::fs::sendfile(&self.tcp, file, Some(&mut at), len.min(MAX_SEND))
+        }))?;
+        if sent == 0 {
+            // The file ended before its mapping did: it was truncated behind
+            // the store's back. The response cannot be finished.
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the zip file is shorter than when it was opened")));
         }
+        SENT.fetch_add(sent as u64, Ordering::Relaxed);
+        Poll::Ready(Ok(sent))
     }
-}
 
-impl ZeroCopyTcp {
     /// Writes `bufs` (a response's headers) marked as not the end
     /// (`MSG_MORE`): the kernel holds them back until the body that
     /// `sendfile` sends next, so both leave in one segment, not two.
     fn poll_send_more(&self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
         use rustix::net::{sendmsg, SendAncillaryBuffer, SendFlags};
+        self.poll_writable(cx, || sendmsg(&self.tcp, bufs, &mut SendAncillaryBuffer::default(), SendFlags::MORE | SendFlags::NOSIGNAL))
+    }
+
+    /// Runs the non-blocking `write` once the socket is writable, again
+    /// whenever it would block.
+    fn poll_writable(&self, cx: &mut Context<'_>, mut write: impl FnMut() -> rustix::io::Result<usize>) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.tcp.poll_write_ready(cx))?;
-            let sent = self.tcp.try_io(Interest::WRITABLE, || {
-                sendmsg(&self.tcp, bufs, &mut SendAncillaryBuffer::default(), SendFlags::MORE | SendFlags::NOSIGNAL)
-                    .map_err(io::Error::from)
-            });
-            match sent {
+            match self.tcp.try_io(Interest::WRITABLE, || write().map_err(io::Error::from)) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                other => return Poll::Ready(other),
+                done => return Poll::Ready(done),
             }
         }
     }
