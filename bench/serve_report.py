@@ -253,7 +253,8 @@ def main():
     ]
     if go_rows:
         setup.append(
-            f"- go mod download: {m['go_version']}, a main module requiring the {many} generated modules, fresh GOMODCACHE per run, "
+            f"- go mod download: {m['go_version']}, a main module requiring the {many} generated modules, "
+            f"fresh GOMODCACHE per run (on {m.get('go_fs', 'disk')}), "
             "GOPROXY=<server> (no fallback), GOSUMDB=off, GOFLAGS=-mod=mod; one unmeasured run per server, then "
             f"{m['go_runs']} measured runs each, alternating nginx / flotilla"
         )

@@ -103,12 +103,48 @@ fn ranges_conditionals_and_head_are_answered_right_for_small_and_large_zips() {
 
 /// `flotilla_zero_copy_bytes_total`: zip bytes the node sent with sendfile.
 fn zero_copy_bytes(node: &harness::Node) -> u64 {
+    counter(node, "flotilla_zero_copy_bytes_total").unwrap_or_else(|| panic!("no zero-copy counter"))
+}
+
+/// A counter's value from `/metrics`, by its name and labels as printed.
+fn counter(node: &harness::Node, series: &str) -> Option<u64> {
     let metrics = node.get("/metrics").text();
-    let line = metrics
-        .lines()
-        .find(|l| l.starts_with("flotilla_zero_copy_bytes_total "))
-        .unwrap_or_else(|| panic!("no zero-copy counter in\n{metrics}"));
-    line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("unreadable: {line}"))
+    let line = metrics.lines().find(|l| l.strip_prefix(series).is_some_and(|rest| rest.starts_with(' ')))?;
+    line.rsplit(' ').next().and_then(|v| v.parse().ok())
+}
+
+/// What a warm mirror answers most: the same `.info`, `.mod`, list,
+/// `@latest` and zip again. The first answer comes from upstream, the
+/// second from the catalog, later ones from memory (kept by request path,
+/// without parsing it again); all must be alike, headers included, and the
+/// later ones count as cache hits.
+#[test]
+fn repeated_requests_answered_from_memory_match_the_first_answer() {
+    let (origin, node) = start_mirror(ModuleSet::standard(), |o| o.log_level("info"));
+    let v = origin.modules().get("example.com/alpha", "v1.2.0").clone();
+    let paths = [
+        ("info", v.url_path("info")),
+        ("mod", v.url_path("mod")),
+        ("zip", v.url_path("zip")),
+        ("list", "/example.com/alpha/@v/list".to_owned()),
+        ("latest", harness::modules::latest_path("example.com/alpha")),
+    ];
+    let mut conn = KeepAlive::connect(node.addr()).expect("connect to the gateway");
+    for (kind, path) in &paths {
+        let first = conn.get(path).expect("first GET");
+        assert_eq!(first.status, 200, "{path}: {}", first.summary());
+        let hits_before = counter(&node, &format!("flotilla_cache_hits_total{{kind=\"{kind}\"}}")).unwrap_or(0);
+        for round in 1..=3 {
+            let again = conn.get(path).expect("GET again");
+            assert_eq!(again.status, 200, "{path}, round {round}: {}", again.summary());
+            assert!(again.body == first.body, "{path}, round {round}: the body differs from the first answer");
+            for name in ["content-type", "cache-control", "etag", "content-length", "accept-ranges"] {
+                assert_eq!(again.header(name), first.header(name), "{path}, round {round}: header {name}");
+            }
+        }
+        let hits = counter(&node, &format!("flotilla_cache_hits_total{{kind=\"{kind}\"}}")).unwrap_or(0);
+        assert_eq!(hits, hits_before + 3, "{path}: three cache hits counted");
+    }
 }
 
 /// `HEAD` says what this node holds and never fetches from upstream.

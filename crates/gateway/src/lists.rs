@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::response::Response;
 use bytes::Bytes;
 use gomod::{ModulePath, Version};
-use store::{CatalogEpoch, CatalogOp, LatestRecord, ListRecord};
+use store::{CatalogOp, LatestRecord, ListRecord};
 
 use crate::fill::{commit_or_relay, fetch_small, negative_guard};
 use crate::kept::Answer;
@@ -24,10 +24,6 @@ const MAX_INFO: u64 = 1 << 20;
 
 pub async fn list(state: &Arc<AppState>, module: &ModulePath, req: &Incoming<'_>) -> Result<Response, ApiError> {
     let epoch = state.store.catalog.epoch();
-    if let Some(body) = kept_fresh(state, req.path, epoch) {
-        state.metrics.hit("list");
-        return Ok(respond(TEXT, mutable_cache(state), body));
-    }
     let cached = state.store.catalog.list(module)?;
     let mut keep = None;
     let upstream_versions = match &cached {
@@ -56,13 +52,15 @@ pub async fn list(state: &Arc<AppState>, module: &ModulePath, req: &Incoming<'_>
     Ok(respond(TEXT, mutable_cache(state), body))
 }
 
-/// A list or `@latest` answer kept in memory, if the catalog has not
-/// changed since and it is still fresh.
-fn kept_fresh(state: &AppState, path: &str, epoch: CatalogEpoch) -> Option<Bytes> {
-    match state.kept.get(path, epoch)? {
-        Answer::Mutable { body, fetched_at_ms } if fresh(fetched_at_ms, state.cfg.cache.list_ttl) => Some(body),
-        _ => None,
+/// A list or `@latest` answer kept in memory (by `proxy::kept_answer`),
+/// while it is fresh.
+pub fn kept_answer(state: &AppState, path: &str, body: Bytes, fetched_at_ms: u64) -> Option<Response> {
+    if !fresh(fetched_at_ms, state.cfg.cache.list_ttl) {
+        return None;
     }
+    let (kind, content_type) = if path.ends_with("/@latest") { ("latest", JSON) } else { ("list", TEXT) };
+    state.metrics.hit(kind);
+    Some(respond(content_type, mutable_cache(state), body))
 }
 
 fn fall_back_list(state: &AppState, module: &ModulePath, cached: Option<ListRecord>, err: ApiError) -> Result<Vec<String>, ApiError> {
@@ -96,10 +94,6 @@ async fn refresh_list(state: &Arc<AppState>, module: &ModulePath) -> Result<List
 
 pub async fn latest(state: &Arc<AppState>, module: &ModulePath, req: &Incoming<'_>) -> Result<Response, ApiError> {
     let epoch = state.store.catalog.epoch();
-    if let Some(body) = kept_fresh(state, req.path, epoch) {
-        state.metrics.hit("latest");
-        return Ok(respond(JSON, mutable_cache(state), body));
-    }
     let cached = state.store.catalog.latest(module)?;
     if let Some(rec) = &cached {
         if fresh(rec.fetched_at_ms, state.cfg.cache.list_ttl) {

@@ -39,6 +39,15 @@ pub async fn handle(
     if let Some(rest) = path.strip_prefix("/sumdb/") {
         return sumdb::handle(&state, rest, &Incoming::new(path, &headers), method == Method::HEAD).await;
     }
+    // Large zips go out with sendfile where the connection supports it;
+    // HTTP/2 frames bodies itself, so only HTTP/1 connections do.
+    let zero_copy = zero_copy.is_some() && version <= axum::http::Version::HTTP_11;
+    let incoming = Incoming { path, headers: &headers, zero_copy };
+    if method == Method::GET {
+        if let Some(resp) = kept_answer(&state, &incoming).await {
+            return resp;
+        }
+    }
     let request = match gomod::parse_request(path) {
         Ok(r) => r,
         Err(e) => return ApiError::from(e).into_response(),
@@ -46,13 +55,32 @@ pub async fn handle(
     if method == Method::HEAD {
         return head::answer(&state, request).await.unwrap_or_else(IntoResponse::into_response);
     }
-    // Large zips go out with sendfile where the connection supports it;
-    // HTTP/2 frames bodies itself, so only HTTP/1 connections do.
-    let zero_copy = zero_copy.is_some() && version <= axum::http::Version::HTTP_11;
-    let incoming = Incoming { path, headers: &headers, zero_copy };
     match answer(&state, request, &incoming).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
+    }
+}
+
+/// The answer kept in memory for this exact request path, while it is
+/// still valid (`kept`). Only answers to valid requests are kept, so a hit
+/// needs no parsing: on a warm mirror most requests end here. A zip whose
+/// blob cannot be served goes the long way (peers, a refetch).
+async fn kept_answer(state: &Arc<AppState>, req: &Incoming<'_>) -> Option<Response> {
+    let epoch = state.store.catalog.epoch();
+    match state.kept.get(req.path, epoch)? {
+        Answer::Recorded(body) => {
+            let (kind, content_type) = if req.path.ends_with(".info") { ("info", JSON) } else { ("mod", TEXT) };
+            state.metrics.hit(kind);
+            Some(immutable(content_type, body))
+        }
+        Answer::Zip(zip) => match zipserve::open(state, &zip).await {
+            Ok(Some(blob)) => {
+                state.metrics.hit("zip");
+                Some(zipserve::respond(&zip, blob, req))
+            }
+            _ => None,
+        },
+        Answer::Mutable { body, fetched_at_ms } => lists::kept_answer(state, req.path, body, fetched_at_ms),
     }
 }
 
@@ -121,29 +149,23 @@ async fn zip(state: &Arc<AppState>, module: &ModulePath, version: &Version, req:
     Err(ApiError::internal(format!("zip for {module}@{version} is recorded but no node could supply its blob; retry")))
 }
 
-/// A version's `.info` or `.mod` as recorded in the catalog: kept in memory
-/// (by request path) once read.
+/// A version's `.info` or `.mod` as recorded in the catalog, then kept in
+/// memory by request path ([`kept_answer`] serves it from there).
 fn recorded(
     state: &AppState,
     path: &str,
     read: impl FnOnce(&store::Catalog) -> store::Result<Option<Vec<u8>>>,
 ) -> Result<Option<Bytes>, ApiError> {
     let epoch = state.store.catalog.epoch();
-    if let Some(Answer::Recorded(body)) = state.kept.get(path, epoch) {
-        return Ok(Some(body));
-    }
     let Some(body) = read(&state.store.catalog)? else { return Ok(None) };
     let body = Bytes::from(body);
     state.kept.put(path, epoch, Answer::Recorded(body.clone()));
     Ok(Some(body))
 }
 
-/// A version's zip record, kept in memory (by request path) once read.
+/// A version's zip record, then kept in memory by request path.
 fn zip_record(state: &AppState, path: &str, module: &ModulePath, version: &Version) -> Result<Option<ZipRef>, ApiError> {
     let epoch = state.store.catalog.epoch();
-    if let Some(Answer::Zip(zip)) = state.kept.get(path, epoch) {
-        return Ok(Some(zip));
-    }
     let Some(zip) = state.store.catalog.zip(module, version)? else { return Ok(None) };
     state.kept.put(path, epoch, Answer::Zip(zip.clone()));
     Ok(Some(zip))

@@ -64,7 +64,7 @@ pub async fn open(state: &Arc<AppState>, zip: &ZipRef) -> Result<Option<Content>
 
 pub fn respond(zip: &ZipRef, content: Content, req: &Incoming<'_>) -> Response {
     let headers = req.headers;
-    let etag = format!("\"{}\"", zip.sha256);
+    let etag = etag_of(&zip.sha256);
     if header_is(headers, header::IF_NONE_MATCH, &etag) {
         return build(StatusCode::NOT_MODIFIED, &etag, None, 0, Body::empty());
     }
@@ -131,6 +131,15 @@ fn read_chunk(file: &std::fs::File, pos: u64, n: usize) -> std::io::Result<Bytes
     // The allocation may have had room for a few bytes past the range.
     buf.truncate(n);
     Ok(Bytes::from(buf))
+}
+
+/// The strong ETag of a zip: its sha256, quoted.
+fn etag_of(sha: &store::Sha256) -> String {
+    let mut etag = String::with_capacity(66);
+    etag.push('"');
+    etag.push_str(&String::from_utf8_lossy(&sha.hex()));
+    etag.push('"');
+    etag
 }
 
 fn build(status: StatusCode, etag: &str, content_range: Option<String>, len: u64, body: Body) -> Response {
