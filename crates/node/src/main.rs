@@ -55,12 +55,6 @@ pub struct ServeArgs {
     pub upstream: Option<String>,
 }
 
-/// mimalloc rather than the C library's allocator: serving a small zip
-/// allocates and frees a few dozen times, and glibc's malloc was a tenth of
-/// the CPU spent on it (bench/serve.sh).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     logging::init();
