@@ -10,17 +10,11 @@
 //!
 //! Keyed by sha256, so a cached copy is always the right content for any
 //! catalog entry that names it. Each copy remembers the stamp of the file it
-//! was read from, compared with the file's at most once per [`RECHECK`]
-//! (a `stat` on every hit was 8 % of the CPU spent serving small zips): a
-//! file that changed on disk (an operator's edit, a restore) is read again
-//! within that time, which verifies it and quarantines it if it is corrupt.
-//! Bit rot that leaves the stamp alone is scrub's to find, with or without
-//! this cache.
+//! was read from: a hit costs one `stat`, and a file that changed on disk
+//! (bit rot, an operator's edit) is read again, which verifies it and
+//! quarantines it if it is corrupt.
 
 use std::fs::File;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use quick_cache::sync::Cache;
@@ -33,15 +27,11 @@ pub const WHOLE_READ_MAX: u64 = 1 << 20;
 /// Most zips kept mapped at once (each holds a file descriptor).
 pub const MAX_MAPPED: u64 = 4096;
 
-/// How often a hot zip's file is checked for a change (one `stat`).
-pub const RECHECK: Duration = Duration::from_secs(1);
-
 pub struct HotZips {
     cache: Option<Cache<Sha256, Kept, ByWeight>>,
     max_item: u64,
     /// Whether kept zips are mapped files (else copies on the heap).
     map: bool,
-    recheck: Duration,
 }
 
 #[derive(Clone)]
@@ -49,14 +39,6 @@ struct Kept {
     bytes: Bytes,
     stamp: FileStamp,
     mapped: bool,
-    /// When the stamp was last found unchanged ([`since_start`]).
-    checked: Arc<AtomicU64>,
-}
-
-/// Time since the first call, in microseconds: a clock for "checked when".
-fn since_start() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_micros() as u64
 }
 
 /// A copy weighs its length; a mapping at least `min_mapped`, which bounds
@@ -82,7 +64,7 @@ impl HotZips {
     /// takes more than an eighth of it.
     pub fn new(capacity: u64) -> Self {
         if capacity == 0 {
-            return HotZips { cache: None, max_item: 0, map: false, recheck: RECHECK };
+            return HotZips { cache: None, max_item: 0, map: false };
         }
         // A quarter of the files this process may open, at most MAX_MAPPED.
         let max_mapped = open_file_limit().map_or(MAX_MAPPED, |n| (n / 4).min(MAX_MAPPED));
@@ -91,7 +73,7 @@ impl HotZips {
         let estimated_items = (capacity / (32 << 10)).clamp(16, 1 << 20) as usize;
         let weigher = ByWeight { min_mapped: capacity.div_ceil(max_mapped.max(1)) };
         let cache = Cache::with_weighter(estimated_items, capacity, weigher);
-        HotZips { cache: Some(cache), max_item: (capacity / 8).min(WHOLE_READ_MAX), map, recheck: RECHECK }
+        HotZips { cache: Some(cache), max_item: (capacity / 8).min(WHOLE_READ_MAX), map }
     }
 
     /// Keeps a zip just read and verified from `file` and returns what to
@@ -109,22 +91,15 @@ impl HotZips {
             }
             _ => (Bytes::from(bytes), false),
         };
-        let checked = Arc::new(AtomicU64::new(since_start()));
-        self.put(sha, Kept { bytes: bytes.clone(), stamp, mapped, checked });
+        self.put(sha, Kept { bytes: bytes.clone(), stamp, mapped });
         bytes
     }
 
-    /// The cached content of `sha`, unless its file was found changed since
-    /// it was read (looked at once per `recheck`).
+    /// The cached content of `sha`, if its file has not changed since it was read.
     pub fn get(&self, blobs: &BlobStore, sha: &Sha256) -> Option<Bytes> {
         let cache = self.cache.as_ref()?;
         let kept = cache.get(sha)?;
-        let now = since_start();
-        if now.saturating_sub(kept.checked.load(Ordering::Relaxed)) < self.recheck.as_micros() as u64 {
-            return Some(kept.bytes);
-        }
         if blobs.stamp(sha) == Some(kept.stamp) {
-            kept.checked.store(now, Ordering::Relaxed);
             return Some(kept.bytes);
         }
         cache.remove(sha);
@@ -154,8 +129,6 @@ fn open_file_limit() -> Option<u64> {
 mod tests {
     use std::io::Write;
 
-    use std::time::Duration;
-
     use store::{BlobContent, BlobStore, Sha256};
 
     use super::{HotZips, MAX_MAPPED, WHOLE_READ_MAX};
@@ -178,25 +151,20 @@ mod tests {
     }
 
     #[test]
-    fn a_kept_zip_is_served_until_its_file_is_found_changed() {
+    fn a_kept_zip_is_served_until_its_file_changes() {
         let dir = tempfile::tempdir().expect("temp dir");
         let blobs = BlobStore::new(dir.path()).expect("blob store");
-        let mut hot = HotZips::new(1 << 20);
-        hot.recheck = Duration::from_secs(3600);
+        let hot = HotZips::new(1 << 20);
         let sha = stored(&blobs, b"a small module zip");
         assert!(hot.get(&blobs, &sha).is_none());
         read_and_keep(&hot, &blobs, &sha);
         assert_eq!(hot.get(&blobs, &sha).as_deref(), Some(&b"a small module zip"[..]));
 
-        // An edit on disk changes the file's stamp. Until the next check the
-        // kept zip is served without looking (no stat per hit); after it,
-        // the copy is dropped, so the next read goes to the file and finds
-        // the corruption.
+        // Bit rot on disk changes the file's stamp: the copy is dropped, so
+        // the next read goes to the file and finds the corruption.
         let path = blobs.path_of(&sha);
         std::fs::write(&path, b"a small module zap").expect("rewrite blob");
-        assert!(hot.get(&blobs, &sha).is_some(), "checked less than `recheck` ago");
-        hot.recheck = Duration::ZERO; // the next check is due
-        assert!(hot.get(&blobs, &sha).is_none(), "the change is found at the next check");
+        assert!(hot.get(&blobs, &sha).is_none());
         assert!(hot.get(&blobs, &sha).is_none(), "the stale copy stays dropped");
     }
 
