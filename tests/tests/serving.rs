@@ -133,7 +133,11 @@ fn repeated_requests_answered_from_memory_match_the_first_answer() {
     for (kind, path) in &paths {
         let first = conn.get(path).expect("first GET");
         assert_eq!(first.status, 200, "{path}: {}", first.summary());
-        let hits_before = counter(&node, &format!("flotilla_cache_hits_total{{kind=\"{kind}\"}}")).unwrap_or(0);
+        let hits_series = format!("flotilla_cache_hits_total{{kind=\"{kind}\"}}");
+        let requests_series = format!("flotilla_http_requests_total{{route=\"{kind}\",status=\"200\"}}");
+        let hits_before = counter(&node, &hits_series).unwrap_or(0);
+        let requests_before = counter(&node, &requests_series).unwrap_or(0);
+        let bytes_before = counter(&node, "flotilla_served_bytes_total").unwrap_or(0);
         for round in 1..=3 {
             let again = conn.get(path).expect("GET again");
             assert_eq!(again.status, 200, "{path}, round {round}: {}", again.summary());
@@ -142,9 +146,25 @@ fn repeated_requests_answered_from_memory_match_the_first_answer() {
                 assert_eq!(again.header(name), first.header(name), "{path}, round {round}: header {name}");
             }
         }
-        let hits = counter(&node, &format!("flotilla_cache_hits_total{{kind=\"{kind}\"}}")).unwrap_or(0);
-        assert_eq!(hits, hits_before + 3, "{path}: three cache hits counted");
+        assert_eq!(counter(&node, &hits_series), Some(hits_before + 3), "{path}: three cache hits counted");
+        assert_eq!(counter(&node, &requests_series), Some(requests_before + 3), "{path}: three requests counted");
+        let bytes = counter(&node, "flotilla_served_bytes_total").unwrap_or(0);
+        assert_eq!(bytes, bytes_before + 3 * first.body.len() as u64, "{path}: the bytes of three answers counted");
     }
+
+    // The conditional and partial requests of a kept zip are answered from
+    // memory too, as from the store.
+    let zip = v.url_path("zip");
+    let etag = conn.get(&zip).expect("GET zip").header("etag").expect("a zip has an ETag").to_owned();
+    let r = conn.request("GET", &zip, &[("If-None-Match", etag.as_str())]).expect("conditional GET");
+    assert_eq!(r.status, 304, "{}", r.summary());
+    assert!(r.body.is_empty());
+    let r = conn.request("GET", &zip, &[("Range", "bytes=0-9")]).expect("range GET");
+    assert_eq!(r.status, 206, "{}", r.summary());
+    assert_eq!(r.body, v.zip[..10]);
+    assert_eq!(r.header("content-range"), Some(format!("bytes 0-9/{}", v.zip.len()).as_str()));
+    let r = conn.request("GET", &zip, &[("Range", "bytes=999999999-")]).expect("unsatisfiable range GET");
+    assert_eq!(r.status, 416, "{}", r.summary());
 }
 
 /// `HEAD` says what this node holds and never fetches from upstream.

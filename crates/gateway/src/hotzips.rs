@@ -9,12 +9,15 @@
 //! kept instead.
 //!
 //! Keyed by sha256, so a cached copy is always the right content for any
-//! catalog entry that names it. Each copy remembers the stamp of the file it
-//! was read from: a hit costs one `stat`, and a file that changed on disk
-//! (bit rot, an operator's edit) is read again, which verifies it and
-//! quarantines it if it is corrupt.
+//! catalog entry that names it. Each copy remembers the path and stamp of the
+//! file it was read from: a hit costs one `stat` of that path, and a file
+//! that changed on disk (bit rot, an operator's edit) or left it (quarantine,
+//! GC) is read again, which verifies it and quarantines it if it is corrupt.
+//! (An `fstat` of the mapped file would not see it quarantined.)
 
 use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use quick_cache::sync::Cache;
@@ -37,6 +40,8 @@ pub struct HotZips {
 #[derive(Clone)]
 struct Kept {
     bytes: Bytes,
+    /// The blob's file, built once: a hit stats it without building it.
+    path: Arc<Path>,
     stamp: FileStamp,
     mapped: bool,
 }
@@ -78,7 +83,7 @@ impl HotZips {
 
     /// Keeps a zip just read and verified from `file` and returns what to
     /// serve: the file mapped where it can be, else the bytes read.
-    pub fn keep(&self, sha: Sha256, bytes: Vec<u8>, stamp: FileStamp, file: File) -> Bytes {
+    pub fn keep(&self, blobs: &BlobStore, sha: Sha256, bytes: Vec<u8>, stamp: FileStamp, file: File) -> Bytes {
         let len = bytes.len() as u64;
         if self.cache.is_none() || len > self.max_item {
             return Bytes::from(bytes);
@@ -91,15 +96,15 @@ impl HotZips {
             }
             _ => (Bytes::from(bytes), false),
         };
-        self.put(sha, Kept { bytes: bytes.clone(), stamp, mapped });
+        self.put(sha, Kept { bytes: bytes.clone(), path: blobs.path_of(&sha).into(), stamp, mapped });
         bytes
     }
 
     /// The cached content of `sha`, if its file has not changed since it was read.
-    pub fn get(&self, blobs: &BlobStore, sha: &Sha256) -> Option<Bytes> {
+    pub fn get(&self, sha: &Sha256) -> Option<Bytes> {
         let cache = self.cache.as_ref()?;
         let kept = cache.get(sha)?;
-        if blobs.stamp(sha) == Some(kept.stamp) {
+        if FileStamp::at(&kept.path) == Some(kept.stamp) {
             return Some(kept.bytes);
         }
         cache.remove(sha);
@@ -144,7 +149,7 @@ mod tests {
     fn read_and_keep(hot: &HotZips, blobs: &BlobStore, sha: &Sha256) {
         match blobs.read(sha, WHOLE_READ_MAX).expect("read blob") {
             Some(BlobContent::Whole { bytes, stamp, file }) => {
-                hot.keep(*sha, bytes, stamp, file);
+                hot.keep(blobs, *sha, bytes, stamp, file);
             }
             _ => panic!("a small blob is read whole"),
         }
@@ -156,16 +161,30 @@ mod tests {
         let blobs = BlobStore::new(dir.path()).expect("blob store");
         let hot = HotZips::new(1 << 20);
         let sha = stored(&blobs, b"a small module zip");
-        assert!(hot.get(&blobs, &sha).is_none());
+        assert!(hot.get(&sha).is_none());
         read_and_keep(&hot, &blobs, &sha);
-        assert_eq!(hot.get(&blobs, &sha).as_deref(), Some(&b"a small module zip"[..]));
+        assert_eq!(hot.get(&sha).as_deref(), Some(&b"a small module zip"[..]));
 
         // Bit rot on disk changes the file's stamp: the copy is dropped, so
         // the next read goes to the file and finds the corruption.
         let path = blobs.path_of(&sha);
         std::fs::write(&path, b"a small module zap").expect("rewrite blob");
-        assert!(hot.get(&blobs, &sha).is_none());
-        assert!(hot.get(&blobs, &sha).is_none(), "the stale copy stays dropped");
+        assert!(hot.get(&sha).is_none());
+        assert!(hot.get(&sha).is_none(), "the stale copy stays dropped");
+    }
+
+    /// Quarantine and GC move or remove the file, and leave its inode (and
+    /// so the mapping) as it was: the path is what is checked.
+    #[test]
+    fn a_kept_zip_whose_file_left_its_path_is_dropped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let blobs = BlobStore::new(dir.path()).expect("blob store");
+        let hot = HotZips::new(1 << 20);
+        let sha = stored(&blobs, b"a zip about to be quarantined");
+        read_and_keep(&hot, &blobs, &sha);
+        assert!(hot.get(&sha).is_some());
+        std::fs::rename(blobs.path_of(&sha), dir.path().join("elsewhere")).expect("move blob away");
+        assert!(hot.get(&sha).is_none());
     }
 
     /// A kept zip is its blob file mapped (sent with sendfile), and however
@@ -178,7 +197,7 @@ mod tests {
         assert!(hot.map, "this process may open enough files to map kept zips");
         let first = stored(&blobs, b"zip number 0");
         read_and_keep(&hot, &blobs, &first);
-        let kept = hot.get(&blobs, &first).expect("kept");
+        let kept = hot.get(&first).expect("kept");
         assert!(crate::zerocopy::locate(&kept).is_some(), "a kept zip is a mapped file");
         for i in 1..(MAX_MAPPED + 500) {
             let sha = stored(&blobs, format!("zip number {i}").as_bytes());
@@ -195,10 +214,10 @@ mod tests {
         let sha = stored(&blobs, &[7u8; 200]);
         let small = HotZips::new(1024);
         read_and_keep(&small, &blobs, &sha);
-        assert!(small.get(&blobs, &sha).is_none(), "200 bytes exceed an eighth of 1024");
+        assert!(small.get(&sha).is_none(), "200 bytes exceed an eighth of 1024");
         let off = HotZips::new(0);
         read_and_keep(&off, &blobs, &sha);
-        assert!(off.get(&blobs, &sha).is_none());
+        assert!(off.get(&sha).is_none());
         assert_eq!(off.weight(), 0);
     }
 }

@@ -11,6 +11,8 @@
 //! version) and only while fresh (`cache.list_ttl`). The bound is a quarter
 //! of `cache.memory`.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
@@ -20,8 +22,8 @@ use store::{CatalogEpoch, ZipRef};
 pub enum Answer {
     /// A version's `.info` or `.mod`.
     Recorded(Bytes),
-    /// A version's zip record.
-    Zip(ZipRef),
+    /// A version's zip record (shared: a hit clones no `h1` string).
+    Zip(Arc<ZipRef>),
     /// A list or `@latest` body, and when upstream's copy was fetched.
     Mutable { body: Bytes, fetched_at_ms: u64 },
 }

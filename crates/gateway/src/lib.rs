@@ -29,6 +29,6 @@ pub use cluster::{Cluster, ClusterError, Role, Standalone};
 pub use config::{CacheConfig, GatewayConfig, GatewaySettings, Mode};
 pub use error::ApiError;
 pub use metrics::Metrics;
-pub use router::router;
+pub use router::Gateway;
 pub use state::AppState;
 pub use sumdb::{check_cached, health, verifying_database, SumdbCheck, SumdbConfig, SumdbConfigError, SumdbHealth, SUM_GOLANG_ORG};

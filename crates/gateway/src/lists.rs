@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::HeaderValue;
 use axum::response::Response;
 use bytes::Bytes;
 use gomod::{ModulePath, Version};
@@ -52,15 +53,14 @@ pub async fn list(state: &Arc<AppState>, module: &ModulePath, req: &Incoming<'_>
     Ok(respond(TEXT, mutable_cache(state), body))
 }
 
-/// A list or `@latest` answer kept in memory (by `proxy::kept_answer`),
-/// while it is fresh.
-pub fn kept_answer(state: &AppState, path: &str, body: Bytes, fetched_at_ms: u64) -> Option<Response> {
+/// A list or `@latest` answer kept in memory (by `proxy::from_memory`),
+/// while it is fresh, and which of the two it is.
+pub fn kept_answer(state: &AppState, path: &str, body: Bytes, fetched_at_ms: u64) -> Option<(&'static str, Response)> {
     if !fresh(fetched_at_ms, state.cfg.cache.list_ttl) {
         return None;
     }
     let (kind, content_type) = if path.ends_with("/@latest") { ("latest", JSON) } else { ("list", TEXT) };
-    state.metrics.hit(kind);
-    Some(respond(content_type, mutable_cache(state), body))
+    Some((kind, respond(content_type, mutable_cache(state), body)))
 }
 
 fn fall_back_list(state: &AppState, module: &ModulePath, cached: Option<ListRecord>, err: ApiError) -> Result<Vec<String>, ApiError> {
@@ -211,8 +211,8 @@ fn fresh_at(now_ms: u64, fetched_at_ms: u64, ttl: Duration) -> bool {
     fetched_at_ms <= now_ms && now_ms - fetched_at_ms < ttl.as_millis() as u64
 }
 
-fn mutable_cache(state: &AppState) -> String {
-    format!("public, max-age={}", state.cfg.cache.list_ttl.as_secs())
+fn mutable_cache(state: &AppState) -> HeaderValue {
+    state.list_cache_control.clone()
 }
 
 #[cfg(test)]

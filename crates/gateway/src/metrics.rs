@@ -73,7 +73,14 @@ pub struct Metrics {
     pub replication_missing_blobs: Family<NodeLabel, Gauge>,
     pub replication_missing_bytes: Family<NodeLabel, Gauge>,
     pub replication_node_oldest_missing: Family<NodeLabel, Gauge<f64, AtomicU64>>,
+    /// For each of [`MODULE_FILES`], its `requests` counter with status 200
+    /// and its `cache_hits` counter, looked up once: an answer from memory
+    /// counts itself without hashing a label set.
+    from_memory: [(Counter, Counter); 5],
 }
+
+/// The kinds of GOPROXY file, as `route` and `kind` labels.
+const MODULE_FILES: [&str; 5] = ["list", "latest", "info", "mod", "zip"];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -106,6 +113,7 @@ impl Default for Metrics {
             replication_missing_blobs: Family::default(),
             replication_missing_bytes: Family::default(),
             replication_node_oldest_missing: Family::default(),
+            from_memory: Default::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "HTTP requests by route and status", m.requests.clone());
@@ -175,7 +183,11 @@ impl Default for Metrics {
             "Age of the oldest referenced blob that placement does not list on a node",
             m.replication_node_oldest_missing.clone(),
         );
-        Metrics { registry, ..m }
+        let from_memory = MODULE_FILES.map(|kind| {
+            let requests = m.requests.get_or_create(&RouteStatus { route: kind, status: 200 }).clone();
+            (requests, m.cache_hits.get_or_create(&Kind { kind }).clone())
+        });
+        Metrics { registry, from_memory, ..m }
     }
 }
 
@@ -184,6 +196,25 @@ impl Metrics {
     // request allocates nothing.
     pub fn request(&self, route: &'static str, status: u16) {
         self.requests.get_or_create(&RouteStatus { route, status }).inc();
+    }
+
+    /// A GOPROXY request answered from memory: its request, its cache hit
+    /// and, when successful, the `len` body bytes sent.
+    pub fn answered_from_memory(&self, kind: &'static str, status: u16, len: u64) {
+        match MODULE_FILES.iter().position(|k| *k == kind) {
+            Some(i) if status == 200 => {
+                let (requests, hits) = &self.from_memory[i];
+                requests.inc();
+                hits.inc();
+            }
+            _ => {
+                self.request(kind, status);
+                self.hit(kind);
+            }
+        }
+        if (200..300).contains(&status) {
+            self.bytes_served.inc_by(len);
+        }
     }
 
     pub fn hit(&self, kind: &'static str) {

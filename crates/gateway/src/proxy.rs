@@ -61,26 +61,51 @@ pub async fn handle(
     }
 }
 
+/// What memory alone holds for a GET of `req.path`.
+pub(crate) enum FromMemory {
+    /// The answer, and the kind of file it is (counted as a cache hit).
+    Answered(&'static str, Response),
+    /// A kept zip record whose blob is not in memory: read from disk.
+    Zip(Arc<ZipRef>),
+}
+
 /// The answer kept in memory for this exact request path, while it is
 /// still valid (`kept`). Only answers to valid requests are kept, so a hit
-/// needs no parsing: on a warm mirror most requests end here. A zip whose
-/// blob cannot be served goes the long way (peers, a refetch).
-async fn kept_answer(state: &Arc<AppState>, req: &Incoming<'_>) -> Option<Response> {
+/// needs no parsing. The gateway's front door ([`crate::Gateway`]) serves
+/// these before the router; on a warm mirror most requests end there.
+pub(crate) fn from_memory(state: &AppState, req: &Incoming<'_>) -> Option<FromMemory> {
     let epoch = state.store.catalog.epoch();
-    match state.kept.get(req.path, epoch)? {
+    Some(match state.kept.get(req.path, epoch)? {
         Answer::Recorded(body) => {
             let (kind, content_type) = if req.path.ends_with(".info") { ("info", JSON) } else { ("mod", TEXT) };
-            state.metrics.hit(kind);
-            Some(immutable(content_type, body))
+            FromMemory::Answered(kind, immutable(content_type, body))
         }
-        Answer::Zip(zip) => match zipserve::open(state, &zip).await {
+        Answer::Zip(zip) => match state.hot_zips.get(&zip.sha256) {
+            Some(bytes) => FromMemory::Answered("zip", zipserve::respond(&zip, zipserve::Content::Memory(bytes), req)),
+            None => FromMemory::Zip(zip),
+        },
+        Answer::Mutable { body, fetched_at_ms } => {
+            let (kind, resp) = lists::kept_answer(state, req.path, body, fetched_at_ms)?;
+            FromMemory::Answered(kind, resp)
+        }
+    })
+}
+
+/// [`from_memory`], and a kept zip record's blob read from disk. A zip
+/// whose blob cannot be served here goes the long way (peers, a refetch).
+async fn kept_answer(state: &Arc<AppState>, req: &Incoming<'_>) -> Option<Response> {
+    match from_memory(state, req)? {
+        FromMemory::Answered(kind, resp) => {
+            state.metrics.hit(kind);
+            Some(resp)
+        }
+        FromMemory::Zip(zip) => match zipserve::open(state, &zip).await {
             Ok(Some(blob)) => {
                 state.metrics.hit("zip");
                 Some(zipserve::respond(&zip, blob, req))
             }
             _ => None,
         },
-        Answer::Mutable { body, fetched_at_ms } => lists::kept_answer(state, req.path, body, fetched_at_ms),
     }
 }
 
@@ -167,7 +192,7 @@ fn recorded(
 fn zip_record(state: &AppState, path: &str, module: &ModulePath, version: &Version) -> Result<Option<ZipRef>, ApiError> {
     let epoch = state.store.catalog.epoch();
     let Some(zip) = state.store.catalog.zip(module, version)? else { return Ok(None) };
-    state.kept.put(path, epoch, Answer::Zip(zip.clone()));
+    state.kept.put(path, epoch, Answer::Zip(Arc::new(zip.clone())));
     Ok(Some(zip))
 }
 
@@ -197,12 +222,10 @@ pub fn immutable(content_type: &'static str, body: impl Into<Body>) -> Response 
     resp
 }
 
-pub fn respond(content_type: &'static str, cache_control: String, body: impl Into<Body>) -> Response {
+pub fn respond(content_type: &'static str, cache_control: HeaderValue, body: impl Into<Body>) -> Response {
     let mut resp = Response::new(body.into());
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(v) = HeaderValue::from_str(&cache_control) {
-        h.insert(header::CACHE_CONTROL, v);
-    }
+    h.insert(header::CACHE_CONTROL, cache_control);
     resp
 }

@@ -39,6 +39,8 @@ pub struct AppState {
     pub(crate) recent: RecentFetches,
     /// Zip downloads from upstream under way (`cfg.gateway.max_fills` at most).
     pub(crate) fill_slots: tokio::sync::Semaphore,
+    /// `Cache-Control` of lists and `@latest` (`cache.list_ttl`).
+    pub(crate) list_cache_control: axum::http::HeaderValue,
     /// Client for relaying requests to the primary (forward mode).
     pub(crate) peers: reqwest::Client,
 }
@@ -50,6 +52,9 @@ impl AppState {
             negative: NegativeCache::new(cfg.cache.negative_ttl),
             hot_zips: HotZips::new(cfg.cache.memory),
             kept: KeptAnswers::new(cfg.cache.memory / 4),
+            list_cache_control: format!("public, max-age={}", cfg.cache.list_ttl.as_secs())
+                .parse()
+                .unwrap_or(axum::http::HeaderValue::from_static("no-cache")),
             cfg,
             store,
             upstream,

@@ -42,7 +42,7 @@ impl Content {
 /// the store and reported as an error here.
 pub async fn open(state: &Arc<AppState>, zip: &ZipRef) -> Result<Option<Content>, ApiError> {
     let sha = zip.sha256;
-    if let Some(bytes) = state.hot_zips.get(&state.store.blobs, &sha) {
+    if let Some(bytes) = state.hot_zips.get(&sha) {
         return Ok(Some(Content::Memory(bytes)));
     }
     let blobs = state.store.blobs.clone();
@@ -50,7 +50,9 @@ pub async fn open(state: &Arc<AppState>, zip: &ZipRef) -> Result<Option<Content>
         .await
         .map_err(|e| ApiError::internal(format!("blob read task failed: {e}")))?;
     match read {
-        Ok(Some(BlobContent::Whole { bytes, stamp, file })) => Ok(Some(Content::Memory(state.hot_zips.keep(sha, bytes, stamp, file)))),
+        Ok(Some(BlobContent::Whole { bytes, stamp, file })) => {
+            Ok(Some(Content::Memory(state.hot_zips.keep(&state.store.blobs, sha, bytes, stamp, file))))
+        }
         Ok(Some(BlobContent::Open(blob))) => Ok(Some(Content::File(blob))),
         Ok(None) => Ok(None),
         Err(e @ store::Error::Corrupt { .. }) => {
@@ -64,13 +66,14 @@ pub async fn open(state: &Arc<AppState>, zip: &ZipRef) -> Result<Option<Content>
 
 pub fn respond(zip: &ZipRef, content: Content, req: &Incoming<'_>) -> Response {
     let headers = req.headers;
-    let etag = etag_of(&zip.sha256);
-    if header_is(headers, header::IF_NONE_MATCH, &etag) {
-        return build(StatusCode::NOT_MODIFIED, &etag, None, 0, Body::empty());
+    let etag_value = etag_of(&zip.sha256);
+    let etag = etag_value.to_str().unwrap_or_default();
+    if header_is(headers, header::IF_NONE_MATCH, etag) {
+        return build(StatusCode::NOT_MODIFIED, etag_value, None, 0, Body::empty());
     }
     let size = content.len();
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(spec) if range_applies(headers, &etag) => match parse_range(spec, size) {
+        Some(spec) if range_applies(headers, etag) => match parse_range(spec, size) {
             RangeSpec::One(s, e) => Some((s, e)),
             RangeSpec::Unsatisfiable => return unsatisfiable(size),
             RangeSpec::Ignored => None,
@@ -83,8 +86,8 @@ pub fn respond(zip: &ZipRef, content: Content, req: &Incoming<'_>) -> Response {
         Content::File(blob) => file_body(blob, start, len, req.zero_copy),
     };
     match range {
-        Some((s, e)) => build(StatusCode::PARTIAL_CONTENT, &etag, Some(format!("bytes {s}-{e}/{size}")), len, body),
-        None => build(StatusCode::OK, &etag, None, len, body),
+        Some((s, e)) => build(StatusCode::PARTIAL_CONTENT, etag_value, Some(format!("bytes {s}-{e}/{size}")), len, body),
+        None => build(StatusCode::OK, etag_value, None, len, body),
     }
 }
 
@@ -133,25 +136,23 @@ fn read_chunk(file: &std::fs::File, pos: u64, n: usize) -> std::io::Result<Bytes
     Ok(Bytes::from(buf))
 }
 
-/// The strong ETag of a zip: its sha256, quoted.
-fn etag_of(sha: &store::Sha256) -> String {
-    let mut etag = String::with_capacity(66);
-    etag.push('"');
-    etag.push_str(&String::from_utf8_lossy(&sha.hex()));
-    etag.push('"');
-    etag
+/// The strong ETag of a zip: its sha256 in hex, quoted (made on the
+/// stack; the header value is the one copy).
+fn etag_of(sha: &store::Sha256) -> HeaderValue {
+    let mut etag = [b'"'; 66];
+    etag[1..65].copy_from_slice(&sha.hex());
+    // Quotes and hex digits are always a valid header value.
+    HeaderValue::from_bytes(&etag).unwrap_or(HeaderValue::from_static("\"\""))
 }
 
-fn build(status: StatusCode, etag: &str, content_range: Option<String>, len: u64, body: Body) -> Response {
+fn build(status: StatusCode, etag: HeaderValue, content_range: Option<String>, len: u64, body: Body) -> Response {
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Ok(v) = HeaderValue::from_str(etag) {
-        h.insert(header::ETAG, v);
-    }
+    h.insert(header::ETAG, etag);
     if status != StatusCode::NOT_MODIFIED {
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     }

@@ -88,7 +88,7 @@ async fn serve(config: Config) -> Result<()> {
         .with_context(|| format!("cannot listen on {} (gateway.listen)", config.gateway.listen))?;
     tracing::info!(addr = %listener.local_addr()?, node_id = config.node_id, "gateway listening");
     let limits = GatewayLimits { header_timeout: config.gateway.header_timeout, max_connections: config.gateway.max_connections };
-    let deadline = serve_gateway(listener, gateway::router(state), limits, shutdown_signal(config.shutdown_grace)).await?;
+    let deadline = serve_gateway(listener, gateway::Gateway::new(state), limits, shutdown_signal(config.shutdown_grace)).await?;
 
     workers.stop_all(deadline.at).await.map_err(|e| deadline.passed(&format!("the background worker {} was still running", e.worker)))?;
     if let Some(raft) = raft {
@@ -280,7 +280,7 @@ struct GatewayLimits {
 /// `max_connections` are served at once.
 async fn serve_gateway(
     listener: TcpListener,
-    app: axum::Router,
+    app: gateway::Gateway,
     limits: GatewayLimits,
     shutdown: impl std::future::Future<Output = Deadline>,
 ) -> Result<Deadline> {
@@ -293,7 +293,7 @@ async fn serve_gateway(
     let builder = Arc::new(builder);
     // Every connection below writes through ZeroCopyTcp, so large zips may
     // be sent with sendfile.
-    let app = app.layer(axum::Extension(gateway::zerocopy::ZeroCopy));
+    let app = app.with_zero_copy();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut warned: Option<std::time::Instant> = None;
     let deadline = loop {

@@ -79,6 +79,12 @@ pub struct FileStamp {
 }
 
 impl FileStamp {
+    /// The stamp of the file at `path` now (`None`: there is none). A
+    /// caller that checks one blob often keeps its [`BlobStore::path_of`].
+    pub fn at(path: &Path) -> Option<Self> {
+        fs::metadata(path).ok().map(|meta| FileStamp::of(&meta))
+    }
+
     fn of(meta: &fs::Metadata) -> Self {
         FileStamp {
             len: meta.len(),
@@ -353,7 +359,7 @@ impl BlobStore {
     /// The current stamp of blob `sha`'s file (`None`: not stored), to tell
     /// whether a copy read earlier still matches the file.
     pub fn stamp(&self, sha: &Sha256) -> Option<FileStamp> {
-        fs::metadata(self.path_of(sha)).ok().map(|meta| FileStamp::of(&meta))
+        FileStamp::at(&self.path_of(sha))
     }
 
     /// Re-hashes blob `sha` regardless of what is remembered (scrub).

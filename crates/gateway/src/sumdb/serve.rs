@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gomod::sumdb::{stored_hash_index, Tile, TILE_HEIGHT};
 use gomod::{ModulePath, Version};
@@ -39,7 +39,7 @@ pub(crate) async fn handle(state: &Arc<AppState>, rest: &str, req: &Incoming<'_>
         .into_response();
     };
     let result = match what {
-        "supported" => Ok(respond(TEXT, SHORT.into(), Vec::new())),
+        "supported" => Ok(respond(TEXT, HeaderValue::from_static(SHORT), Vec::new())),
         "latest" => latest(state, db, req, head).await,
         w if w.starts_with("lookup/") => lookup_answer(state, db, &w["lookup/".len()..], req, head).await,
         w if w.starts_with("tile/") => tile_answer(state, db, w, req, head).await,
@@ -69,7 +69,7 @@ async fn latest(state: &Arc<AppState>, db: &SumdbConfig, req: &Incoming<'_>, hea
         let age = Duration::from_millis(now_ms().saturating_sub(head.fetched_at_ms));
         if head_only || !is_primary(state) || (head.fetched_at_ms <= now_ms() && age < state.cfg.cache.list_ttl) {
             state.metrics.hit("sumdb_latest");
-            return Ok(respond(TEXT, SHORT.into(), head.note.clone().into_bytes()));
+            return Ok(respond(TEXT, HeaderValue::from_static(SHORT), head.note.clone().into_bytes()));
         }
     }
     if let Some(resp) = elsewhere(state, req, head_only).await? {
@@ -80,13 +80,13 @@ async fn latest(state: &Arc<AppState>, db: &SumdbConfig, req: &Incoming<'_>, hea
         Ok(signed) => {
             accept_head(state, db, &signed, true).await?;
             let newest = state.store.catalog.sumdb_head(&db.name)?.map(|h| h.note.into_bytes()).unwrap_or(signed);
-            Ok(respond(TEXT, SHORT.into(), newest))
+            Ok(respond(TEXT, HeaderValue::from_static(SHORT), newest))
         }
         Err(e) => match head {
             Some(head) => {
                 tracing::warn!(sumdb = %db.name, error = %e.message, "checksum database unreachable; serving the recorded tree head");
                 state.metrics.stale("sumdb_latest");
-                Ok(respond(TEXT, SHORT.into(), head.note.into_bytes()))
+                Ok(respond(TEXT, HeaderValue::from_static(SHORT), head.note.into_bytes()))
             }
             None => Err(e),
         },
@@ -123,7 +123,8 @@ async fn tile_answer(state: &Arc<AppState>, db: &SumdbConfig, path: &str, req: &
     if tile.n >= 1 << 40 || tile.l >= 6 {
         return Err(ApiError::not_found(format!("not found: {path} lies beyond any checksum database's tree")));
     }
-    let answer = |data: Vec<u8>| if tile.is_full() { immutable(BINARY, data) } else { respond(BINARY, SHORT.into(), data) };
+    let answer =
+        |data: Vec<u8>| if tile.is_full() { immutable(BINARY, data) } else { respond(BINARY, HeaderValue::from_static(SHORT), data) };
     if !tile.is_data() {
         if let Some(data) = recorded_tile(state, db, &tile)? {
             state.metrics.hit("sumdb_tile");
@@ -136,7 +137,7 @@ async fn tile_answer(state: &Arc<AppState>, db: &SumdbConfig, path: &str, req: &
     state.metrics.miss("sumdb_tile");
     if tile.is_data() {
         // Record data is only passed through: the go command does not read it.
-        return Ok(respond(TEXT, SHORT.into(), fetch(state, db, path).await?));
+        return Ok(respond(TEXT, HeaderValue::from_static(SHORT), fetch(state, db, path).await?));
     }
     let end = (tile.n << tile.h) + i64::from(tile.w);
     let covers = |size: i64| size >> (tile.l as u32 * tile.h) >= end;
